@@ -1,0 +1,1 @@
+//! IDX files (MNIST's format), gzip-compressed or raw. (stub: being written)

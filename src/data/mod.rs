@@ -1,0 +1,121 @@
+//! Training data: the embedded MNIST 0/1 subset, full MNIST downloaded into a cache, and user
+//! data from CSV or `.npy` files. Everything ends up as a [`Dataset`]: n samples of p features
+//! and one target per sample.
+
+pub mod csv;
+pub mod idx;
+pub mod mnist;
+pub mod npy;
+
+use std::path::PathBuf;
+
+use crate::error::DataError;
+
+/// The feature matrix, row-major [n, p]. MNIST stays u8 (scaled by 1/255 where it is used), so
+/// full MNIST fits the GPU's storage-binding limit; user data is f32.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Features {
+    /// Pixel values 0..=255 that stand for value/255.
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+}
+
+impl Features {
+    pub fn len(&self) -> usize {
+        match self {
+            Features::U8(v) => v.len(),
+            Features::F32(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Element `i` (row-major index) as the value the models see.
+    #[inline]
+    pub fn get(&self, i: usize) -> f64 {
+        match self {
+            Features::U8(v) => v[i] as f64 / 255.0,
+            Features::F32(v) => v[i] as f64,
+        }
+    }
+    /// Element `i` in f32, exactly as the GPU computes it.
+    #[inline]
+    pub fn get_f32(&self, i: usize) -> f32 {
+        match self {
+            Features::U8(v) => v[i] as f32 / 255.0,
+            Features::F32(v) => v[i],
+        }
+    }
+}
+
+/// n samples, p features each, one target each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// What the data is, for reports: `mnist digits 0,1 (train)`, a file name, …
+    pub name: String,
+    pub n: usize,
+    pub p: usize,
+    pub features: Features,
+    /// Class indices 0..classes (as f32) for classification data, real values for regression.
+    pub targets: Vec<f32>,
+    /// `Some(k)` when every target is an integer class index in 0..k.
+    pub classes: Option<usize>,
+}
+
+impl Dataset {
+    /// Feature j of sample i, as the models see it.
+    #[inline]
+    pub fn x(&self, i: usize, j: usize) -> f64 {
+        self.features.get(i * self.p + j)
+    }
+}
+
+/// A training set and, where one exists, a test set with the same number of features.
+#[derive(Debug, Clone)]
+pub struct Data {
+    pub train: Dataset,
+    pub test: Option<Dataset>,
+}
+
+/// Where the data comes from (the CLI's `--digits`, `--data`, `--test-data`, `--cache-dir`, `--mirror`).
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The MNIST 0/1 subset embedded in the binary (`data/`).
+    EmbeddedMnist01,
+    /// MNIST restricted to `digits` (sorted, distinct); class k is the k-th digit of the list.
+    Mnist { digits: Vec<u8>, cache_dir: PathBuf, mirrors: Vec<String> },
+    /// A CSV file (last column the target) or a directory with `X.npy` and `y.npy`
+    /// (and optionally `X_test.npy`, `y_test.npy`); `test` overrides the test set.
+    User { train: PathBuf, test: Option<PathBuf> },
+}
+
+/// Load the data a source names, validating everything (the error names the file).
+pub fn load(source: &Source) -> Result<Data, DataError> {
+    match source {
+        Source::EmbeddedMnist01 => mnist::embedded_01(),
+        Source::Mnist { digits, cache_dir, mirrors } => mnist::load_digits(digits, cache_dir, mirrors),
+        Source::User { train, test } => load_user(train, test.as_deref()),
+    }
+}
+
+fn load_user(train: &std::path::Path, test: Option<&std::path::Path>) -> Result<Data, DataError> {
+    let (train_set, dir_test) = if train.is_dir() {
+        npy::load_dir(train)?
+    } else {
+        (csv::load(train)?, None)
+    };
+    let test_set = match test {
+        Some(t) if t.is_dir() => Some(npy::load_dir(t)?.0),
+        Some(t) => Some(csv::load(t)?),
+        None => dir_test,
+    };
+    if let Some(t) = &test_set
+        && t.p != train_set.p
+    {
+        return Err(DataError::invalid(
+            PathBuf::from(&t.name),
+            format!("it has {} features but the training data has {}", t.p, train_set.p),
+        ));
+    }
+    Ok(Data { train: train_set, test: test_set })
+}

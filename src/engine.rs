@@ -1,0 +1,193 @@
+//! The small interface the orchestrators (train, analyze, schedule, compare) are written against,
+//! with two implementations: [`crate::gpu::GpuEngine`] (WGSL kernels through wgpu) and
+//! [`crate::cpu::CpuEngine`] (the f64 reference).
+//!
+//! An engine holds the data (train and test sets) and the parameters of R independent runs of
+//! one model. Work is requested in large units — a whole epoch, a chunk of analysed batches — so
+//! that the GPU engine records it into one pass and one submit and reads back once.
+
+use serde::Serialize;
+
+use crate::{Result, model::Model};
+
+/// How each step's learning rate is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepRule {
+    /// The rate of step s of run r is `lrs[r * steps + s]`.
+    Table,
+    /// Stochastic Polyak step with f* = 0: h = min(f_B / (c ‖∇f_B‖²), max_lr).
+    Polyak { c: f32, max_lr: f32 },
+    /// Armijo backtracking (SLS): start from min(h_prev·growth, max_lr) (the plan's rate at the
+    /// epoch's first step), shrink by `beta` until f_B(θ − h g) ≤ f_B(θ) − c h ‖g‖².
+    Armijo { c: f32, beta: f32, growth: f32, max_lr: f32 },
+}
+
+/// One epoch of SGD for every run.
+#[derive(Debug, Clone)]
+pub struct EpochPlan<'a> {
+    /// Training-set indices: `tables` × steps × batch_size; run r uses table r % tables.
+    pub batches: &'a [u32],
+    pub batch_size: usize,
+    pub steps: usize,
+    /// runs × steps learning rates (see [`StepRule`]).
+    pub lrs: &'a [f32],
+    pub rule: StepRule,
+}
+
+impl EpochPlan<'_> {
+    pub fn tables(&self) -> usize {
+        self.batches.len() / (self.steps * self.batch_size).max(1)
+    }
+}
+
+/// Loss and accuracy over a whole set (accuracy is NaN for regression).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Metrics {
+    pub loss: f64,
+    pub acc: f64,
+}
+
+/// Whole-set metrics of every run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub train: Vec<Metrics>,
+    /// `None` where there is no test set.
+    pub test: Option<Vec<Metrics>>,
+}
+
+/// What one step did, per run: the batch loss before the step, the rate used, ‖∇f_B‖².
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct StepStat {
+    pub loss: f32,
+    pub lr: f32,
+    pub grad_sq: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct EpochOutcome {
+    /// runs × steps.
+    pub steps: Vec<StepStat>,
+    /// Metrics at the epoch's end.
+    pub eval: Evaluation,
+}
+
+/// How the analysis perturbs the parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Perturbation {
+    /// δ = scale · U[0, 1) on every parameter (the notebook's, with scale 0.01; not centred).
+    Uniform { scale: f32 },
+    /// δ = σ · N(0, 1), centred.
+    Gaussian { sigma: f32 },
+}
+
+/// The parameters whose gradient the analysis looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Block {
+    /// Row c of W (the notebook's `parameter_column`), p entries.
+    Row(usize),
+    /// Every parameter, biases included, in θ's layout.
+    All,
+}
+
+impl Block {
+    /// (first row, rows, with bias) of W this block covers.
+    pub fn rows(&self, model: &Model) -> (usize, usize, bool) {
+        match *self {
+            Block::Row(c) => (c, 1, false),
+            Block::All => (0, model.outputs, true),
+        }
+    }
+    pub fn dim(&self, model: &Model) -> usize {
+        let (_, rows, bias) = self.rows(model);
+        rows * model.p + if bias { rows } else { 0 }
+    }
+    /// The block's entries of a full parameter vector θ.
+    pub fn extract(&self, model: &Model, theta: &[f32]) -> Vec<f32> {
+        let (c0, rows, bias) = self.rows(model);
+        let p = model.p;
+        let mut out = theta[c0 * p..(c0 + rows) * p].to_vec();
+        if bias {
+            let b0 = model.outputs * p + c0;
+            out.extend_from_slice(&theta[b0..b0 + rows]);
+        }
+        out
+    }
+}
+
+/// K perturbed copies of θ for each of B batches, and their batch gradients.
+#[derive(Debug, Clone)]
+pub struct PerturbedRequest<'a> {
+    /// The base parameters (one model).
+    pub theta: &'a [f32],
+    /// B × batch_size training-set indices.
+    pub batches: &'a [u32],
+    /// The batch numbers (the PRNG's counter word `a`), B of them.
+    pub batch_ids: &'a [u32],
+    pub batch_size: usize,
+    /// K.
+    pub points: usize,
+    pub perturbation: Perturbation,
+    pub seed: u64,
+    /// PRNG stream: `prng::stream::PERTURB_SVD` or `PERTURB_PROJECT`.
+    pub stream: u32,
+    pub block: Block,
+    /// Multiplies the gradient of the batch's mean loss: −b/n gives the notebook's g_i.
+    pub grad_scale: f32,
+}
+
+impl PerturbedRequest<'_> {
+    pub fn count(&self) -> usize {
+        self.batch_ids.len()
+    }
+}
+
+/// The principal direction and projection picture of B batches.
+#[derive(Debug, Clone)]
+pub struct AnalysisChunk {
+    /// B × block_dim unit vectors q_i.
+    pub q: Vec<f32>,
+    /// B × K × 2 pairs (x_k, y_k) = (q·(θ+δ_k)|block, q·g(θ+δ_k)), with fresh perturbations.
+    pub pairs: Vec<f32>,
+}
+
+/// Turns B Gram matrices GᵢᵀGᵢ (B × K × K) into B coefficient vectors c (B × K) so that
+/// q_i = G_i c_i; the analysis computes them from an eigen-decomposition on the host.
+pub type DirectionFn<'f> = dyn FnMut(&[f32]) -> Result<Vec<f32>> + 'f;
+
+/// Which implementation, and on what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineInfo {
+    /// `gpu` or `cpu`.
+    pub device: String,
+    pub adapter: String,
+    pub backend: String,
+    pub driver: String,
+    pub device_type: String,
+}
+
+pub trait Engine {
+    fn info(&self) -> EngineInfo;
+    fn model(&self) -> Model;
+    /// Number of independent runs held.
+    fn runs(&self) -> usize;
+    /// Replace the parameters of all runs (runs × dim).
+    fn set_params(&mut self, theta: &[f32]) -> Result<()>;
+    /// Read the parameters of all runs (runs × dim).
+    fn params(&mut self) -> Result<Vec<f32>>;
+    /// Whole train and test set metrics of every run.
+    fn evaluate(&mut self) -> Result<Evaluation>;
+    /// Train one epoch and evaluate at its end.
+    fn run_epoch(&mut self, plan: &EpochPlan) -> Result<EpochOutcome>;
+    /// The perturbed gradients G_i (B × K × block_dim), for the reference SVD path and tests.
+    fn perturbed_gradients(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>>;
+    /// Projection pairs (B × K × 2) of fresh perturbations (`req.stream`) onto given q (B × block_dim).
+    fn project(&mut self, req: &PerturbedRequest, q: &[f32]) -> Result<Vec<f32>>;
+    /// The fast analysis: Gram matrices of the `svd` request's gradients, `direction` turns them
+    /// into coefficients, q_i = G_i c_i, then the projection pairs of the `project` request.
+    fn analyze(
+        &mut self,
+        svd: &PerturbedRequest,
+        project: &PerturbedRequest,
+        direction: &mut DirectionFn,
+    ) -> Result<AnalysisChunk>;
+}

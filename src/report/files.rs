@@ -1,0 +1,1 @@
+//! Output directories and atomic writes. (stub: being written)

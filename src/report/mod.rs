@@ -1,0 +1,4 @@
+//! What users read: run directories written atomically, tables, CSV/JSON, plots, progress bars.
+
+pub mod files;
+pub mod plot;

@@ -1,0 +1,1 @@
+//! PNG and SVG charts with plotters. (stub: being written)

@@ -32,6 +32,8 @@ pub struct EpochPlan<'a> {
     /// runs × steps learning rates (see [`StepRule`]).
     pub lrs: &'a [f32],
     pub rule: StepRule,
+    /// Read the parameters back with the epoch's results (same submit).
+    pub read_params: bool,
 }
 
 impl EpochPlan<'_> {
@@ -69,6 +71,8 @@ pub struct EpochOutcome {
     pub steps: Vec<StepStat>,
     /// Metrics at the epoch's end.
     pub eval: Evaluation,
+    /// runs × dim parameters at the epoch's end, when the plan asked for them.
+    pub params: Option<Vec<f32>>,
 }
 
 /// How the analysis perturbs the parameters.
@@ -190,4 +194,54 @@ pub trait Engine {
         project: &PerturbedRequest,
         direction: &mut DirectionFn,
     ) -> Result<AnalysisChunk>;
+}
+
+// Row and block addressing shared by the kernels and their CPU twins.
+
+/// Which rows each group of parameter sets reads: group g's rows are
+/// `table[offset + g·stride ..][..rows]`.
+#[derive(Debug, Clone, Copy)]
+pub struct RowGroups {
+    pub groups: u32,
+    pub sets_per_group: u32,
+    pub rows: u32,
+    pub offset: u32,
+    pub stride: u32,
+}
+
+impl RowGroups {
+    pub fn sets(&self) -> u32 {
+        self.groups * self.sets_per_group
+    }
+}
+
+/// Rows c0 .. c0 + nrows of W (and optionally their biases): the block a gradient covers.
+#[derive(Debug, Clone, Copy)]
+pub struct GradBlock {
+    pub c0: u32,
+    pub nrows: u32,
+    pub with_bias: bool,
+    pub p: u32,
+}
+
+impl GradBlock {
+    pub fn dim(&self) -> u32 {
+        self.nrows * (self.p + self.with_bias as u32)
+    }
+}
+
+
+impl RowGroups {
+    /// The table entry holding sample i of parameter set `set`.
+    pub fn entry(&self, set: u32, i: u32) -> usize {
+        (self.offset + (set / self.sets_per_group) * self.stride + i) as usize
+    }
+}
+
+impl Block {
+    /// The block as rows of W for the gradient kernels.
+    pub fn grad_block(&self, model: &Model) -> GradBlock {
+        let (c0, nrows, with_bias) = self.rows(model);
+        GradBlock { c0: c0 as u32, nrows: nrows as u32, with_bias, p: model.p as u32 }
+    }
 }

@@ -1,3 +1,5 @@
+//! The `steplens` binary: the CLI in `steplens::cli`, its exit code.
+
 fn main() {
-    println!("steplens");
+    std::process::exit(steplens::cli::main());
 }

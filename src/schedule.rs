@@ -1,1 +1,273 @@
-//! Learning-rate schedules. (being written)
+//! Learning-rate schedules `train` accepts: `--lr H`, or `--schedule SPEC|FILE` with
+//! `constant:H`, `step:H,gamma=G,every=E`, `cosine:H[,min=M]`, `inv-t:H[,k=K]`, or a CSV file
+//! with the header `epoch,lr` (one row per epoch, 1-based; more columns are allowed) or
+//! `epoch,step,lr` (one row per step, both 1-based), as `steplens schedule` writes.
+
+use std::{fmt, path::Path};
+
+use serde::Serialize;
+
+use crate::{Error, Result, error::DataError};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Schedule {
+    Constant { lr: f64 },
+    /// lr · gamma^⌊(epoch−1)/every⌋.
+    Step { lr: f64, gamma: f64, every: usize },
+    /// min + (lr − min)(1 + cos(π (epoch−1)/epochs))/2.
+    Cosine { lr: f64, min: f64 },
+    /// lr / (1 + k (epoch−1)).
+    InvT { lr: f64, k: f64 },
+    /// Rates per epoch (`per_step` empty) or per step of each epoch, from a file.
+    Table { source: String, per_epoch: Vec<f64>, per_step: Vec<Vec<f64>> },
+}
+
+fn check_lr(what: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(Error::usage(format!("{what} must be a positive finite number, got {v}")))
+    }
+}
+
+fn number(spec: &str, text: &str) -> Result<f64> {
+    text.trim()
+        .parse::<f64>()
+        .map_err(|_| Error::usage(format!("malformed schedule `{spec}`: `{text}` is not a number")))
+}
+
+impl Schedule {
+    pub fn constant(lr: f64) -> Result<Schedule> {
+        Ok(Schedule::Constant { lr: check_lr("the learning rate", lr)? })
+    }
+
+    /// A spec (`cosine:0.5,min=0.01`) or, when `text` names an existing file, a CSV schedule.
+    pub fn parse(text: &str) -> Result<Schedule> {
+        if Path::new(text).is_file() {
+            return Schedule::from_file(Path::new(text));
+        }
+        let (kind, rest) = text.split_once(':').ok_or_else(|| {
+            Error::usage(format!(
+                "malformed schedule `{text}`: use constant:H, step:H,gamma=G,every=E, cosine:H[,min=M], inv-t:H[,k=K] or a CSV file (no such file exists)"
+            ))
+        })?;
+        let mut parts = rest.split(',');
+        let lr = check_lr("the schedule's learning rate", number(text, parts.next().unwrap_or(""))?)?;
+        let mut opts = Vec::new();
+        for part in parts {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| Error::usage(format!("malformed schedule `{text}`: expected key=value, got `{part}`")))?;
+            opts.push((k.trim().to_string(), number(text, v)?));
+        }
+        let take = |key: &str, default: Option<f64>, opts: &mut Vec<(String, f64)>| -> Result<f64> {
+            match opts.iter().position(|(k, _)| k == key) {
+                Some(i) => Ok(opts.remove(i).1),
+                None => default.ok_or_else(|| Error::usage(format!("malformed schedule `{text}`: `{key}=` is required"))),
+            }
+        };
+        let schedule = match kind.trim() {
+            "constant" => Schedule::Constant { lr },
+            "step" => {
+                let gamma = take("gamma", None, &mut opts)?;
+                let every = take("every", None, &mut opts)?;
+                if !(gamma > 0.0 && gamma.is_finite()) || every < 1.0 || every.fract() != 0.0 {
+                    return Err(Error::usage(format!("malformed schedule `{text}`: gamma must be positive and every a whole number ≥ 1")));
+                }
+                Schedule::Step { lr, gamma, every: every as usize }
+            }
+            "cosine" => {
+                let min = take("min", Some(0.0), &mut opts)?;
+                if !(0.0..=lr).contains(&min) {
+                    return Err(Error::usage(format!("malformed schedule `{text}`: min must be between 0 and the learning rate")));
+                }
+                Schedule::Cosine { lr, min }
+            }
+            "inv-t" => {
+                let k = take("k", Some(1.0), &mut opts)?;
+                if !(k >= 0.0 && k.is_finite()) {
+                    return Err(Error::usage(format!("malformed schedule `{text}`: k must be ≥ 0")));
+                }
+                Schedule::InvT { lr, k }
+            }
+            other => {
+                return Err(Error::usage(format!(
+                    "unknown schedule `{other}` in `{text}`: use constant, step, cosine, inv-t or a CSV file"
+                )));
+            }
+        };
+        if let Some((k, _)) = opts.first() {
+            return Err(Error::usage(format!("malformed schedule `{text}`: unknown option `{k}`")));
+        }
+        Ok(schedule)
+    }
+
+    /// A CSV schedule file.
+    pub fn from_file(path: &Path) -> Result<Schedule> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        parse_table(&text, path)
+    }
+
+    /// Checks the schedule covers `epochs` epochs of `steps` steps.
+    pub fn check(&self, epochs: usize, steps: usize) -> Result<()> {
+        if let Schedule::Table { source, per_epoch, per_step } = self {
+            if per_step.is_empty() && per_epoch.len() < epochs {
+                return Err(Error::usage(format!("{source} has {} epochs of learning rates, the run needs {epochs}", per_epoch.len())));
+            }
+            if !per_step.is_empty() {
+                if per_step.len() < epochs {
+                    return Err(Error::usage(format!("{source} has {} epochs of learning rates, the run needs {epochs}", per_step.len())));
+                }
+                if let Some((e, r)) = per_step.iter().take(epochs).enumerate().find(|(_, r)| r.len() != steps) {
+                    return Err(Error::usage(format!(
+                        "{source} has {} steps in epoch {}, the run has {steps} steps per epoch",
+                        r.len(),
+                        e + 1
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rate of epoch `epoch` (1-based) of `epochs`.
+    pub fn epoch_lr(&self, epoch: usize, epochs: usize) -> f64 {
+        let e = (epoch - 1) as f64;
+        match self {
+            Schedule::Constant { lr } => *lr,
+            Schedule::Step { lr, gamma, every } => lr * gamma.powi(((epoch - 1) / every) as i32),
+            Schedule::Cosine { lr, min } => {
+                min + (lr - min) * (1.0 + (std::f64::consts::PI * e / epochs as f64).cos()) / 2.0
+            }
+            Schedule::InvT { lr, k } => lr / (1.0 + k * e),
+            Schedule::Table { per_epoch, per_step, .. } => {
+                if per_step.is_empty() {
+                    per_epoch[epoch - 1]
+                } else {
+                    per_step[epoch - 1][0]
+                }
+            }
+        }
+    }
+
+    /// The rate of each of the `steps` steps of epoch `epoch` (1-based).
+    pub fn step_lrs(&self, epoch: usize, epochs: usize, steps: usize) -> Vec<f32> {
+        match self {
+            Schedule::Table { per_step, .. } if !per_step.is_empty() => {
+                per_step[epoch - 1].iter().map(|&h| h as f32).collect()
+            }
+            _ => vec![self.epoch_lr(epoch, epochs) as f32; steps],
+        }
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Constant { lr } => write!(f, "constant:{lr}"),
+            Schedule::Step { lr, gamma, every } => write!(f, "step:{lr},gamma={gamma},every={every}"),
+            Schedule::Cosine { lr, min } => write!(f, "cosine:{lr},min={min}"),
+            Schedule::InvT { lr, k } => write!(f, "inv-t:{lr},k={k}"),
+            Schedule::Table { source, .. } => write!(f, "{source}"),
+        }
+    }
+}
+
+/// A CSV schedule: header `epoch,lr[,…]` or `epoch,step,lr[,…]`.
+pub fn parse_table(text: &str, path: &Path) -> Result<Schedule> {
+    let bad = |reason: String| Error::from(DataError::invalid(path, reason));
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| bad("it is empty".into()))?;
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name);
+    let (epoch_col, lr_col) = match (col("epoch"), col("lr")) {
+        (Some(e), Some(l)) => (e, l),
+        _ => return Err(bad(format!("the header must name the columns `epoch` and `lr`, got `{header}`"))),
+    };
+    let step_col = col("step");
+    let mut per_epoch: Vec<f64> = Vec::new();
+    let mut per_step: Vec<Vec<f64>> = Vec::new();
+    for (i, line) in lines {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.len() != cols.len() {
+            return Err(bad(format!("line {} has {} cells, the header has {}", i + 1, cells.len(), cols.len())));
+        }
+        let num = |c: usize| -> Result<f64> {
+            cells[c].parse::<f64>().map_err(|_| bad(format!("line {}: `{}` is not a number", i + 1, cells[c])))
+        };
+        let epoch = num(epoch_col)?;
+        let lr = num(lr_col)?;
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(bad(format!("line {}: the learning rate {lr} is not positive and finite", i + 1)));
+        }
+        match step_col {
+            None => {
+                if epoch != (per_epoch.len() + 1) as f64 {
+                    return Err(bad(format!("line {}: expected epoch {}, got {epoch}", i + 1, per_epoch.len() + 1)));
+                }
+                per_epoch.push(lr);
+            }
+            Some(sc) => {
+                let step = num(sc)?;
+                if epoch == (per_step.len() + 1) as f64 && step == 1.0 {
+                    per_step.push(Vec::new());
+                }
+                let current = per_step.len();
+                let last = per_step.last_mut().ok_or_else(|| bad(format!("line {}: the first row must be epoch 1, step 1", i + 1)))?;
+                if epoch != current as f64 || step != (last.len() + 1) as f64 {
+                    return Err(bad(format!("line {}: expected epoch {current}, step {}, got {epoch}, {step}", i + 1, last.len() + 1)));
+                }
+                last.push(lr);
+            }
+        }
+    }
+    if per_epoch.is_empty() && per_step.is_empty() {
+        return Err(bad("it has no rows".into()));
+    }
+    let source = path.display().to_string();
+    if !per_step.is_empty() {
+        per_epoch = per_step.iter().map(|s| s[0]).collect();
+    }
+    Ok(Schedule::Table { source, per_epoch, per_step })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_give_the_documented_rates() {
+        let s = Schedule::parse("step:1,gamma=0.5,every=2").unwrap();
+        assert_eq!((1..=5).map(|e| s.epoch_lr(e, 5)).collect::<Vec<_>>(), [1.0, 1.0, 0.5, 0.5, 0.25]);
+        let c = Schedule::parse("cosine:1,min=0.1").unwrap();
+        assert!((c.epoch_lr(1, 4) - 1.0).abs() < 1e-12);
+        assert!((c.epoch_lr(3, 4) - 0.55).abs() < 1e-12);
+        let t = Schedule::parse("inv-t:2,k=1").unwrap();
+        assert_eq!(t.epoch_lr(3, 9), 2.0 / 3.0);
+        assert_eq!(Schedule::parse("constant:0.005").unwrap().epoch_lr(4, 6), 0.005);
+    }
+
+    #[test]
+    fn malformed_specs_are_usage_errors() {
+        for bad in ["constant:", "constant:-1", "constant:nan", "step:1,gamma=0.5", "cosine:1,min=2", "wobble:1", "constant:1,x=2", "step:1,gamma=0.5,every=0", "0.1"] {
+            let e = Schedule::parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn csv_tables_per_epoch_and_per_step() {
+        let p = Path::new("s.csv");
+        let s = parse_table("epoch,lr,lambda_median\n1,0.5,3\n2,0.25,4\n", p).unwrap();
+        assert_eq!(s.step_lrs(2, 2, 3), vec![0.25; 3]);
+        s.check(2, 3).unwrap();
+        assert!(s.check(3, 3).is_err());
+        let s = parse_table("epoch,step,lr\n1,1,0.5\n1,2,0.4\n2,1,0.3\n2,2,0.2\n", p).unwrap();
+        assert_eq!(s.step_lrs(2, 2, 2), vec![0.3, 0.2]);
+        assert!(s.check(2, 3).is_err());
+        for bad in ["", "epoch,rate\n1,1\n", "epoch,lr\n1,-0.5\n", "epoch,lr\n2,0.5\n", "epoch,lr\n1,0.5,3\n", "epoch,lr\n1,abc\n"] {
+            assert!(parse_table(bad, p).is_err(), "{bad:?}");
+        }
+    }
+}

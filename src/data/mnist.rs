@@ -3,6 +3,8 @@ use super::Data;
 use crate::error::DataError;
 use std::path::Path;
 
+pub const DEFAULT_MIRRORS: &[&str] = &["https://ossci-datasets.s3.amazonaws.com/mnist/"];
+
 pub fn embedded_01() -> Result<Data, DataError> {
     todo!("data helper")
 }

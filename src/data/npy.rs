@@ -7,12 +7,26 @@ pub fn load_dir(_dir: &Path) -> Result<(Dataset, Option<Dataset>), DataError> {
     todo!("data helper")
 }
 
+fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(total.next_multiple_of(64) - total));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
 /// An f32 array as `.npy` bytes (little-endian, C order).
-pub fn f32_bytes(_shape: &[usize], _data: &[f32]) -> Vec<u8> {
-    todo!("data helper")
+pub fn f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    npy("<f4", shape, bytemuck::cast_slice(data))
 }
 
 /// A u32 array as `.npy` bytes (little-endian, C order).
-pub fn u32_bytes(_shape: &[usize], _data: &[u32]) -> Vec<u8> {
-    todo!("data helper")
+pub fn u32_bytes(shape: &[usize], data: &[u32]) -> Vec<u8> {
+    npy("<u4", shape, bytemuck::cast_slice(data))
 }

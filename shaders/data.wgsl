@@ -1,0 +1,28 @@
+// The dataset resident on the device: bind group 1, shared by every kernel that reads samples.
+// Features are 32-bit words: four u8 pixels per word (standing for value/255, so full MNIST fits
+// the storage-binding limit) or the bits of an f32, chosen per pipeline by the override X_U8.
+
+override X_U8: bool = true;
+
+struct DataInfo {
+    // Samples in the set.
+    n: u32,
+    // Features per sample.
+    p: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(1) @binding(0) var<uniform> data_info: DataInfo;
+@group(1) @binding(1) var<storage, read> x_words: array<u32>;
+@group(1) @binding(2) var<storage, read> targets: array<f32>;
+
+// Feature `col` of sample `row`.
+fn feature(row: u32, col: u32) -> f32 {
+    let i = row * data_info.p + col;
+    if X_U8 {
+        let byte = (x_words[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
+        return f32(byte) / 255.0;
+    }
+    return bitcast<f32>(x_words[i]);
+}

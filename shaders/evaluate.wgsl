@@ -1,0 +1,56 @@
+// Whole-set evaluation: the loss and correctness of every sample under every parameter set,
+// summed per workgroup (a tree in workgroup memory); `reduce` adds the partial sums.
+//! import data
+//! import loss
+
+struct EvaluateParams {
+    sets: u32,
+    classes: u32,
+    dim: u32,
+    // Workgroups per set along x: the stride of the partial sums.
+    groups: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: EvaluateParams;
+@group(0) @binding(1) var<storage, read> theta: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<vec2<f32>>;
+
+const WG: u32 = 256u;
+var<workgroup> sums: array<vec2<f32>, WG>;
+
+// Workgroups: (⌈n/256⌉, sets, 1).
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let s = wg.y;
+    let row = wg.x * WG + lid;
+    let p = data_info.p;
+    var result = vec2<f32>(0.0);
+    if row < data_info.n {
+        var z: array<f32, MAX_CLASSES>;
+        let base = s * prm.dim;
+        for (var c = 0u; c < prm.classes; c++) {
+            z[c] = theta[base + prm.classes * p + c];
+        }
+        for (var j = 0u; j < p; j++) {
+            let x = feature(row, j);
+            for (var c = 0u; c < prm.classes; c++) {
+                z[c] += theta[base + c * p + j] * x;
+            }
+        }
+        let l = loss_and_dlogits(&z, prm.classes, targets[row]);
+        result = vec2<f32>(l.loss, l.correct);
+    }
+    sums[lid] = result;
+    for (var half = WG / 2u; half > 0u; half /= 2u) {
+        workgroupBarrier();
+        if lid < half {
+            sums[lid] += sums[lid + half];
+        }
+    }
+    if lid == 0u {
+        partials[s * prm.groups + wg.x] = sums[0];
+    }
+}

@@ -1,0 +1,247 @@
+//! The command line: argument groups shared by the commands, engine and data construction, and
+//! the error edge (one sentence on stderr; exit 2 for usage errors, 1 for runtime errors).
+
+pub mod train;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{
+    Error, Result,
+    cpu::CpuEngine,
+    data::{self, Data, Source},
+    engine::Engine,
+    gpu::{AdapterRequest, GpuContext, GpuEngine, KernelPath},
+    model::{InitKind, LossKind, Model, ModelKind},
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "steplens",
+    version,
+    about = "Learning-rate schedules for SGD from the local geometry of mini-batch gradients, on the GPU",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// No progress bars or notices (results and errors are still printed).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model with SGD and write a run directory (history, weights, batches, config).
+    Train(train::TrainArgs),
+    /// List the GPU adapters wgpu can see.
+    Adapters(DeviceArgs),
+}
+
+/// Where the data comes from.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// MNIST digits to use: `0,1` (embedded, the default), `0-9`, `3,5`, … (others are downloaded).
+    #[arg(long, default_value = "0,1", value_name = "LIST")]
+    pub digits: String,
+    /// User data: a CSV file (last column the target, optional header) or a directory with X.npy, y.npy.
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// User test data (CSV or directory), for --data.
+    #[arg(long, value_name = "PATH", requires = "data")]
+    pub test_data: Option<PathBuf>,
+    /// Where downloaded MNIST files are kept [default: the platform cache dir]/steplens/mnist.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// A base URL to download MNIST from, instead of the default mirrors (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Vec<String>,
+}
+
+impl DataArgs {
+    pub fn source(&self) -> Result<Source> {
+        if let Some(path) = &self.data {
+            return Ok(Source::User { train: path.clone(), test: self.test_data.clone() });
+        }
+        let digits = parse_digits(&self.digits)?;
+        if digits == [0, 1] {
+            return Ok(Source::EmbeddedMnist01);
+        }
+        let cache_dir = match &self.cache_dir {
+            Some(d) => d.clone(),
+            None => dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("steplens").join("mnist"),
+        };
+        let mirrors = if self.mirror.is_empty() {
+            data::mnist::DEFAULT_MIRRORS.iter().map(|s| s.to_string()).collect()
+        } else {
+            self.mirror.clone()
+        };
+        Ok(Source::Mnist { digits, cache_dir, mirrors })
+    }
+
+    pub fn load(&self) -> Result<Data> {
+        Ok(data::load(&self.source()?)?)
+    }
+}
+
+/// `0,1`, `0-9`, `3,5,7`, `2-4,8` as a sorted list of distinct digits.
+pub fn parse_digits(text: &str) -> Result<Vec<u8>> {
+    let bad = || Error::usage(format!("--digits `{text}` is not a list of digits like 0,1 or 0-9"));
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u8, u8) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        if a > 9 || b > 9 || a > b {
+            return Err(bad());
+        }
+        out.extend(a..=b);
+    }
+    out.sort();
+    out.dedup();
+    if out.len() < 2 {
+        return Err(Error::usage(format!("--digits `{text}` must name at least two digits")));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    #[arg(long, value_enum, default_value_t = ModelKind::Softmax)]
+    pub model: ModelKind,
+    /// Softmax loss: `ce` (correct cross-entropy) or `seed-compat` (the notebook's double softmax).
+    #[arg(long, value_enum, default_value_t = LossKind::Ce)]
+    pub loss: LossKind,
+    #[arg(long, value_enum, default_value_t = InitKind::Xavier)]
+    pub init: InitKind,
+}
+
+impl ModelArgs {
+    pub fn model(&self, data: &Data) -> Result<Model> {
+        Model::for_data(self.model, self.loss, &data.train)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceChoice {
+    /// The GPU if one exists, else the CPU reference (with a notice).
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArgs {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// GPU backend: vulkan, metal, dx12 or gl [default: $WGPU_BACKEND, else the best available].
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
+    /// Use the adapter whose name contains NAME [default: $WGPU_ADAPTER_NAME, else the best].
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+    /// Training kernels: `fused` (one dispatch per epoch) or `unfused` (the reference kernels).
+    #[arg(long, value_enum, default_value_t = KernelPath::Fused)]
+    pub kernels: KernelPath,
+}
+
+impl DeviceArgs {
+    pub fn request(&self) -> AdapterRequest {
+        AdapterRequest { backend: self.backend.clone(), name: self.adapter.clone() }
+    }
+
+    /// Validate the flags before any work starts.
+    pub fn check(&self) -> Result<()> {
+        self.request().backends().map(|_| ())
+    }
+
+    /// The engine for `model` on `data` with `runs` runs; announces the adapter unless quiet.
+    pub fn engine(&self, model: Model, data: &Data, runs: usize, quiet: bool) -> Result<Box<dyn Engine>> {
+        let gpu = match self.device {
+            DeviceChoice::Cpu => None,
+            DeviceChoice::Gpu => Some(GpuContext::new(&self.request())?),
+            DeviceChoice::Auto => match GpuContext::new(&self.request()) {
+                Ok(ctx) => Some(ctx),
+                Err(e) => {
+                    eprintln!("steplens: {e}; running on the f64 CPU reference instead (slow)");
+                    None
+                }
+            },
+        };
+        let engine: Box<dyn Engine> = match gpu {
+            Some(ctx) => Box::new(GpuEngine::new(ctx, model, data, runs, self.kernels)?),
+            None => Box::new(CpuEngine::new(model, data, runs)),
+        };
+        if !quiet {
+            let i = engine.info();
+            eprintln!("steplens: computing on {} ({}, {}, {})", i.adapter, i.backend, i.device_type, i.driver);
+        }
+        Ok(engine)
+    }
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the user pressed Ctrl-C: long loops finish their current unit of work, save, and stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // A second Ctrl-C: the user wants out now. Files are written atomically, so none is half-written.
+            std::process::exit(130);
+        }
+        eprintln!("\nsteplens: interrupted; finishing the current epoch and saving (Ctrl-C again to quit now)");
+    });
+}
+
+/// Parse the command line and run it; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return if e.kind() == DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 };
+            }
+            // clap's first line is the sentence; the rest is advice about --help.
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
+            return 2;
+        }
+    };
+    install_interrupt_handler();
+    match run(&cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                Error::Interrupted { .. } => 130,
+                other => other.exit_code(),
+            }
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Train(args) => train::run(args, cli.quiet),
+        Command::Adapters(args) => list_adapters(args),
+    }
+}
+
+fn list_adapters(args: &DeviceArgs) -> Result<()> {
+    let adapters = crate::gpu::context::adapters(&args.request())?;
+    if adapters.is_empty() {
+        println!("no GPU adapters found");
+    }
+    for a in adapters {
+        let i = a.get_info();
+        println!("{:<40} {:<8} {:<14} {} {}", i.name, format!("{:?}", i.backend), format!("{:?}", i.device_type), i.driver, i.driver_info);
+    }
+    Ok(())
+}

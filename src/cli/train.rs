@@ -1,0 +1,260 @@
+//! `steplens train`: one run (or a sweep of runs) of SGD, written to a run directory.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{DataArgs, DeviceArgs, ModelArgs, interrupted};
+use crate::{
+    Error, Result,
+    data::{Data, npy},
+    engine::{Engine, EngineInfo, StepRule},
+    model::Model,
+    report::{files::OutDir, progress::Progress, table::Table},
+    schedule::Schedule,
+    train::{Batching, HistoryRow, Trainer, diverged, history_csv},
+};
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64, value_name = "B")]
+    pub batch_size: usize,
+    /// Constant learning rate (the notebook's 0.005 by default).
+    #[arg(long, value_name = "H", conflicts_with = "schedule", allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// `constant:H`, `step:H,gamma=G,every=E`, `cosine:H[,min=M]`, `inv-t:H[,k=K]` or a CSV file.
+    #[arg(long, value_name = "SPEC|FILE")]
+    pub schedule: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A new batch permutation every epoch (the notebook shuffles once).
+    #[arg(long)]
+    pub reshuffle: bool,
+    /// Output directory [default: runs/<model>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write into --out even if it already holds files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Every resolved setting of a run, written as config.json.
+#[derive(Debug, Serialize)]
+pub struct RunConfig<'a> {
+    pub command: &'a str,
+    pub version: &'a str,
+    pub model: Model,
+    pub init: crate::model::InitKind,
+    pub data: DataSummary,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub steps_per_epoch: usize,
+    pub seed: u64,
+    pub reshuffle: bool,
+    pub schedule: String,
+    pub kernels: crate::gpu::KernelPath,
+    pub engine: EngineInfo,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DataSummary {
+    pub train: String,
+    pub train_samples: usize,
+    pub test: Option<String>,
+    pub test_samples: Option<usize>,
+    pub features: usize,
+    pub classes: Option<usize>,
+}
+
+impl DataSummary {
+    pub fn of(data: &Data) -> DataSummary {
+        DataSummary {
+            train: data.train.name.clone(),
+            train_samples: data.train.n,
+            test: data.test.as_ref().map(|t| t.name.clone()),
+            test_samples: data.test.as_ref().map(|t| t.n),
+            features: data.train.p,
+            classes: data.train.classes,
+        }
+    }
+}
+
+impl TrainArgs {
+    pub fn resolved_schedule(&self) -> Result<Schedule> {
+        match (&self.schedule, self.lr) {
+            (Some(s), _) => Schedule::parse(s),
+            (None, Some(lr)) => Schedule::constant(lr),
+            (None, None) => Schedule::constant(0.005),
+        }
+    }
+
+    fn check(&self) -> Result<Schedule> {
+        if self.epochs < 1 {
+            return Err(Error::usage("--epochs must be at least 1"));
+        }
+        if self.batch_size < 1 {
+            return Err(Error::usage("--batch-size must be at least 1"));
+        }
+        self.device.check()?;
+        self.resolved_schedule()
+    }
+}
+
+pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
+    let schedule = args.check()?;
+    let data = args.data.load()?;
+    let model = args.model.model(&data)?;
+    let batching = Batching::new(data.train.n, args.batch_size, args.seed, args.reshuffle)?;
+    schedule.check(args.epochs, batching.steps())?;
+    let out_path = args.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir(&format!("{:?}", args.model.model).to_lowercase()));
+    let mut out = OutDir::create(&out_path, args.force)?;
+    let mut engine = args.device.engine(model, &data, 1, quiet)?;
+    engine.set_params(&model.init(args.model.init, args.seed))?;
+    let config = RunConfig {
+        command: "train",
+        version: env!("CARGO_PKG_VERSION"),
+        model,
+        init: args.model.init,
+        data: DataSummary::of(&data),
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        steps_per_epoch: batching.steps(),
+        seed: args.seed,
+        reshuffle: args.reshuffle,
+        schedule: schedule.to_string(),
+        kernels: args.device.kernels,
+        engine: engine.info(),
+    };
+    out.write_json("config.json", &config)?;
+    let (summary, failure) = match train_single(engine.as_mut(), &batching, &schedule, args.epochs, &mut out, quiet) {
+        Ok(s) => (s, None),
+        Err((e, s)) => (s, Some(e)),
+    };
+    write_run_outputs(&mut out, &model, &batching, &summary)?;
+    print_history(&summary.rows, model.has_accuracy());
+    match failure {
+        None => {
+            println!("wrote {}", out.path().display());
+            Ok(())
+        }
+        Some(e) => {
+            eprintln!(
+                "steplens: kept the {} completed epoch(s) in {}",
+                summary.rows.len().saturating_sub(1),
+                out.path().display()
+            );
+            Err(e)
+        }
+    }
+}
+
+/// What a single run leaves behind, complete or not.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub rows: Vec<HistoryRow>,
+    /// Parameters after the last good epoch.
+    pub params: Vec<f32>,
+    /// The batch order of each completed epoch (steps × b each).
+    pub batches: Vec<Vec<u32>>,
+}
+
+/// Train one run, writing history.csv/json after every epoch; on failure returns the error with
+/// everything completed so far.
+pub fn train_single(
+    engine: &mut dyn Engine,
+    batching: &Batching,
+    schedule: &Schedule,
+    epochs: usize,
+    out: &mut OutDir,
+    quiet: bool,
+) -> std::result::Result<RunSummary, (Error, RunSummary)> {
+    let mut summary = RunSummary::default();
+    let attempt = (|| -> Result<()> {
+        summary.params = engine.params()?;
+        let mut trainer = Trainer::new(engine, vec![*batching])?;
+        trainer.read_params = true;
+        summary.rows.push(trainer.initial()?.remove(0));
+        write_history(out, &summary.rows)?;
+        let steps = trainer.steps();
+        let bar = Progress::new(epochs as u64, "train", quiet);
+        for epoch in 1..=epochs {
+            let lrs = schedule.step_lrs(epoch, epochs, steps);
+            let mut run = trainer.epoch(epoch, &lrs, StepRule::Table)?.remove(0);
+            if diverged(&run.row) {
+                bar.finish();
+                return Err(Error::Diverged {
+                    epoch,
+                    lr: run.row.lr,
+                    what: format!("the training loss became {}", run.row.train_loss),
+                });
+            }
+            summary.params = run.params.take().unwrap_or_default();
+            summary.batches.push(batching.epoch(epoch));
+            bar.set_message(&format!("loss {:.4}", run.row.train_loss));
+            summary.rows.push(run.row);
+            write_history(out, &summary.rows)?;
+            bar.inc(1);
+            if interrupted() && epoch < epochs {
+                bar.finish();
+                return Err(Error::Interrupted { completed: epoch });
+            }
+        }
+        bar.finish();
+        Ok(())
+    })();
+    match attempt {
+        Ok(()) => Ok(summary),
+        Err(e) => Err((e, summary)),
+    }
+}
+
+pub fn write_history(out: &mut OutDir, rows: &[HistoryRow]) -> Result<()> {
+    out.write_text("history.csv", &history_csv(rows))?;
+    out.write_json("history.json", &rows)
+}
+
+/// weights.npy, bias.npy and batches.npy of a run.
+pub fn write_run_outputs(out: &mut OutDir, model: &Model, batching: &Batching, summary: &RunSummary) -> Result<()> {
+    let (c, p) = (model.outputs, model.p);
+    if summary.params.len() == model.dim() {
+        let (w, b) = summary.params.split_at(c * p);
+        let w_shape: Vec<usize> = if c == 1 { vec![p] } else { vec![c, p] };
+        out.write("weights.npy", &npy::f32_bytes(&w_shape, w))?;
+        out.write("bias.npy", &npy::f32_bytes(&[c], b))?;
+    }
+    let steps = batching.steps();
+    let b = batching.batch_size;
+    if !batching.reshuffle {
+        out.write("batches.npy", &npy::u32_bytes(&[steps, b], &batching.epoch(1)))?;
+    } else if !summary.batches.is_empty() {
+        let all: Vec<u32> = summary.batches.concat();
+        out.write("batches.npy", &npy::u32_bytes(&[summary.batches.len(), steps, b], &all))?;
+    }
+    Ok(())
+}
+
+pub fn print_history(rows: &[HistoryRow], accuracy: bool) {
+    let mut t = Table::new(vec!["epoch", "lr", "train loss", "train acc", "test loss", "test acc", "seconds"]);
+    let f = |v: f64, d: usize| if v.is_nan() { "-".to_string() } else { format!("{v:.d$}") };
+    for r in rows {
+        t.row(vec![
+            r.epoch.to_string(),
+            if r.lr.is_nan() { "-".into() } else { format!("{}", r.lr) },
+            f(r.train_loss, 5),
+            if accuracy { f(r.train_acc, 4) } else { "-".into() },
+            f(r.test_loss, 5),
+            if accuracy { f(r.test_acc, 4) } else { "-".into() },
+            format!("{:.3}", r.seconds),
+        ]);
+    }
+    print!("{t}");
+}

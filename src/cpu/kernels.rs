@@ -1,0 +1,182 @@
+//! f64 twins of the WGSL kernels, one function per shader, with the same inputs and layouts.
+//! Tests compare each kernel with its twin; [`super::CpuEngine`] is built from them.
+
+use super::loss::loss_and_dlogits;
+use crate::{
+    data::Dataset,
+    engine::{EpochPlan, GradBlock, RowGroups, StepRule, StepStat},
+    model::LossCode,
+};
+
+/// Twin of `logits.wgsl`: [sets, rows, classes].
+pub fn logits(data: &Dataset, theta: &[f64], rows: RowGroups, classes: usize, dim: usize, table: &[u32]) -> Vec<f64> {
+    let p = data.p;
+    let mut out = vec![0.0; rows.sets() as usize * rows.rows as usize * classes];
+    for s in 0..rows.sets() {
+        let w = &theta[s as usize * dim..][..dim];
+        for i in 0..rows.rows {
+            let row = table[rows.entry(s, i)] as usize;
+            for c in 0..classes {
+                let z = (0..p).map(|j| w[c * p + j] * data.x(row, j)).sum::<f64>() + w[classes * p + c];
+                out[(s as usize * rows.rows as usize + i as usize) * classes + c] = z;
+            }
+        }
+    }
+    out
+}
+
+/// Twin of `dlogits.wgsl`: (scale · d loss / d z [sets, rows, classes], loss [sets, rows]).
+pub fn dlogits(
+    code: LossCode,
+    data: &Dataset,
+    logits: &[f64],
+    rows: RowGroups,
+    classes: usize,
+    scale: f64,
+    table: &[u32],
+) -> (Vec<f64>, Vec<f64>) {
+    let mut dz = logits.to_vec();
+    let mut losses = vec![0.0; rows.sets() as usize * rows.rows as usize];
+    for s in 0..rows.sets() {
+        for i in 0..rows.rows {
+            let id = (s * rows.rows + i) as usize;
+            let z = &mut dz[id * classes..][..classes];
+            let t = data.targets[table[rows.entry(s, i)] as usize] as f64;
+            losses[id] = loss_and_dlogits(code, z, t).0;
+            z.iter_mut().for_each(|v| *v *= scale);
+        }
+    }
+    (dz, losses)
+}
+
+/// Twin of `weight_grad.wgsl`: [sets, block.dim()].
+pub fn weight_grad(
+    data: &Dataset,
+    dz: &[f64],
+    rows: RowGroups,
+    classes: usize,
+    block: GradBlock,
+    table: &[u32],
+) -> Vec<f64> {
+    let (p, out_dim) = (data.p, block.dim() as usize);
+    let mut out = vec![0.0; rows.sets() as usize * out_dim];
+    for s in 0..rows.sets() {
+        let g = &mut out[s as usize * out_dim..][..out_dim];
+        for i in 0..rows.rows {
+            let row = table[rows.entry(s, i)] as usize;
+            let d = &dz[(s * rows.rows + i) as usize * classes..][..classes];
+            for cl in 0..block.nrows as usize {
+                let dzc = d[block.c0 as usize + cl];
+                for j in 0..p {
+                    g[cl * p + j] += dzc * data.x(row, j);
+                }
+                if block.with_bias {
+                    g[block.nrows as usize * p + cl] += dzc;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Twin of `sgd_update.wgsl`.
+pub fn sgd_update(theta: &mut [f64], grads: &[f64], lrs: &[f64], dim: usize, lr_stride: usize, lr_index: usize) {
+    for (s, (t, g)) in theta.chunks_mut(dim).zip(grads.chunks(dim)).enumerate() {
+        let h = lrs[s * lr_stride + lr_index];
+        t.iter_mut().zip(g).for_each(|(t, g)| *t -= h * g);
+    }
+}
+
+/// Twin of `evaluate.wgsl` + `reduce.wgsl`: (mean loss, accuracy) of each set over the whole set.
+pub fn evaluate(code: LossCode, data: &Dataset, theta: &[f64], classes: usize, dim: usize) -> Vec<(f64, f64)> {
+    theta
+        .chunks(dim)
+        .map(|w| {
+            let (mut loss, mut correct) = (0.0, 0usize);
+            let mut z = vec![0.0; classes];
+            for row in 0..data.n {
+                forward(data, w, row, &mut z);
+                let (l, ok) = loss_and_dlogits(code, &mut z, data.targets[row] as f64);
+                loss += l;
+                correct += ok as usize;
+            }
+            (loss / data.n as f64, correct as f64 / data.n as f64)
+        })
+        .collect()
+}
+
+/// z = W x_row + b for one parameter vector w.
+fn forward(data: &Dataset, w: &[f64], row: usize, z: &mut [f64]) {
+    let (p, classes) = (data.p, z.len());
+    for (c, zc) in z.iter_mut().enumerate() {
+        *zc = w[classes * p + c] + (0..p).map(|j| w[c * p + j] * data.x(row, j)).sum::<f64>();
+    }
+}
+
+/// Mean loss of a batch under w and, with `grad`, its gradient (θ's layout) into `grad`.
+pub fn batch_loss(code: LossCode, data: &Dataset, w: &[f64], batch: &[u32], classes: usize, grad: Option<&mut [f64]>) -> f64 {
+    let p = data.p;
+    let b = batch.len() as f64;
+    let mut z = vec![0.0; classes];
+    let mut total = 0.0;
+    let mut grad = grad;
+    if let Some(g) = grad.as_deref_mut() {
+        g.fill(0.0);
+    }
+    for &row in batch {
+        let row = row as usize;
+        forward(data, w, row, &mut z);
+        total += loss_and_dlogits(code, &mut z, data.targets[row] as f64).0;
+        if let Some(g) = grad.as_deref_mut() {
+            for c in 0..classes {
+                let d = z[c] / b;
+                for j in 0..p {
+                    g[c * p + j] += d * data.x(row, j);
+                }
+                g[classes * p + c] += d;
+            }
+        }
+    }
+    total / b
+}
+
+/// Twin of `train_epoch.wgsl`: every run through every step; θ is runs × dim.
+pub fn train_epoch(code: LossCode, data: &Dataset, theta: &mut [f64], plan: &EpochPlan, classes: usize) -> Vec<StepStat> {
+    let dim = classes * (data.p + 1);
+    let (steps, b) = (plan.steps, plan.batch_size);
+    let tables = plan.tables();
+    let mut stats = Vec::with_capacity(theta.len() / dim * steps);
+    let mut grad = vec![0.0; dim];
+    let mut trial = vec![0.0; dim];
+    for (r, w) in theta.chunks_mut(dim).enumerate() {
+        let mut h_prev = 0.0;
+        for s in 0..steps {
+            let batch = &plan.batches[((r % tables) * steps + s) * b..][..b];
+            let f = batch_loss(code, data, w, batch, classes, Some(&mut grad));
+            let gsq = if plan.rule == StepRule::Table { 0.0 } else { grad.iter().map(|g| g * g).sum() };
+            let mut h = plan.lrs[r * steps + s] as f64;
+            match plan.rule {
+                StepRule::Table => {}
+                StepRule::Polyak { c, max_lr } => {
+                    h = if gsq > 0.0 { (f / (c as f64 * gsq)).min(max_lr as f64) } else { max_lr as f64 };
+                }
+                StepRule::Armijo { c, beta, growth, max_lr } => {
+                    if s > 0 {
+                        h = (h_prev * growth as f64).min(max_lr as f64);
+                    }
+                    for _ in 0..crate::gpu::engine::MAX_BACKTRACKS {
+                        trial.iter_mut().zip(w.iter().zip(&grad)).for_each(|(t, (w, g))| *t = w - h * g);
+                        if batch_loss(code, data, &trial, batch, classes, None) <= f - c as f64 * h * gsq {
+                            break;
+                        }
+                        h *= beta as f64;
+                    }
+                }
+            }
+            h_prev = h;
+            w.iter_mut().zip(&grad).for_each(|(w, g)| *w -= h * g);
+            stats.push(StepStat { loss: f as f32, lr: h as f32, grad_sq: gsq as f32 });
+        }
+    }
+    stats
+}

@@ -1,0 +1,372 @@
+//! [`GpuEngine`]: the [`Engine`] on a wgpu device.
+
+use bytemuck::cast_slice;
+
+use super::{
+    context::GpuContext,
+    kernel::{Recording, data_layout},
+    kernels::{
+        Dlogits, EpochParams, Evaluate, Logits, SgdParams, SgdUpdate, Specialisation,
+        TrainEpoch, WeightGrad,
+    },
+};
+use crate::{
+    Error, Result,
+    data::{Data, Dataset, Features},
+    engine::{
+        AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, GradBlock,
+        Metrics, PerturbedRequest, RowGroups, StepRule, StepStat,
+    },
+    model::Model,
+};
+
+/// How an epoch is computed: the fused one-dispatch kernel, or the unfused reference kernels
+/// (four dispatches per step, all in one pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelPath {
+    #[default]
+    Fused,
+    Unfused,
+}
+
+/// A dataset resident on the device, bound as group 1.
+pub struct GpuData {
+    pub n: usize,
+    pub bind: wgpu::BindGroup,
+}
+
+impl GpuData {
+    pub fn upload(ctx: &GpuContext, layout: &wgpu::BindGroupLayout, set: &Dataset) -> Result<GpuData> {
+        let words: Vec<u8> = match &set.features {
+            // Four pixels per word, byte k of word w is pixel 4w + k: the bytes as they are.
+            Features::U8(v) => {
+                let mut b = v.clone();
+                b.resize(v.len().next_multiple_of(4), 0);
+                b
+            }
+            Features::F32(v) => cast_slice(v).to_vec(),
+        };
+        let storage = wgpu::BufferUsages::STORAGE;
+        let x = ctx.buffer_init(&format!("{} features", set.name), &words, storage)?;
+        let y = ctx.buffer_init(&format!("{} targets", set.name), cast_slice(&set.targets), storage)?;
+        let info = [set.n as u32, set.p as u32, 0, 0];
+        let info = ctx.buffer_init("data info", cast_slice(&info), wgpu::BufferUsages::UNIFORM)?;
+        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("data"),
+            layout,
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: info.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: x.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: y.as_entire_binding() },
+            ],
+        });
+        Ok(GpuData { n: set.n, bind })
+    }
+}
+
+struct Kernels {
+    logits: Logits,
+    dlogits: Dlogits,
+    weight_grad: WeightGrad,
+    sgd: SgdUpdate,
+    evaluate: Evaluate,
+    train_epoch: TrainEpoch,
+}
+
+impl Kernels {
+    fn new(ctx: &GpuContext, layout: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Kernels> {
+        Ok(Kernels {
+            logits: Logits::new(ctx, layout, spec)?,
+            dlogits: Dlogits::new(ctx, layout, spec)?,
+            weight_grad: WeightGrad::new(ctx, layout, spec)?,
+            sgd: SgdUpdate::new(ctx, layout, spec)?,
+            evaluate: Evaluate::new(ctx, layout, spec)?,
+            train_epoch: TrainEpoch::new(ctx, layout, spec)?,
+        })
+    }
+}
+
+/// The most Armijo backtracking steps per SGD step (0.9^200 ≈ 7e-10).
+pub(crate) const MAX_BACKTRACKS: u32 = 200;
+
+pub struct GpuEngine {
+    ctx: GpuContext,
+    model: Model,
+    runs: usize,
+    path: KernelPath,
+    kernels: Kernels,
+    train: GpuData,
+    test: Option<GpuData>,
+    theta: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    partials: wgpu::Buffer,
+    totals_train: wgpu::Buffer,
+    totals_test: wgpu::Buffer,
+}
+
+impl GpuEngine {
+    /// Upload `data` once and prepare `runs` parameter sets (zeros until [`Engine::set_params`]).
+    pub fn new(ctx: GpuContext, model: Model, data: &Data, runs: usize, path: KernelPath) -> Result<GpuEngine> {
+        let x_u8 = matches!(data.train.features, Features::U8(_));
+        if data.test.as_ref().is_some_and(|t| matches!(t.features, Features::U8(_)) != x_u8) {
+            return Err(Error::usage("the train and test sets must have the same feature type"));
+        }
+        let layout = data_layout(&ctx);
+        let spec = Specialisation { model: model.loss_code() as u32, x_u8 };
+        let kernels = Kernels::new(&ctx, &layout, &spec)?;
+        let train = GpuData::upload(&ctx, &layout, &data.train)?;
+        let test = data.test.as_ref().map(|t| GpuData::upload(&ctx, &layout, t)).transpose()?;
+        let params_bytes = (runs * model.dim() * 4) as u64;
+        let n_max = data.train.n.max(test.as_ref().map_or(0, |t| t.n));
+        let theta = ctx.buffer("parameters", params_bytes)?;
+        let grads = ctx.buffer("gradients", params_bytes)?;
+        let partials = ctx.buffer("partial sums", Evaluate::partials_size(runs as u32, n_max))?;
+        let totals_train = ctx.buffer("train totals", runs as u64 * 8)?;
+        let totals_test = ctx.buffer("test totals", runs as u64 * 8)?;
+        Ok(GpuEngine {
+            ctx,
+            model,
+            runs,
+            path,
+            kernels,
+            train,
+            test,
+            theta,
+            grads,
+            partials,
+            totals_train,
+            totals_test,
+        })
+    }
+
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    fn dims(&self) -> (u32, u32, u32) {
+        (self.runs as u32, self.model.outputs as u32, self.model.dim() as u32)
+    }
+
+    /// Record the whole-set evaluations of every run.
+    fn record_evaluation<'a>(&'a self, rec: &mut Recording<'a>) -> Result<()> {
+        let (runs, classes, dim) = self.dims();
+        let k = &self.kernels.evaluate;
+        k.encode(rec, &self.train.bind, self.train.n, runs, classes, dim, &self.theta, &self.partials, &self.totals_train)?;
+        if let Some(test) = &self.test {
+            // The partial sums are reused: dispatches in one pass run in order.
+            k.encode(rec, &test.bind, test.n, runs, classes, dim, &self.theta, &self.partials, &self.totals_test)?;
+        }
+        Ok(())
+    }
+
+    /// Record `rec`, then read back `ranges` and the evaluation totals in one submit.
+    fn finish(&self, rec: Recording, extra: &[(&wgpu::Buffer, u64, u64)]) -> Result<(Vec<Vec<u8>>, Evaluation)> {
+        let mut encoder = self.ctx.encoder();
+        rec.encode(&self.ctx, &mut encoder, None)?;
+        let bytes = self.runs as u64 * 8;
+        let mut ranges = extra.to_vec();
+        ranges.push((&self.totals_train, 0, bytes));
+        ranges.push((&self.totals_test, 0, bytes));
+        let mut out = self.ctx.submit_and_read(encoder, &ranges)?;
+        let test = out.pop().unwrap_or_default();
+        let train = out.pop().unwrap_or_default();
+        let eval = Evaluation {
+            train: self.metrics(&train),
+            test: self.test.as_ref().map(|_| self.metrics(&test)),
+        };
+        Ok((out, eval))
+    }
+
+    fn metrics(&self, totals: &[u8]) -> Vec<Metrics> {
+        let v: &[f32] = cast_slice(totals);
+        v.chunks(2)
+            .map(|t| Metrics {
+                loss: t[0] as f64,
+                acc: if self.model.has_accuracy() { t[1] as f64 } else { f64::NAN },
+            })
+            .collect()
+    }
+
+    fn record_unfused<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        plan: &EpochPlan,
+        table: &'a wgpu::Buffer,
+        lrs: &'a wgpu::Buffer,
+        scratch: &'a [wgpu::Buffer; 3],
+    ) -> Result<()> {
+        let (runs, classes, dim) = self.dims();
+        let tables = plan.tables() as u32;
+        if plan.rule != StepRule::Table || (tables != 1 && tables != runs) {
+            return Err(Error::usage("the unfused kernels support table learning rates with one shared batch order or one per run"));
+        }
+        let b = plan.batch_size as u32;
+        let [logits, dz, losses] = scratch;
+        let block = GradBlock { c0: 0, nrows: classes, with_bias: true, p: self.model.p as u32 };
+        let k = &self.kernels;
+        for s in 0..plan.steps as u32 {
+            let rows = RowGroups {
+                groups: tables,
+                sets_per_group: runs / tables,
+                rows: b,
+                offset: s * b,
+                stride: plan.steps as u32 * b,
+            };
+            let data = &self.train.bind;
+            k.logits.encode(rec, data, rows, classes, dim, &self.theta, table, logits)?;
+            k.dlogits.encode(rec, data, rows, classes, 1.0 / b as f32, logits, table, dz, losses)?;
+            k.weight_grad.encode(rec, data, rows, classes, block, dz, table, &self.grads)?;
+            let prm = SgdParams { sets: runs, dim, lr_stride: plan.steps as u32, lr_index: s };
+            k.sgd.encode(rec, prm, &self.theta, &self.grads, lrs)?;
+        }
+        Ok(())
+    }
+}
+
+fn epoch_params(plan: &EpochPlan, runs: u32, classes: u32, dim: u32) -> EpochParams {
+    let mut prm = EpochParams {
+        runs,
+        steps: plan.steps as u32,
+        batch: plan.batch_size as u32,
+        classes,
+        dim,
+        tables: plan.tables() as u32,
+        rule: 0,
+        max_backtracks: MAX_BACKTRACKS,
+        armijo_c: 0.0,
+        armijo_beta: 1.0,
+        armijo_growth: 1.0,
+        max_lr: f32::MAX,
+        polyak_c: 1.0,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
+    };
+    match plan.rule {
+        StepRule::Table => {}
+        StepRule::Polyak { c, max_lr } => {
+            prm.rule = 1;
+            prm.polyak_c = c;
+            prm.max_lr = max_lr;
+        }
+        StepRule::Armijo { c, beta, growth, max_lr } => {
+            prm.rule = 2;
+            prm.armijo_c = c;
+            prm.armijo_beta = beta;
+            prm.armijo_growth = growth;
+            prm.max_lr = max_lr;
+        }
+    }
+    prm
+}
+
+/// Checks shared by both engines: the plan's tables fit the runs and the data.
+pub(crate) fn check_plan(plan: &EpochPlan, runs: usize, n: usize) -> Result<()> {
+    let per_table = plan.steps * plan.batch_size;
+    if plan.steps == 0 || plan.batch_size == 0 || plan.batches.is_empty() || plan.batches.len() % per_table != 0 {
+        return Err(Error::usage("an epoch needs at least one step of a non-empty batch"));
+    }
+    if plan.lrs.len() != runs * plan.steps {
+        return Err(Error::usage(format!("expected {} learning rates, got {}", runs * plan.steps, plan.lrs.len())));
+    }
+    if plan.batches.iter().any(|&i| i as usize >= n) {
+        return Err(Error::usage("a batch refers to a sample outside the training set"));
+    }
+    Ok(())
+}
+
+impl Engine for GpuEngine {
+    fn info(&self) -> EngineInfo {
+        self.ctx.engine_info()
+    }
+
+    fn model(&self) -> Model {
+        self.model
+    }
+
+    fn runs(&self) -> usize {
+        self.runs
+    }
+
+    fn set_params(&mut self, theta: &[f32]) -> Result<()> {
+        if theta.len() != self.runs * self.model.dim() {
+            return Err(Error::usage(format!(
+                "expected {} parameters, got {}",
+                self.runs * self.model.dim(),
+                theta.len()
+            )));
+        }
+        self.ctx.queue.write_buffer(&self.theta, 0, cast_slice(theta));
+        self.ctx.check()
+    }
+
+    fn params(&mut self) -> Result<Vec<f32>> {
+        let bytes = (self.runs * self.model.dim() * 4) as u64;
+        let out = self.ctx.submit_and_read(self.ctx.encoder(), &[(&self.theta, 0, bytes)])?;
+        Ok(cast_slice(&out[0]).to_vec())
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation> {
+        let mut rec = Recording::new(&self.ctx);
+        self.record_evaluation(&mut rec)?;
+        Ok(self.finish(rec, &[])?.1)
+    }
+
+    fn run_epoch(&mut self, plan: &EpochPlan) -> Result<EpochOutcome> {
+        check_plan(plan, self.runs, self.train.n)?;
+        let (runs, classes, dim) = self.dims();
+        let storage = wgpu::BufferUsages::STORAGE;
+        let table = self.ctx.buffer_init("batches", cast_slice(plan.batches), storage)?;
+        let lrs = self.ctx.buffer_init("learning rates", cast_slice(plan.lrs), storage)?;
+        let stats_bytes = (self.runs * plan.steps * 12) as u64;
+        let stats = self.ctx.buffer("step stats", stats_bytes)?;
+        let scratch_size = (self.runs * plan.batch_size * self.model.outputs * 4) as u64;
+        let scratch = match self.path {
+            KernelPath::Fused => None,
+            KernelPath::Unfused => Some([
+                self.ctx.buffer("logits", scratch_size)?,
+                self.ctx.buffer("dlogits", scratch_size)?,
+                self.ctx.buffer("losses", (self.runs * plan.batch_size * 4) as u64)?,
+            ]),
+        };
+        let mut rec = Recording::new(&self.ctx);
+        match &scratch {
+            None => {
+                let prm = epoch_params(plan, runs, classes, dim);
+                let data = &self.train.bind;
+                self.kernels.train_epoch.encode(&mut rec, data, prm, &self.theta, &table, &lrs, &self.grads, &stats)?;
+            }
+            Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch)?,
+        }
+        self.record_evaluation(&mut rec)?;
+        let params_bytes = if plan.read_params { (self.runs * self.model.dim() * 4) as u64 } else { 0 };
+        let (out, eval) = self.finish(rec, &[(&stats, 0, stats_bytes), (&self.theta, 0, params_bytes)])?;
+        let params = plan.read_params.then(|| cast_slice::<u8, f32>(&out[1]).to_vec());
+        let steps = match self.path {
+            KernelPath::Fused => cast_slice::<u8, f32>(&out[0])
+                .chunks(3)
+                .map(|s| StepStat { loss: s[0], lr: s[1], grad_sq: s[2] })
+                .collect(),
+            KernelPath::Unfused => plan.lrs.iter().map(|&lr| StepStat { loss: f32::NAN, lr, grad_sq: f32::NAN }).collect(),
+        };
+        Ok(EpochOutcome { steps, eval, params })
+    }
+
+    fn perturbed_gradients(&mut self, _req: &PerturbedRequest) -> Result<Vec<f32>> {
+        Err(Error::gpu("the analysis kernels are not built yet"))
+    }
+
+    fn project(&mut self, _req: &PerturbedRequest, _q: &[f32]) -> Result<Vec<f32>> {
+        Err(Error::gpu("the analysis kernels are not built yet"))
+    }
+
+    fn analyze(
+        &mut self,
+        _svd: &PerturbedRequest,
+        _project: &PerturbedRequest,
+        _direction: &mut DirectionFn,
+    ) -> Result<AnalysisChunk> {
+        Err(Error::gpu("the analysis kernels are not built yet"))
+    }
+}

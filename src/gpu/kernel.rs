@@ -1,0 +1,317 @@
+//! A compute kernel compiled from `shaders/`, its bind-group layouts reflected from the WGSL by
+//! naga (as vello does), and [`Recording`]: a plan of dispatches encoded into one compute pass
+//! (as vello's `Recording` and web-rwkv's op lists), with every dispatch's parameters packed into
+//! one uniform arena bound at dynamic offsets.
+//!
+//! Binding conventions of every shader: group 0, binding 0 is the kernel's parameter struct
+//! (a uniform read at a dynamic offset); group 0, bindings 1.. are its buffers in order; group 1
+//! is the resident dataset (`shaders/data.wgsl`).
+
+use std::collections::HashMap;
+
+use bytemuck::Pod;
+
+use super::context::GpuContext;
+use crate::{Error, Result, shader_source};
+
+/// The text of every shader in `shaders/` (the build validated each one).
+pub const SHADERS: &[(&str, &str)] = &[
+    ("data", include_str!("../../shaders/data.wgsl")),
+    ("dlogits", include_str!("../../shaders/dlogits.wgsl")),
+    ("evaluate", include_str!("../../shaders/evaluate.wgsl")),
+    ("logits", include_str!("../../shaders/logits.wgsl")),
+    ("loss", include_str!("../../shaders/loss.wgsl")),
+    ("prng", include_str!("../../shaders/prng.wgsl")),
+    ("reduce", include_str!("../../shaders/reduce.wgsl")),
+    ("sgd_update", include_str!("../../shaders/sgd_update.wgsl")),
+    ("train_epoch", include_str!("../../shaders/train_epoch.wgsl")),
+    ("weight_grad", include_str!("../../shaders/weight_grad.wgsl")),
+];
+
+/// Shader `name` with its imports inlined.
+pub fn composed(name: &str) -> Result<shader_source::Composed> {
+    let read = |n: &str| SHADERS.iter().find(|(k, _)| *k == n).map(|(_, t)| t.to_string());
+    shader_source::compose(name, &read).map_err(Error::gpu)
+}
+
+/// Shader `name` parsed by naga.
+pub fn naga_module(name: &str) -> Result<naga::Module> {
+    let c = composed(name)?;
+    naga::front::wgsl::parse_str(&c.source)
+        .map_err(|e| Error::gpu(format!("shaders/{name}.wgsl: {}", e.message())))
+}
+
+/// The group-1 layout every dataset-reading kernel shares.
+pub fn data_layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
+    let entries = [
+        layout_entry(0, wgpu::BufferBindingType::Uniform, false, None),
+        layout_entry(1, wgpu::BufferBindingType::Storage { read_only: true }, false, None),
+        layout_entry(2, wgpu::BufferBindingType::Storage { read_only: true }, false, None),
+    ];
+    ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("data"), entries: &entries })
+}
+
+fn layout_entry(
+    binding: u32,
+    ty: wgpu::BufferBindingType,
+    dynamic: bool,
+    min_size: Option<u64>,
+) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: dynamic,
+            min_binding_size: min_size.and_then(wgpu::BufferSize::new),
+        },
+        count: None,
+    }
+}
+
+/// One compute pipeline and what its bindings are.
+pub struct Kernel {
+    pub name: &'static str,
+    pipeline: wgpu::ComputePipeline,
+    /// Group 0: the parameters and the kernel's own buffers.
+    layout0: wgpu::BindGroupLayout,
+    /// Storage buffers of group 0 (bindings 1..=buffers).
+    buffers: u32,
+    params_size: u64,
+    uses_data: bool,
+    pub workgroup_size: [u32; 3],
+}
+
+impl Kernel {
+    /// Compile shader `name` (entry point `main`) with the given override constants; those the
+    /// shader does not declare are ignored, so callers can pass the same set to every kernel.
+    pub fn new(
+        ctx: &GpuContext,
+        data_layout: &wgpu::BindGroupLayout,
+        name: &'static str,
+        params_size: usize,
+        overrides: &[(&str, f64)],
+    ) -> Result<Kernel> {
+        let source = composed(name)?.source;
+        let module = naga_module(name)?;
+        let (entries0, uses_data) = reflect_group0(&module, name, params_size as u64)?;
+        let workgroup_size = module
+            .entry_points
+            .iter()
+            .find(|e| e.name == "main")
+            .map(|e| e.workgroup_size)
+            .ok_or_else(|| Error::gpu(format!("shaders/{name}.wgsl has no entry point `main`")))?;
+        let declared: Vec<&str> = module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
+        let constants: Vec<(&str, f64)> =
+            overrides.iter().copied().filter(|(k, _)| declared.contains(k)).collect();
+        let layout0 = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(name),
+            entries: &entries0,
+        });
+        let groups: Vec<Option<&wgpu::BindGroupLayout>> =
+            if uses_data { vec![Some(&layout0), Some(data_layout)] } else { vec![Some(&layout0)] };
+        let pipeline_layout = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(name),
+            bind_group_layouts: &groups,
+            immediate_size: 0,
+        });
+        let shader = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: Some(&pipeline_layout),
+            module: &shader,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                // Every kernel writes its workgroup memory before reading it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        ctx.check().map_err(|e| Error::gpu(format!("compiling shaders/{name}.wgsl: {e}")))?;
+        Ok(Kernel {
+            name,
+            pipeline,
+            layout0,
+            buffers: entries0.len() as u32 - 1,
+            params_size: params_size as u64,
+            uses_data,
+            workgroup_size,
+        })
+    }
+}
+
+/// Group 0's layout from the shader's declarations, checking the binding conventions.
+fn reflect_group0(
+    module: &naga::Module,
+    name: &str,
+    params_size: u64,
+) -> Result<(Vec<wgpu::BindGroupLayoutEntry>, bool)> {
+    let mut entries = Vec::new();
+    let mut uses_data = false;
+    for (_, var) in module.global_variables.iter() {
+        let Some(binding) = &var.binding else { continue };
+        if binding.group == 1 {
+            uses_data = true;
+            continue;
+        }
+        let ty = match var.space {
+            naga::AddressSpace::Uniform => wgpu::BufferBindingType::Uniform,
+            naga::AddressSpace::Storage { access } => wgpu::BufferBindingType::Storage {
+                read_only: !access.contains(naga::StorageAccess::STORE),
+            },
+            _ => return Err(Error::gpu(format!("shaders/{name}.wgsl: unsupported binding kind"))),
+        };
+        let is_params = binding.binding == 0;
+        if is_params != (ty == wgpu::BufferBindingType::Uniform) || binding.group != 0 {
+            return Err(Error::gpu(format!(
+                "shaders/{name}.wgsl: group 0 binding 0 must be the uniform parameters and the rest storage"
+            )));
+        }
+        entries.push(layout_entry(binding.binding, ty, is_params, is_params.then_some(params_size)));
+    }
+    entries.sort_by_key(|e| e.binding);
+    let contiguous = entries.iter().enumerate().all(|(i, e)| e.binding == i as u32);
+    if entries.is_empty() || !contiguous {
+        return Err(Error::gpu(format!("shaders/{name}.wgsl: group 0 bindings must be 0, 1, 2, … without gaps")));
+    }
+    Ok((entries, uses_data))
+}
+
+/// Size and member offsets of a WGSL struct as naga lays it out (for layout tests).
+pub fn wgsl_struct_layout(shader: &str, struct_name: &str) -> Result<(u32, Vec<(String, u32)>)> {
+    let module = naga_module(shader)?;
+    for (_, ty) in module.types.iter() {
+        if ty.name.as_deref() == Some(struct_name)
+            && let naga::TypeInner::Struct { members, span } = &ty.inner
+        {
+            let offsets = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
+            return Ok((*span, offsets));
+        }
+    }
+    Err(Error::gpu(format!("shaders/{shader}.wgsl has no struct {struct_name}")))
+}
+
+struct Op<'a> {
+    kernel: &'a Kernel,
+    offset: u32,
+    buffers: Vec<&'a wgpu::Buffer>,
+    data: Option<&'a wgpu::BindGroup>,
+    workgroups: [u32; 3],
+}
+
+/// A plan of dispatches, encoded later into one compute pass.
+pub struct Recording<'a> {
+    ops: Vec<Op<'a>>,
+    arena: Vec<u8>,
+    align: usize,
+    max_groups: u32,
+}
+
+impl<'a> Recording<'a> {
+    pub fn new(ctx: &GpuContext) -> Recording<'a> {
+        Recording {
+            ops: Vec::new(),
+            arena: Vec::new(),
+            align: ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize,
+            max_groups: ctx.limits.max_compute_workgroups_per_dimension,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Add a dispatch of `kernel` with `params` and its group-0 `buffers` (bindings 1..).
+    pub fn dispatch<P: Pod>(
+        &mut self,
+        kernel: &'a Kernel,
+        params: &P,
+        buffers: &[&'a wgpu::Buffer],
+        data: Option<&'a wgpu::BindGroup>,
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        if std::mem::size_of::<P>() as u64 != kernel.params_size
+            || buffers.len() as u32 != kernel.buffers
+            || data.is_some() != kernel.uses_data
+        {
+            return Err(Error::gpu(format!("{}: dispatch does not match the kernel's bindings", kernel.name)));
+        }
+        if workgroups.iter().any(|&w| w > self.max_groups) {
+            return Err(Error::gpu(format!(
+                "{}: {workgroups:?} workgroups exceed this adapter's limit of {} per dimension: use smaller chunks",
+                kernel.name, self.max_groups
+            )));
+        }
+        let offset = self.arena.len().next_multiple_of(self.align);
+        self.arena.resize(offset, 0);
+        self.arena.extend_from_slice(bytemuck::bytes_of(params));
+        self.ops.push(Op { kernel, offset: offset as u32, buffers: buffers.to_vec(), data, workgroups });
+        Ok(())
+    }
+
+    /// Encode every dispatch, in order, into one compute pass of `encoder`.
+    pub fn encode(
+        self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamps: Option<wgpu::ComputePassTimestampWrites>,
+    ) -> Result<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let arena = ctx.buffer_init("params", &self.arena, wgpu::BufferUsages::UNIFORM)?;
+        let mut groups: HashMap<(usize, Vec<wgpu::Buffer>), wgpu::BindGroup> = HashMap::new();
+        for op in &self.ops {
+            let key = (op.kernel as *const Kernel as usize, op.buffers.iter().map(|b| (*b).clone()).collect());
+            groups.entry(key).or_insert_with(|| bind_group(ctx, op, &arena));
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("steplens"),
+            timestamp_writes: timestamps,
+        });
+        for op in &self.ops {
+            let key = (op.kernel as *const Kernel as usize, op.buffers.iter().map(|b| (*b).clone()).collect());
+            pass.set_pipeline(&op.kernel.pipeline);
+            pass.set_bind_group(0, &groups[&key], &[op.offset]);
+            if let Some(data) = op.data {
+                pass.set_bind_group(1, data, &[]);
+            }
+            let [x, y, z] = op.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
+        drop(pass);
+        ctx.check()
+    }
+}
+
+fn bind_group(ctx: &GpuContext, op: &Op, arena: &wgpu::Buffer) -> wgpu::BindGroup {
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: arena,
+            offset: 0,
+            size: wgpu::BufferSize::new(op.kernel.params_size),
+        }),
+    }];
+    for (i, b) in op.buffers.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+    }
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(op.kernel.name),
+        layout: &op.kernel.layout0,
+        entries: &entries,
+    })
+}
+
+/// ⌈n / d⌉ as a workgroup count.
+pub fn groups_for(n: usize, d: u32) -> u32 {
+    n.div_ceil(d as usize) as u32
+}

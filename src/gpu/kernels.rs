@@ -1,0 +1,320 @@
+//! One struct per WGSL kernel: it owns the pipeline, its parameter struct mirrors the WGSL one
+//! (`#[repr(C)]`, checked against naga's layout in the tests), and `encode` adds a typed dispatch
+//! to a [`Recording`]. The CPU twin of each lives in `crate::cpu::kernels`.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{
+    context::GpuContext,
+    kernel::{Kernel, Recording, groups_for},
+};
+use crate::{
+    Result,
+    engine::{GradBlock, RowGroups},
+};
+
+/// Override constants shared by every kernel of one engine (unused ones are ignored).
+pub struct Specialisation {
+    pub model: u32,
+    pub x_u8: bool,
+}
+
+impl Specialisation {
+    fn constants(&self) -> [(&'static str, f64); 2] {
+        [("MODEL", self.model as f64), ("X_U8", if self.x_u8 { 1.0 } else { 0.0 })]
+    }
+}
+
+fn compile<P>(ctx: &GpuContext, data: &wgpu::BindGroupLayout, name: &'static str, spec: &Specialisation) -> Result<Kernel> {
+    Kernel::new(ctx, data, name, std::mem::size_of::<P>(), &spec.constants())
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct LogitsParams {
+    pub sets_per_group: u32,
+    pub rows: u32,
+    pub classes: u32,
+    pub dim: u32,
+    pub table_offset: u32,
+    pub group_stride: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
+/// `shaders/logits.wgsl`: the batched matmul z = W x + b for many parameter sets.
+pub struct Logits(Kernel);
+
+impl Logits {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(Logits(compile::<LogitsParams>(ctx, data, "logits", spec)?))
+    }
+
+    /// logits[set, row, class] for `sets` (sets × dim) on the rows of `table`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        data: &'a wgpu::BindGroup,
+        rows: RowGroups,
+        classes: u32,
+        dim: u32,
+        theta: &'a wgpu::Buffer,
+        table: &'a wgpu::Buffer,
+        logits: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        let prm = LogitsParams {
+            sets_per_group: rows.sets_per_group,
+            rows: rows.rows,
+            classes,
+            dim,
+            table_offset: rows.offset,
+            group_stride: rows.stride,
+            _pad1: 0,
+            _pad2: 0,
+        };
+        let wg = [groups_for(rows.rows as usize, 16), groups_for((rows.sets_per_group * classes) as usize, 16), rows.groups];
+        rec.dispatch(&self.0, &prm, &[theta, table, logits], Some(data), wg)
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct DlogitsParams {
+    pub sets_per_group: u32,
+    pub rows: u32,
+    pub classes: u32,
+    pub table_offset: u32,
+    pub sets: u32,
+    pub scale: f32,
+    pub group_stride: u32,
+    pub _pad1: u32,
+}
+
+/// `shaders/dlogits.wgsl`: per-sample loss and scaled d loss / d z (softmax CE, seed-compat,
+/// sigmoid, least squares, by specialisation).
+pub struct Dlogits(Kernel);
+
+impl Dlogits {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(Dlogits(compile::<DlogitsParams>(ctx, data, "dlogits", spec)?))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        data: &'a wgpu::BindGroup,
+        rows: RowGroups,
+        classes: u32,
+        scale: f32,
+        logits: &'a wgpu::Buffer,
+        table: &'a wgpu::Buffer,
+        dlogits: &'a wgpu::Buffer,
+        losses: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        let prm = DlogitsParams {
+            sets_per_group: rows.sets_per_group,
+            rows: rows.rows,
+            classes,
+            table_offset: rows.offset,
+            sets: rows.sets(),
+            scale,
+            group_stride: rows.stride,
+            _pad1: 0,
+        };
+        let wg = [groups_for((rows.sets() * rows.rows) as usize, 64), 1, 1];
+        rec.dispatch(&self.0, &prm, &[logits, table, dlogits, losses], Some(data), wg)
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct WeightGradParams {
+    pub sets_per_group: u32,
+    pub rows: u32,
+    pub classes: u32,
+    pub table_offset: u32,
+    pub c0: u32,
+    pub nrows: u32,
+    pub with_bias: u32,
+    pub out_dim: u32,
+    pub group_stride: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
+/// `shaders/weight_grad.wgsl`: G = dzᵀ X over a block of rows of W.
+pub struct WeightGrad(Kernel);
+
+impl WeightGrad {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(WeightGrad(compile::<WeightGradParams>(ctx, data, "weight_grad", spec)?))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        data: &'a wgpu::BindGroup,
+        rows: RowGroups,
+        classes: u32,
+        block: GradBlock,
+        dlogits: &'a wgpu::Buffer,
+        table: &'a wgpu::Buffer,
+        grads: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        let prm = WeightGradParams {
+            sets_per_group: rows.sets_per_group,
+            rows: rows.rows,
+            classes,
+            table_offset: rows.offset,
+            c0: block.c0,
+            nrows: block.nrows,
+            with_bias: block.with_bias as u32,
+            out_dim: block.dim(),
+            group_stride: rows.stride,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
+        };
+        let cols = block.p + block.with_bias as u32;
+        let wg = [groups_for(cols as usize, 16), groups_for((rows.sets_per_group * block.nrows) as usize, 16), rows.groups];
+        rec.dispatch(&self.0, &prm, &[dlogits, table, grads], Some(data), wg)
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct SgdParams {
+    pub sets: u32,
+    pub dim: u32,
+    pub lr_stride: u32,
+    pub lr_index: u32,
+}
+
+/// `shaders/sgd_update.wgsl`: θ ← θ − h g with h from a per-set table.
+pub struct SgdUpdate(Kernel);
+
+impl SgdUpdate {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(SgdUpdate(compile::<SgdParams>(ctx, data, "sgd_update", spec)?))
+    }
+
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        prm: SgdParams,
+        theta: &'a wgpu::Buffer,
+        grads: &'a wgpu::Buffer,
+        lrs: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        let wg = [groups_for(prm.dim as usize, 256), prm.sets, 1];
+        rec.dispatch(&self.0, &prm, &[theta, grads, lrs], None, wg)
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct EvaluateParams {
+    pub sets: u32,
+    pub classes: u32,
+    pub dim: u32,
+    pub groups: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct ReduceParams {
+    pub sets: u32,
+    pub count: u32,
+    pub scale: f32,
+    pub _pad0: u32,
+}
+
+/// `shaders/evaluate.wgsl` + `shaders/reduce.wgsl`: whole-set mean loss and accuracy per set.
+pub struct Evaluate {
+    partial: Kernel,
+    reduce: Kernel,
+}
+
+impl Evaluate {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(Evaluate {
+            partial: compile::<EvaluateParams>(ctx, data, "evaluate", spec)?,
+            reduce: compile::<ReduceParams>(ctx, data, "reduce", spec)?,
+        })
+    }
+
+    /// Bytes of the partial-sum buffer for `sets` sets over `n` samples.
+    pub fn partials_size(sets: u32, n: usize) -> u64 {
+        sets as u64 * groups_for(n, 256) as u64 * 8
+    }
+
+    /// totals[set] = (mean loss, accuracy) over the `n` samples of `data`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        data: &'a wgpu::BindGroup,
+        n: usize,
+        sets: u32,
+        classes: u32,
+        dim: u32,
+        theta: &'a wgpu::Buffer,
+        partials: &'a wgpu::Buffer,
+        totals: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        let groups = groups_for(n, 256);
+        let prm = EvaluateParams { sets, classes, dim, groups };
+        rec.dispatch(&self.partial, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
+        let prm = ReduceParams { sets, count: groups, scale: 1.0 / n as f32, _pad0: 0 };
+        rec.dispatch(&self.reduce, &prm, &[partials, totals], None, [sets, 1, 1])
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct EpochParams {
+    pub runs: u32,
+    pub steps: u32,
+    pub batch: u32,
+    pub classes: u32,
+    pub dim: u32,
+    pub tables: u32,
+    pub rule: u32,
+    pub max_backtracks: u32,
+    pub armijo_c: f32,
+    pub armijo_beta: f32,
+    pub armijo_growth: f32,
+    pub max_lr: f32,
+    pub polyak_c: f32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
+/// `shaders/train_epoch.wgsl`: a whole epoch of every run in one dispatch.
+pub struct TrainEpoch(Kernel);
+
+impl TrainEpoch {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(TrainEpoch(compile::<EpochParams>(ctx, data, "train_epoch", spec)?))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        data: &'a wgpu::BindGroup,
+        prm: EpochParams,
+        theta: &'a wgpu::Buffer,
+        batches: &'a wgpu::Buffer,
+        lrs: &'a wgpu::Buffer,
+        grads: &'a wgpu::Buffer,
+        stats: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        rec.dispatch(&self.0, &prm, &[theta, batches, lrs, grads, stats], Some(data), [prm.runs, 1, 1])
+    }
+}

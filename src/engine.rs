@@ -154,9 +154,10 @@ pub struct AnalysisChunk {
     pub pairs: Vec<f32>,
 }
 
-/// Turns B Gram matrices GᵢᵀGᵢ (B × K × K) into B coefficient vectors c (B × K) so that
-/// q_i = G_i c_i; the analysis computes them from an eigen-decomposition on the host.
-pub type DirectionFn<'f> = dyn FnMut(&[f32]) -> Result<Vec<f32>> + 'f;
+/// Turns B Gram matrices GᵢᵀGᵢ (B × K × K) — and, when centring, those of the centred Gᵢ —
+/// into B coefficient vectors c (B × K) so that q_i = Gᵢ c_i (the centred Gᵢ when centring);
+/// the analysis computes them from an eigen-decomposition on the host.
+pub type DirectionFn<'f> = dyn FnMut(&[f32], Option<&[f32]>) -> Result<Vec<f32>> + 'f;
 
 /// Which implementation, and on what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -186,12 +187,14 @@ pub trait Engine {
     fn perturbed_gradients(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>>;
     /// Projection pairs (B × K × 2) of fresh perturbations (`req.stream`) onto given q (B × block_dim).
     fn project(&mut self, req: &PerturbedRequest, q: &[f32]) -> Result<Vec<f32>>;
-    /// The fast analysis: Gram matrices of the `svd` request's gradients, `direction` turns them
-    /// into coefficients, q_i = G_i c_i, then the projection pairs of the `project` request.
+    /// The fast analysis: Gram matrices of the `svd` request's gradients (and of the centred
+    /// gradients when `center`), `direction` turns them into coefficients, q_i = G_i c_i, then
+    /// the projection pairs of the `project` request.
     fn analyze(
         &mut self,
         svd: &PerturbedRequest,
         project: &PerturbedRequest,
+        center: bool,
         direction: &mut DirectionFn,
     ) -> Result<AnalysisChunk>;
 }

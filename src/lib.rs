@@ -9,6 +9,7 @@
 //! - [`train`], [`schedule`]: training runs and learning-rate schedules;
 //! - [`report`]: run directories, tables, CSV/JSON/npy and plots.
 
+pub mod analysis;
 pub mod cli;
 pub mod cpu;
 pub mod data;

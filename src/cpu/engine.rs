@@ -8,7 +8,7 @@ use crate::{
         AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, Metrics,
         PerturbedRequest,
     },
-    gpu::engine::check_plan,
+    gpu::engine::{check_perturbed, check_plan},
     model::Model,
 };
 
@@ -81,20 +81,44 @@ impl Engine for CpuEngine {
         Ok(EpochOutcome { steps, eval: self.evaluate()?, params })
     }
 
-    fn perturbed_gradients(&mut self, _req: &PerturbedRequest) -> Result<Vec<f32>> {
-        Err(Error::Runtime("not yet".into()))
+    fn perturbed_gradients(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>> {
+        check_perturbed(req, &self.model, self.data.train.n)?;
+        let (_, g) = kernels::perturbed_gradients(&self.model, &self.data.train, req);
+        Ok(g.iter().map(|&v| v as f32).collect())
     }
 
-    fn project(&mut self, _req: &PerturbedRequest, _q: &[f32]) -> Result<Vec<f32>> {
-        Err(Error::Runtime("not yet".into()))
+    fn project(&mut self, req: &PerturbedRequest, q: &[f32]) -> Result<Vec<f32>> {
+        check_perturbed(req, &self.model, self.data.train.n)?;
+        let q: Vec<f64> = q.iter().map(|&v| v as f64).collect();
+        Ok(self.pairs(req, &q))
     }
 
     fn analyze(
         &mut self,
-        _svd: &PerturbedRequest,
-        _project: &PerturbedRequest,
-        _direction: &mut DirectionFn,
+        svd: &PerturbedRequest,
+        project: &PerturbedRequest,
+        center: bool,
+        direction: &mut DirectionFn,
     ) -> Result<AnalysisChunk> {
-        Err(Error::Runtime("not yet".into()))
+        check_perturbed(svd, &self.model, self.data.train.n)?;
+        let (k, bd) = (svd.points, svd.block.dim(&self.model));
+        let (_, mut g) = kernels::perturbed_gradients(&self.model, &self.data.train, svd);
+        let to32 = |v: Vec<f64>| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
+        let gram = to32(kernels::gram(&g, k, bd));
+        let centered = center.then(|| {
+            kernels::center(&mut g, k, bd);
+            to32(kernels::gram(&g, k, bd))
+        });
+        let coefs: Vec<f64> = direction(&gram, centered.as_deref())?.iter().map(|&c| c as f64).collect();
+        let q = kernels::combine(&g, &coefs, k, bd);
+        let pairs = self.pairs(project, &q);
+        Ok(AnalysisChunk { q: q.iter().map(|&v| v as f32).collect(), pairs })
+    }
+}
+
+impl CpuEngine {
+    fn pairs(&self, req: &PerturbedRequest, q: &[f64]) -> Vec<f32> {
+        let (perturbed, g) = kernels::perturbed_gradients(&self.model, &self.data.train, req);
+        kernels::project(&self.model, req.block, q, &perturbed, &g, req.points).iter().map(|&v| v as f32).collect()
     }
 }

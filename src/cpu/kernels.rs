@@ -4,8 +4,9 @@
 use super::loss::loss_and_dlogits;
 use crate::{
     data::Dataset,
-    engine::{EpochPlan, GradBlock, RowGroups, StepRule, StepStat},
-    model::LossCode,
+    engine::{Block, EpochPlan, GradBlock, Perturbation, PerturbedRequest, RowGroups, StepRule, StepStat},
+    model::{LossCode, Model},
+    prng,
 };
 
 /// Twin of `logits.wgsl`: [sets, rows, classes].
@@ -179,4 +180,95 @@ pub fn train_epoch(code: LossCode, data: &Dataset, theta: &mut [f64], plan: &Epo
         }
     }
     stats
+}
+
+/// Twin of `perturb.wgsl`: [B·K, dim] perturbed copies of θ.
+pub fn perturb(theta: &[f32], batch_ids: &[u32], points: usize, perturbation: Perturbation, seed: u64, stream: u32) -> Vec<f64> {
+    let dim = theta.len();
+    let mut out = Vec::with_capacity(batch_ids.len() * points * dim);
+    for &batch in batch_ids {
+        for k in 0..points as u32 {
+            out.extend(theta.iter().enumerate().map(|(d, &t)| {
+                let d = d as u32;
+                let delta = match perturbation {
+                    Perturbation::Uniform { scale } => scale * prng::uniform(seed, stream, batch, k, d),
+                    Perturbation::Gaussian { sigma } => sigma * prng::normal(seed, stream, batch, k, d),
+                };
+                t as f64 + delta as f64
+            }));
+        }
+    }
+    out
+}
+
+/// Twin of `gram.wgsl`: [groups, K, K].
+pub fn gram(vectors: &[f64], points: usize, dim: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    for g in vectors.chunks(points * dim) {
+        for k in 0..points {
+            for l in 0..points {
+                out.push(dot(&g[k * dim..][..dim], &g[l * dim..][..dim]));
+            }
+        }
+    }
+    out
+}
+
+/// Twin of `center.wgsl`: subtract each group's mean vector in place.
+pub fn center(vectors: &mut [f64], points: usize, dim: usize) {
+    for g in vectors.chunks_mut(points * dim) {
+        for d in 0..dim {
+            let mean = (0..points).map(|k| g[k * dim + d]).sum::<f64>() / points as f64;
+            (0..points).for_each(|k| g[k * dim + d] -= mean);
+        }
+    }
+}
+
+/// Twin of `combine.wgsl`: [groups, dim].
+pub fn combine(vectors: &[f64], coefs: &[f64], points: usize, dim: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    for (g, c) in vectors.chunks(points * dim).zip(coefs.chunks(points)) {
+        out.extend((0..dim).map(|d| (0..points).map(|k| c[k] * g[k * dim + d]).sum::<f64>()));
+    }
+    out
+}
+
+/// Twin of `project.wgsl`: [sets, 2] pairs (q·(θ+δ)|block, q·g).
+pub fn project(model: &Model, block: Block, q: &[f64], perturbed: &[f64], grads: &[f64], points: usize) -> Vec<f64> {
+    let (dim, bd) = (model.dim(), block.dim(model));
+    let mut out = Vec::new();
+    for (s, (theta, g)) in perturbed.chunks(dim).zip(grads.chunks(bd)).enumerate() {
+        let qg = &q[(s / points) * bd..][..bd];
+        let restricted: Vec<f64> = block_indices(model, block).into_iter().map(|i| theta[i]).collect();
+        out.push(dot(qg, &restricted));
+        out.push(dot(qg, g));
+    }
+    out
+}
+
+/// Indices in θ of the block's entries, in block order.
+pub fn block_indices(model: &Model, block: Block) -> Vec<usize> {
+    let (c0, rows, bias) = block.rows(model);
+    let p = model.p;
+    let mut idx: Vec<usize> = (c0 * p..(c0 + rows) * p).collect();
+    if bias {
+        idx.extend(model.outputs * p + c0..model.outputs * p + c0 + rows);
+    }
+    idx
+}
+
+/// The gradients of a perturbed request through the twins: ([B·K, dim] θ+δ, [B·K, block_dim] g).
+pub fn perturbed_gradients(model: &Model, data: &Dataset, req: &PerturbedRequest) -> (Vec<f64>, Vec<f64>) {
+    let perturbed = perturb(req.theta, req.batch_ids, req.points, req.perturbation, req.seed, req.stream);
+    let (b, k) = (req.batch_size as u32, req.points as u32);
+    let rows = RowGroups { groups: req.count() as u32, sets_per_group: k, rows: b, offset: 0, stride: b };
+    let z = logits(data, &perturbed, rows, model.outputs, model.dim(), req.batches);
+    let scale = req.grad_scale as f64 / b as f64;
+    let (dz, _) = dlogits(model.loss_code(), data, &z, rows, model.outputs, scale, req.batches);
+    let grads = weight_grad(data, &dz, rows, model.outputs, req.block.grad_block(model), req.batches);
+    (perturbed, grads)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

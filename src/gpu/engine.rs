@@ -6,8 +6,8 @@ use super::{
     context::GpuContext,
     kernel::{Recording, data_layout},
     kernels::{
-        Dlogits, EpochParams, Evaluate, Logits, SgdParams, SgdUpdate, Specialisation,
-        TrainEpoch, WeightGrad,
+        Center, Combine, Dlogits, EpochParams, Evaluate, Gram, Logits, PerturbParams, Perturb, Project, ProjectParams,
+        SgdParams, SgdUpdate, Specialisation, TrainEpoch, WeightGrad,
     },
 };
 use crate::{
@@ -72,6 +72,11 @@ struct Kernels {
     sgd: SgdUpdate,
     evaluate: Evaluate,
     train_epoch: TrainEpoch,
+    perturb: Perturb,
+    gram: Gram,
+    center: Center,
+    combine: Combine,
+    project: Project,
 }
 
 impl Kernels {
@@ -83,6 +88,11 @@ impl Kernels {
             sgd: SgdUpdate::new(ctx, layout, spec)?,
             evaluate: Evaluate::new(ctx, layout, spec)?,
             train_epoch: TrainEpoch::new(ctx, layout, spec)?,
+            perturb: Perturb::new(ctx, layout, spec)?,
+            gram: Gram::new(ctx, layout, spec)?,
+            center: Center::new(ctx, layout, spec)?,
+            combine: Combine::new(ctx, layout, spec)?,
+            project: Project::new(ctx, layout, spec)?,
         })
     }
 }
@@ -353,20 +363,197 @@ impl Engine for GpuEngine {
         Ok(EpochOutcome { steps, eval, params })
     }
 
-    fn perturbed_gradients(&mut self, _req: &PerturbedRequest) -> Result<Vec<f32>> {
-        Err(Error::gpu("the analysis kernels are not built yet"))
+    fn perturbed_gradients(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for part in self.split(req)? {
+            let bufs = AnalysisBuffers::new(&self.ctx, &self.model, &part)?;
+            let mut rec = Recording::new(&self.ctx);
+            self.record_gradients(&mut rec, &part, &bufs)?;
+            let mut enc = self.ctx.encoder();
+            rec.encode(&self.ctx, &mut enc, None)?;
+            let g = self.ctx.submit_and_read(enc, &[(&bufs.grads, 0, bufs.grads_bytes)])?;
+            out.extend_from_slice(cast_slice(&g[0]));
+        }
+        Ok(out)
     }
 
-    fn project(&mut self, _req: &PerturbedRequest, _q: &[f32]) -> Result<Vec<f32>> {
-        Err(Error::gpu("the analysis kernels are not built yet"))
+    fn project(&mut self, req: &PerturbedRequest, q: &[f32]) -> Result<Vec<f32>> {
+        let bd = req.block.dim(&self.model);
+        if q.len() != req.count() * bd {
+            return Err(Error::usage(format!("expected {} direction entries, got {}", req.count() * bd, q.len())));
+        }
+        let mut out = Vec::new();
+        let mut at = 0;
+        for part in self.split(req)? {
+            let bufs = AnalysisBuffers::new(&self.ctx, &self.model, &part)?;
+            let qb = self.ctx.buffer_init("q", cast_slice(&q[at * bd..(at + part.count()) * bd]), wgpu::BufferUsages::STORAGE)?;
+            at += part.count();
+            let mut rec = Recording::new(&self.ctx);
+            self.record_gradients(&mut rec, &part, &bufs)?;
+            self.record_projection(&mut rec, &part, &qb, &bufs)?;
+            let mut enc = self.ctx.encoder();
+            rec.encode(&self.ctx, &mut enc, None)?;
+            let p = self.ctx.submit_and_read(enc, &[(&bufs.pairs, 0, bufs.pairs_bytes)])?;
+            out.extend_from_slice(cast_slice(&p[0]));
+        }
+        Ok(out)
     }
 
     fn analyze(
         &mut self,
-        _svd: &PerturbedRequest,
-        _project: &PerturbedRequest,
-        _direction: &mut DirectionFn,
+        svd: &PerturbedRequest,
+        project: &PerturbedRequest,
+        center: bool,
+        direction: &mut DirectionFn,
     ) -> Result<AnalysisChunk> {
-        Err(Error::gpu("the analysis kernels are not built yet"))
+        if svd.batch_ids != project.batch_ids || svd.points != project.points || svd.block != project.block {
+            return Err(Error::usage("the SVD and projection requests must cover the same batches, points and block"));
+        }
+        let (k, bd) = (svd.points as u32, svd.block.dim(&self.model) as u32);
+        let mut chunk = AnalysisChunk { q: Vec::new(), pairs: Vec::new() };
+        for (part, proj) in self.split(svd)?.into_iter().zip(self.split(project)?) {
+            let groups = part.count() as u32;
+            let bufs = AnalysisBuffers::new(&self.ctx, &self.model, &part)?;
+            let gram_bytes = (groups * k * k * 4) as u64;
+            let gram = self.ctx.buffer("gram", gram_bytes)?;
+            let centered = self.ctx.buffer("centred gram", gram_bytes)?;
+            let mut rec = Recording::new(&self.ctx);
+            self.record_gradients(&mut rec, &part, &bufs)?;
+            self.kernels.gram.encode(&mut rec, groups, k, bd, &bufs.grads, &gram)?;
+            if center {
+                self.kernels.center.encode(&mut rec, groups, k, bd, &bufs.grads)?;
+                self.kernels.gram.encode(&mut rec, groups, k, bd, &bufs.grads, &centered)?;
+            }
+            let mut enc = self.ctx.encoder();
+            rec.encode(&self.ctx, &mut enc, None)?;
+            let grams = self.ctx.submit_and_read(enc, &[(&gram, 0, gram_bytes), (&centered, 0, if center { gram_bytes } else { 0 })])?;
+            let coefs = direction(cast_slice(&grams[0]), center.then(|| cast_slice(&grams[1])))?;
+            if coefs.len() != (groups * k) as usize {
+                return Err(Error::Runtime("the direction function returned the wrong number of coefficients".into()));
+            }
+            let cb = self.ctx.buffer_init("coefficients", cast_slice(&coefs), wgpu::BufferUsages::STORAGE)?;
+            let qb = self.ctx.buffer("q", (groups * bd * 4) as u64)?;
+            let mut rec = Recording::new(&self.ctx);
+            // q = G c first; the projection's fresh gradients then reuse G's buffer (dispatches run in order).
+            self.kernels.combine.encode(&mut rec, groups, k, bd, &bufs.grads, &cb, &qb)?;
+            self.record_gradients(&mut rec, &proj, &bufs)?;
+            self.record_projection(&mut rec, &proj, &qb, &bufs)?;
+            let mut enc = self.ctx.encoder();
+            rec.encode(&self.ctx, &mut enc, None)?;
+            let out = self.ctx.submit_and_read(enc, &[(&qb, 0, (groups * bd * 4) as u64), (&bufs.pairs, 0, bufs.pairs_bytes)])?;
+            chunk.q.extend_from_slice(cast_slice(&out[0]));
+            chunk.pairs.extend_from_slice(cast_slice(&out[1]));
+        }
+        Ok(chunk)
     }
+}
+
+/// Device buffers of one chunk of the analysis.
+struct AnalysisBuffers {
+    theta: wgpu::Buffer,
+    ids: wgpu::Buffer,
+    table: wgpu::Buffer,
+    perturbed: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    dlogits: wgpu::Buffer,
+    losses: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    grads_bytes: u64,
+    pairs: wgpu::Buffer,
+    pairs_bytes: u64,
+}
+
+impl AnalysisBuffers {
+    fn new(ctx: &GpuContext, model: &Model, req: &PerturbedRequest) -> Result<AnalysisBuffers> {
+        let sets = (req.count() * req.points) as u64;
+        let rows = sets * req.batch_size as u64;
+        let grads_bytes = sets * req.block.dim(model) as u64 * 4;
+        let storage = wgpu::BufferUsages::STORAGE;
+        Ok(AnalysisBuffers {
+            theta: ctx.buffer_init("base parameters", cast_slice(req.theta), storage)?,
+            ids: ctx.buffer_init("batch ids", cast_slice(req.batch_ids), storage)?,
+            table: ctx.buffer_init("batch rows", cast_slice(req.batches), storage)?,
+            perturbed: ctx.buffer("perturbed parameters", sets * model.dim() as u64 * 4)?,
+            logits: ctx.buffer("logits", rows * model.outputs as u64 * 4)?,
+            dlogits: ctx.buffer("dlogits", rows * model.outputs as u64 * 4)?,
+            losses: ctx.buffer("losses", rows * 4)?,
+            grads: ctx.buffer("perturbed gradients", grads_bytes)?,
+            grads_bytes,
+            pairs: ctx.buffer("projection pairs", sets * 8)?,
+            pairs_bytes: sets * 8,
+        })
+    }
+}
+
+impl GpuEngine {
+    /// The request in parts whose buffers fit the device's binding and dispatch limits.
+    fn split<'r>(&self, req: &PerturbedRequest<'r>) -> Result<Vec<PerturbedRequest<'r>>> {
+        check_perturbed(req, &self.model, self.train.n)?;
+        let per_batch = (req.points * self.model.dim().max(req.batch_size * self.model.outputs) * 4) as u64;
+        let by_memory = (self.ctx.limits.max_storage_buffer_binding_size.min(256 << 20) / per_batch.max(1)) as usize;
+        let by_dispatch = self.ctx.limits.max_compute_workgroups_per_dimension as usize / req.points;
+        let chunk = by_memory.min(by_dispatch).max(1);
+        let b = req.batch_size;
+        Ok((0..req.count())
+            .step_by(chunk)
+            .map(|start| {
+                let end = (start + chunk).min(req.count());
+                PerturbedRequest { batches: &req.batches[start * b..end * b], batch_ids: &req.batch_ids[start..end], ..*req }
+            })
+            .collect())
+    }
+
+    /// Perturbed parameters, their logits, derivatives and block gradients into `bufs.grads`.
+    fn record_gradients<'a>(&'a self, rec: &mut Recording<'a>, req: &PerturbedRequest, bufs: &'a AnalysisBuffers) -> Result<()> {
+        let (groups, k, b) = (req.count() as u32, req.points as u32, req.batch_size as u32);
+        let (classes, dim) = (self.model.outputs as u32, self.model.dim() as u32);
+        let prm = PerturbParams::new(groups * k, k, dim, req.perturbation, req.seed, req.stream);
+        let kn = &self.kernels;
+        kn.perturb.encode(rec, prm, &bufs.theta, &bufs.ids, &bufs.perturbed)?;
+        let rows = RowGroups { groups, sets_per_group: k, rows: b, offset: 0, stride: b };
+        let data = &self.train.bind;
+        kn.logits.encode(rec, data, rows, classes, dim, &bufs.perturbed, &bufs.table, &bufs.logits)?;
+        let scale = req.grad_scale / b as f32;
+        kn.dlogits.encode(rec, data, rows, classes, scale, &bufs.logits, &bufs.table, &bufs.dlogits, &bufs.losses)?;
+        let block = req.block.grad_block(&self.model);
+        kn.weight_grad.encode(rec, data, rows, classes, block, &bufs.dlogits, &bufs.table, &bufs.grads)
+    }
+
+    fn record_projection<'a>(&'a self, rec: &mut Recording<'a>, req: &PerturbedRequest, q: &'a wgpu::Buffer, bufs: &'a AnalysisBuffers) -> Result<()> {
+        let (c0, nrows, _) = req.block.rows(&self.model);
+        let prm = ProjectParams {
+            points: req.points as u32,
+            block_dim: req.block.dim(&self.model) as u32,
+            dim: self.model.dim() as u32,
+            p: self.model.p as u32,
+            classes: self.model.outputs as u32,
+            c0: c0 as u32,
+            nrows: nrows as u32,
+            _pad0: 0,
+        };
+        let sets = (req.count() * req.points) as u32;
+        self.kernels.project.encode(rec, sets, prm, q, &bufs.perturbed, &bufs.grads, &bufs.pairs)
+    }
+}
+
+/// Checks of an analysis request shared by both engines.
+pub(crate) fn check_perturbed(req: &PerturbedRequest, model: &Model, n: usize) -> Result<()> {
+    if req.points == 0 {
+        return Err(Error::usage("the analysis needs at least one perturbation point"));
+    }
+    if req.theta.len() != model.dim() {
+        return Err(Error::usage(format!("expected {} parameters, got {}", model.dim(), req.theta.len())));
+    }
+    if req.batch_size == 0 || req.batches.len() != req.count() * req.batch_size {
+        return Err(Error::usage("every analysed batch needs batch_size training-set indices"));
+    }
+    if req.batches.iter().any(|&i| i as usize >= n) {
+        return Err(Error::usage("a batch refers to a sample outside the training set"));
+    }
+    if let crate::engine::Block::Row(c) = req.block
+        && c >= model.outputs
+    {
+        return Err(Error::usage(format!("--block row:{c} does not exist: the model has {} row(s)", model.outputs)));
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     Result,
-    engine::{GradBlock, RowGroups},
+    engine::{GradBlock, Perturbation, RowGroups},
 };
 
 /// Override constants shared by every kernel of one engine (unused ones are ignored).
@@ -316,5 +316,173 @@ impl TrainEpoch {
         stats: &'a wgpu::Buffer,
     ) -> Result<()> {
         rec.dispatch(&self.0, &prm, &[theta, batches, lrs, grads, stats], Some(data), [prm.runs, 1, 1])
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct PerturbParams {
+    pub sets: u32,
+    pub points: u32,
+    pub dim: u32,
+    pub kind: u32,
+    pub scale: f32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub stream: u32,
+}
+
+impl PerturbParams {
+    pub fn new(sets: u32, points: u32, dim: u32, perturbation: Perturbation, seed: u64, stream: u32) -> Self {
+        let (kind, scale) = match perturbation {
+            Perturbation::Uniform { scale } => (0, scale),
+            Perturbation::Gaussian { sigma } => (1, sigma),
+        };
+        PerturbParams { sets, points, dim, kind, scale, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, stream }
+    }
+}
+
+/// `shaders/perturb.wgsl`: K perturbed copies of θ per batch from the counter PRNG.
+pub struct Perturb(Kernel);
+
+impl Perturb {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(Perturb(compile::<PerturbParams>(ctx, data, "perturb", spec)?))
+    }
+
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        prm: PerturbParams,
+        theta: &'a wgpu::Buffer,
+        batch_ids: &'a wgpu::Buffer,
+        perturbed: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        let wg = [groups_for(prm.dim as usize, 256), prm.sets, 1];
+        rec.dispatch(&self.0, &prm, &[theta, batch_ids, perturbed], None, wg)
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct GramParams {
+    pub points: u32,
+    pub dim: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
+/// `shaders/gram.wgsl`: the K × K Gram matrix of each group's vectors.
+pub struct Gram(Kernel);
+
+impl Gram {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(Gram(compile::<GramParams>(ctx, data, "gram", spec)?))
+    }
+
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        groups: u32,
+        points: u32,
+        dim: u32,
+        vectors: &'a wgpu::Buffer,
+        gram: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        let prm = GramParams { points, dim, _pad0: 0, _pad1: 0 };
+        let t = groups_for(points as usize, 16);
+        rec.dispatch(&self.0, &prm, &[vectors, gram], None, [t, t, groups])
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct CombineParams {
+    pub points: u32,
+    pub dim: u32,
+    pub groups: u32,
+    pub _pad0: u32,
+}
+
+/// `shaders/combine.wgsl`: Σ_k coef_k G_k per group (q = G v₁/σ₁).
+pub struct Combine(Kernel);
+
+impl Combine {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(Combine(compile::<CombineParams>(ctx, data, "combine", spec)?))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        groups: u32,
+        points: u32,
+        dim: u32,
+        vectors: &'a wgpu::Buffer,
+        coefs: &'a wgpu::Buffer,
+        combined: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        let prm = CombineParams { points, dim, groups, _pad0: 0 };
+        rec.dispatch(&self.0, &prm, &[vectors, coefs, combined], None, [groups_for(dim as usize, 256), groups, 1])
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct ProjectParams {
+    pub points: u32,
+    pub block_dim: u32,
+    pub dim: u32,
+    pub p: u32,
+    pub classes: u32,
+    pub c0: u32,
+    pub nrows: u32,
+    pub _pad0: u32,
+}
+
+/// `shaders/project.wgsl`: the projection pairs (q·(θ+δ)|block, q·g).
+pub struct Project(Kernel);
+
+impl Project {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(Project(compile::<ProjectParams>(ctx, data, "project", spec)?))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        sets: u32,
+        prm: ProjectParams,
+        q: &'a wgpu::Buffer,
+        perturbed: &'a wgpu::Buffer,
+        grads: &'a wgpu::Buffer,
+        pairs: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        rec.dispatch(&self.0, &prm, &[q, perturbed, grads, pairs], None, [sets, 1, 1])
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct CenterParams {
+    pub points: u32,
+    pub dim: u32,
+    pub groups: u32,
+    pub _pad0: u32,
+}
+
+/// `shaders/center.wgsl`: subtract each group's mean vector in place.
+pub struct Center(Kernel);
+
+impl Center {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
+        Ok(Center(compile::<CenterParams>(ctx, data, "center", spec)?))
+    }
+
+    pub fn encode<'a>(&'a self, rec: &mut Recording<'a>, groups: u32, points: u32, dim: u32, vectors: &'a wgpu::Buffer) -> Result<()> {
+        let prm = CenterParams { points, dim, groups, _pad0: 0 };
+        rec.dispatch(&self.0, &prm, &[vectors], None, [groups_for(dim as usize, 256), groups, 1])
     }
 }

@@ -201,6 +201,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         storageBarrier();
         var h = lrs[run * prm.steps + s];
         var gsq = 0.0;
+        var trials = 0u;
         if prm.rule != 0u {
             gsq = grad_norm_sq(base, lid);
         }
@@ -215,6 +216,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
             for (var t = 0u; t < prm.max_backtracks; t++) {
                 let trial = batch_pass(base, row_base, h, false, lid);
+                trials += 1u;
                 if trial <= f - prm.armijo_c * h * gsq {
                     break;
                 }
@@ -226,10 +228,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             theta[base + d] -= h * grads[base + d];
         }
         if lid == 0u {
-            let o = (run * prm.steps + s) * 3u;
+            let o = (run * prm.steps + s) * 4u;
             stats[o] = f;
             stats[o + 1u] = h;
             stats[o + 2u] = gsq;
+            stats[o + 3u] = f32(trials);
         }
         storageBarrier();
         workgroupBarrier();

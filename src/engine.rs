@@ -34,6 +34,8 @@ pub struct EpochPlan<'a> {
     pub rule: StepRule,
     /// Read the parameters back with the epoch's results (same submit).
     pub read_params: bool,
+    /// Evaluate the whole train and test sets at the end (else `EpochOutcome::eval` is empty).
+    pub evaluate: bool,
 }
 
 impl EpochPlan<'_> {
@@ -57,12 +59,14 @@ pub struct Evaluation {
     pub test: Option<Vec<Metrics>>,
 }
 
-/// What one step did, per run: the batch loss before the step, the rate used, ‖∇f_B‖².
+/// What one step did, per run: the batch loss before the step, the rate used, ‖∇f_B‖² (for
+/// the adaptive rules), and the extra loss evaluations of Armijo's backtracking.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct StepStat {
     pub loss: f32,
     pub lr: f32,
     pub grad_sq: f32,
+    pub trials: f32,
 }
 
 #[derive(Debug, Clone)]

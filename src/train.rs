@@ -153,6 +153,7 @@ impl<'e> Trainer<'e> {
             lrs,
             rule,
             read_params: self.read_params,
+            evaluate: true,
         };
         let out = self.engine.run_epoch(&plan)?;
         let seconds = t.elapsed().as_secs_f64();

@@ -27,7 +27,7 @@ fn train(engine: &mut dyn Engine, batching: &Batching, epochs: usize, lrs: &[f32
     let mut stats = Vec::new();
     for e in 1..=epochs {
         let batches = batching.epoch(e);
-        let plan = EpochPlan { batches: &batches, batch_size: batching.batch_size, steps, lrs, rule, read_params: false };
+        let plan = EpochPlan { batches: &batches, batch_size: batching.batch_size, steps, lrs, rule, read_params: false, evaluate: true };
         let out = engine.run_epoch(&plan).unwrap();
         losses.extend(out.eval.train.iter().map(|m| m.loss));
         losses.extend(out.eval.test.unwrap().iter().map(|m| m.loss));

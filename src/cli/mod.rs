@@ -1,6 +1,7 @@
 //! The command line: argument groups shared by the commands, engine and data construction, and
 //! the error edge (one sentence on stderr; exit 2 for usage errors, 1 for runtime errors).
 
+pub mod analyze;
 pub mod train;
 
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Train a model with SGD and write a run directory (history, weights, batches, config).
     Train(train::TrainArgs),
+    /// Principal direction, spectrum and projection picture of every batch's perturbed gradients.
+    Analyze(analyze::AnalyzeArgs),
     /// List the GPU adapters wgpu can see.
     Adapters(DeviceArgs),
 }
@@ -230,6 +233,7 @@ pub fn main() -> i32 {
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(args) => train::run(args, cli.quiet),
+        Command::Analyze(args) => analyze::run(args, cli.quiet),
         Command::Adapters(args) => list_adapters(args),
     }
 }

@@ -78,7 +78,8 @@ impl Engine for CpuEngine {
         let code = self.model.loss_code();
         let steps = kernels::train_epoch(code, &self.data.train, &mut self.theta, plan, self.model.outputs);
         let params = plan.read_params.then(|| self.theta.iter().map(|&t| t as f32).collect());
-        Ok(EpochOutcome { steps, eval: self.evaluate()?, params })
+        let eval = if plan.evaluate { self.evaluate()? } else { Evaluation { train: Vec::new(), test: None } };
+        Ok(EpochOutcome { steps, eval, params })
     }
 
     fn perturbed_gradients(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>> {

@@ -156,6 +156,7 @@ pub fn train_epoch(code: LossCode, data: &Dataset, theta: &mut [f64], plan: &Epo
             let f = batch_loss(code, data, w, batch, classes, Some(&mut grad));
             let gsq = if plan.rule == StepRule::Table { 0.0 } else { grad.iter().map(|g| g * g).sum() };
             let mut h = plan.lrs[r * steps + s] as f64;
+            let mut trials = 0.0;
             match plan.rule {
                 StepRule::Table => {}
                 StepRule::Polyak { c, max_lr } => {
@@ -166,6 +167,7 @@ pub fn train_epoch(code: LossCode, data: &Dataset, theta: &mut [f64], plan: &Epo
                         h = (h_prev * growth as f64).min(max_lr as f64);
                     }
                     for _ in 0..crate::gpu::engine::MAX_BACKTRACKS {
+                        trials += 1.0;
                         trial.iter_mut().zip(w.iter().zip(&grad)).for_each(|(t, (w, g))| *t = w - h * g);
                         if batch_loss(code, data, &trial, batch, classes, None) <= f - c as f64 * h * gsq {
                             break;
@@ -176,7 +178,7 @@ pub fn train_epoch(code: LossCode, data: &Dataset, theta: &mut [f64], plan: &Epo
             }
             h_prev = h;
             w.iter_mut().zip(&grad).for_each(|(w, g)| *w -= h * g);
-            stats.push(StepStat { loss: f as f32, lr: h as f32, grad_sq: gsq as f32 });
+            stats.push(StepStat { loss: f as f32, lr: h as f32, grad_sq: gsq as f32, trials });
         }
     }
     stats

@@ -181,6 +181,7 @@ impl GpuEngine {
         let mut out = self.ctx.submit_and_read(encoder, &ranges)?;
         let test = out.pop().unwrap_or_default();
         let train = out.pop().unwrap_or_default();
+        // Totals of an unevaluated plan are stale: callers that skip evaluation ignore them.
         let eval = Evaluation {
             train: self.metrics(&train),
             test: self.test.as_ref().map(|_| self.metrics(&test)),
@@ -329,7 +330,7 @@ impl Engine for GpuEngine {
         let storage = wgpu::BufferUsages::STORAGE;
         let table = self.ctx.buffer_init("batches", cast_slice(plan.batches), storage)?;
         let lrs = self.ctx.buffer_init("learning rates", cast_slice(plan.lrs), storage)?;
-        let stats_bytes = (self.runs * plan.steps * 12) as u64;
+        let stats_bytes = (self.runs * plan.steps * 16) as u64;
         let stats = self.ctx.buffer("step stats", stats_bytes)?;
         let scratch_size = (self.runs * plan.batch_size * self.model.outputs * 4) as u64;
         let scratch = match self.path {
@@ -349,16 +350,20 @@ impl Engine for GpuEngine {
             }
             Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch)?,
         }
-        self.record_evaluation(&mut rec)?;
+        if plan.evaluate {
+            self.record_evaluation(&mut rec)?;
+        }
         let params_bytes = if plan.read_params { (self.runs * self.model.dim() * 4) as u64 } else { 0 };
         let (out, eval) = self.finish(rec, &[(&stats, 0, stats_bytes), (&self.theta, 0, params_bytes)])?;
         let params = plan.read_params.then(|| cast_slice::<u8, f32>(&out[1]).to_vec());
         let steps = match self.path {
             KernelPath::Fused => cast_slice::<u8, f32>(&out[0])
-                .chunks(3)
-                .map(|s| StepStat { loss: s[0], lr: s[1], grad_sq: s[2] })
+                .chunks(4)
+                .map(|s| StepStat { loss: s[0], lr: s[1], grad_sq: s[2], trials: s[3] })
                 .collect(),
-            KernelPath::Unfused => plan.lrs.iter().map(|&lr| StepStat { loss: f32::NAN, lr, grad_sq: f32::NAN }).collect(),
+            KernelPath::Unfused => {
+                plan.lrs.iter().map(|&lr| StepStat { loss: f32::NAN, lr, grad_sq: f32::NAN, trials: 0.0 }).collect()
+            }
         };
         Ok(EpochOutcome { steps, eval, params })
     }

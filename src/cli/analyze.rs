@@ -1,0 +1,314 @@
+//! `steplens analyze`: the notebook's `calculate_main_singular_vector` and
+//! `plot_projection_picture` over every batch, with pictures and files.
+
+use std::{path::PathBuf, time::Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{DataArgs, DeviceArgs, ModelArgs, train::DataSummary};
+use crate::{
+    Error, Result,
+    analysis::{self, BatchAnalysis, Batches, Settings, SvdMethod},
+    data::npy,
+    engine::{Block, EngineInfo, Perturbation},
+    model::Model,
+    report::{
+        files::{OutDir, csv_num},
+        plot::{self, Band, Chart, Series},
+        progress::Progress,
+    },
+    train::Batching,
+};
+
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    /// A run directory of `train`: analyse at its weights (else at the seeded initialisation).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub weights: Option<PathBuf>,
+    #[arg(long, default_value_t = 32, value_name = "B")]
+    pub batch_size: usize,
+    /// Which batches: `all`, `a..b` (half-open) or `i,j,k`.
+    #[arg(long, default_value = "all", value_name = "SEL")]
+    pub batches: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory [default: runs/analyze-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The analysis knobs shared by `analyze` and `schedule`.
+#[derive(Debug, Clone, Args)]
+pub struct AnalysisArgs {
+    /// Perturbations per batch (K).
+    #[arg(long, default_value_t = 100, value_name = "K")]
+    pub points: usize,
+    /// `uniform:0.01` (the notebook's δ = 0.01·U[0,1), not centred) or `gaussian:σ`.
+    #[arg(long, default_value = "uniform:0.01", value_name = "SPEC")]
+    pub perturb: String,
+    /// `row:c` (row c of W, the notebook's parameter_column) or `all` (every parameter).
+    #[arg(long, default_value = "row:0", value_name = "BLOCK")]
+    pub block: String,
+    /// Subtract the mean gradient before the SVD: q becomes the top Hessian direction.
+    #[arg(long)]
+    pub center: bool,
+    /// `gram` (K × K Gram on the GPU, eigen on the host) or `full` (read G back, nalgebra SVD).
+    #[arg(long, value_enum, default_value_t = SvdMethod::Gram)]
+    pub svd: SvdMethod,
+}
+
+impl AnalysisArgs {
+    pub fn settings(&self, model: &Model, seed: u64) -> Result<Settings> {
+        if self.points == 0 {
+            return Err(Error::usage("--points must be at least 1"));
+        }
+        let block = parse_block(&self.block)?;
+        if let Block::Row(c) = block
+            && c >= model.outputs
+        {
+            return Err(Error::usage(format!("--block row:{c} does not exist: the model has {} row(s) (row:0 .. row:{})", model.outputs, model.outputs - 1)));
+        }
+        Ok(Settings {
+            points: self.points,
+            perturbation: parse_perturbation(&self.perturb)?,
+            block,
+            seed,
+            center: self.center,
+            method: self.svd,
+        })
+    }
+
+    /// Validate what can be validated before the data is loaded.
+    pub fn check(&self) -> Result<()> {
+        if self.points == 0 {
+            return Err(Error::usage("--points must be at least 1"));
+        }
+        parse_perturbation(&self.perturb)?;
+        parse_block(&self.block).map(|_| ())
+    }
+}
+
+pub fn parse_perturbation(text: &str) -> Result<Perturbation> {
+    let bad = || Error::usage(format!("--perturb `{text}`: use uniform:SCALE or gaussian:SIGMA with a positive number"));
+    let (kind, v) = text.split_once(':').ok_or_else(bad)?;
+    let v: f32 = v.trim().parse().map_err(|_| bad())?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(bad());
+    }
+    match kind.trim() {
+        "uniform" => Ok(Perturbation::Uniform { scale: v }),
+        "gaussian" => Ok(Perturbation::Gaussian { sigma: v }),
+        _ => Err(bad()),
+    }
+}
+
+pub fn parse_block(text: &str) -> Result<Block> {
+    match text.trim() {
+        "all" => Ok(Block::All),
+        t => t
+            .strip_prefix("row:")
+            .and_then(|c| c.trim().parse().ok())
+            .map(Block::Row)
+            .ok_or_else(|| Error::usage(format!("--block `{text}`: use row:c (c = 0, 1, …) or all"))),
+    }
+}
+
+/// Parameters of a `train` run directory: the model it was trained as, and θ.
+pub fn load_run(dir: &std::path::Path) -> Result<(Model, Vec<f32>)> {
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|e| crate::error::DataError::io(&config_path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| crate::error::DataError::invalid(&config_path, format!("not JSON: {e}")))?;
+    let model: Model = serde_json::from_value(value["model"].clone())
+        .map_err(|e| crate::error::DataError::invalid(&config_path, format!("no usable `model`: {e}")))?;
+    let (_, w) = npy::read_f32(&dir.join("weights.npy"))?;
+    let (_, b) = npy::read_f32(&dir.join("bias.npy"))?;
+    if w.len() != model.outputs * model.p || b.len() != model.outputs {
+        return Err(crate::error::DataError::invalid(dir.join("weights.npy"), format!(
+            "weights.npy and bias.npy hold {} and {} values; the run's model needs {} and {}",
+            w.len(), b.len(), model.outputs * model.p, model.outputs
+        )).into());
+    }
+    Ok((model, [w, b].concat()))
+}
+
+#[derive(Serialize)]
+struct AnalyzeConfig<'a> {
+    command: &'a str,
+    version: &'a str,
+    model: Model,
+    weights: Option<String>,
+    data: DataSummary,
+    batch_size: usize,
+    batches: usize,
+    settings: &'a Settings,
+    engine: EngineInfo,
+}
+
+pub const ANALYSIS_HEADER: &[&str] =
+    &["batch", "sigma1", "sigma2", "sigma3", "explained1", "alpha", "beta", "r2", "lambda", "sigma2_over_sigma1"];
+
+pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
+    args.analysis.check()?;
+    args.device.check()?;
+    let data = args.data.load()?;
+    let (model, theta) = match &args.weights {
+        Some(dir) => {
+            let (m, theta) = load_run(dir)?;
+            if m.p != data.train.p {
+                return Err(Error::usage(format!("the run in {} has {} features, the data {}", dir.display(), m.p, data.train.p)));
+            }
+            (m, theta)
+        }
+        None => {
+            let m = args.model.model(&data)?;
+            (m, m.init(args.model.init, args.seed))
+        }
+    };
+    let settings = args.analysis.settings(&model, args.seed)?;
+    let batching = Batching::new(data.train.n, args.batch_size, args.seed, false)?;
+    let which = analysis::parse_batches(&args.batches, batching.steps())?;
+    let out_path = args.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir("analyze"));
+    let out = OutDir::create(&out_path, args.force)?;
+    let mut engine = args.device.engine(model, &data, 1, quiet)?;
+    let table = batching.epoch(1);
+    let batches = Batches { table: &table, batch_size: args.batch_size, n: data.train.n };
+    let started = Instant::now();
+    let bar = Progress::with_quiet(which.len() as u64, "analyze", quiet);
+    let results = analysis::analyze(engine.as_mut(), &theta, &batches, &which, &settings, 32, &mut |k| bar.inc(k as u64))?;
+    bar.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let config = AnalyzeConfig {
+        command: "analyze",
+        version: env!("CARGO_PKG_VERSION"),
+        model,
+        weights: args.weights.as_ref().map(|p| p.display().to_string()),
+        data: DataSummary::of(&data),
+        batch_size: args.batch_size,
+        batches: which.len(),
+        settings: &settings,
+        engine: engine.info(),
+    };
+    out.write_json("config.json", &config)?;
+    write_analysis(&out, &results, &table, args.batch_size)?;
+    plot_analysis(&out, &results, &model)?;
+    let med = |f: &dyn Fn(&BatchAnalysis) -> f64| median(results.iter().map(f).collect());
+    println!(
+        "analysed {} batches: median λ {}, median R² {}, median explained1 {}, {:.2} s",
+        results.len(),
+        crate::report::table::fmt_num(med(&|r| r.lambda), 4),
+        crate::report::table::fmt_num(med(&|r| r.r2), 4),
+        crate::report::table::fmt_num(med(&|r| r.explained1), 4),
+        seconds
+    );
+    println!("wrote {}", out.path().display());
+    Ok(())
+}
+
+/// Median of the finite values (NaN when none).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    quantile(&mut v, 0.5)
+}
+
+/// The q-quantile (linear interpolation) of the finite values (NaN when none).
+pub fn quantile(v: &mut Vec<f64>, q: f64) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// analysis.csv, q.npy, spectrum.npy, projection.npy, batches.npy.
+pub fn write_analysis(out: &OutDir, results: &[BatchAnalysis], table: &[u32], b: usize) -> Result<()> {
+    let rows = results.iter().map(|r| {
+        let s = |i: usize| r.sigma.get(i).copied().unwrap_or(f64::NAN);
+        vec![
+            r.batch.to_string(),
+            csv_num(s(0)),
+            csv_num(s(1)),
+            csv_num(s(2)),
+            csv_num(r.explained1),
+            csv_num(r.alpha),
+            csv_num(r.beta),
+            csv_num(r.r2),
+            csv_num(r.lambda),
+            csv_num(s(1) / s(0)),
+        ]
+    });
+    out.write_csv("analysis.csv", ANALYSIS_HEADER, rows)?;
+    let s = results.len();
+    let bd = results.first().map_or(0, |r| r.q.len());
+    let keep = results.first().map_or(0, |r| r.sigma.len());
+    let k = results.first().map_or(0, |r| r.pairs.len());
+    let q: Vec<f32> = results.iter().flat_map(|r| r.q.iter().copied()).collect();
+    out.write("q.npy", &npy::f32_bytes(&[s, bd], &q))?;
+    let spectrum: Vec<f32> = results.iter().flat_map(|r| r.sigma.iter().map(|&v| v as f32)).collect();
+    out.write("spectrum.npy", &npy::f32_bytes(&[s, keep], &spectrum))?;
+    let pairs: Vec<f32> = results.iter().flat_map(|r| r.pairs.iter().flatten().copied()).collect();
+    out.write("projection.npy", &npy::f32_bytes(&[s, k, 2], &pairs))?;
+    let rows: Vec<u32> = results.iter().flat_map(|r| table[r.batch * b..(r.batch + 1) * b].iter().copied()).collect();
+    out.write("batches.npy", &npy::u32_bytes(&[s, b], &rows))
+}
+
+const PICTURE_X: &str = "Π_q(θ)";
+const PICTURE_Y: &str = "Π_q(∇f_i)";
+
+fn model_title(model: &Model) -> String {
+    let name = match model.kind {
+        crate::model::ModelKind::Softmax => "Softmax regression",
+        crate::model::ModelKind::Logreg => "Logistic regression",
+        crate::model::ModelKind::Lls => "Linear least squares",
+    };
+    format!("{name} on MNIST")
+}
+
+/// projection.png/svg (averaged), projection-batch-<i>.png, spectrum.png, lambda.png.
+pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model) -> Result<()> {
+    let title = model_title(model);
+    let avg: Vec<(f64, f64)> = analysis::averaged_pairs(results).iter().map(|p| (p[0], p[1])).collect();
+    let chart = Chart::new(format!("{title}: projection averaged over {} batches", results.len()), PICTURE_X, PICTURE_Y)
+        .with_series(Series::points("", avg));
+    plot::save(&chart, Some(&out.file("projection.png")), Some(&out.file("projection.svg")))?;
+    for r in results.iter().take(3) {
+        let pts = r.pairs.iter().map(|p| (p[0] as f64, p[1] as f64)).collect();
+        let fit: Vec<(f64, f64)> = {
+            let xs = r.pairs.iter().map(|p| p[0] as f64);
+            let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+            vec![(lo, r.alpha + r.beta * lo), (hi, r.alpha + r.beta * hi)]
+        };
+        let chart = Chart::new(format!("{title}: batch {} (λ = {:.4}, R² = {:.3})", r.batch, r.lambda, r.r2), PICTURE_X, PICTURE_Y)
+            .with_series(Series::points("perturbed points", pts))
+            .with_series(Series::line("least-squares line", fit));
+        plot::save(&chart, Some(&out.file(&format!("projection-batch-{}.png", r.batch))), None)?;
+    }
+    let keep = results.first().map_or(0, |r| r.sigma.len());
+    let column = |i: usize, q: f64| {
+        let mut v: Vec<f64> = results.iter().map(|r| r.sigma.get(i).copied().unwrap_or(f64::NAN)).collect();
+        quantile(&mut v, q)
+    };
+    let curve = |q: f64| (0..keep).map(|i| ((i + 1) as f64, column(i, q))).collect::<Vec<_>>();
+    let chart = Chart::new(format!("{title}: singular values of the perturbed gradients"), "index", "σ")
+        .log_y()
+        .with_series(Series::line_points("median over batches", curve(0.5)))
+        .with_band(Band::new("quartiles", curve(0.25), curve(0.75)));
+    plot::save(&chart, Some(&out.file("spectrum.png")), None)?;
+    let lambdas = results.iter().map(|r| (r.batch as f64, r.lambda)).collect();
+    let chart = Chart::new(format!("{title}: curvature along q per batch"), "batch", "λ_i = −(n/b)·β_i")
+        .with_series(Series::points("λ_i", lambdas));
+    plot::save(&chart, Some(&out.file("lambda.png")), None)
+}

@@ -1,0 +1,49 @@
+//! Every `#[repr(C)]` parameter struct matches its WGSL struct as naga lays it out (size and
+//! member offsets), and every shader in `shaders/` is compiled into the binary.
+
+use std::mem::{offset_of, size_of};
+
+use steplens::gpu::{kernel::{SHADERS, wgsl_struct_layout}, kernels::*};
+
+macro_rules! layout {
+    ($shader:literal, $wgsl:literal, $ty:ty, [$($field:ident),* $(,)?]) => {{
+        let (size, members) = wgsl_struct_layout($shader, $wgsl).unwrap();
+        assert_eq!(size as usize, size_of::<$ty>(), "{}: size", $wgsl);
+        let rust: Vec<(&str, usize)> = vec![$((stringify!($field), offset_of!($ty, $field))),*];
+        assert_eq!(members.len(), rust.len(), "{}: member count", $wgsl);
+        for ((wname, woff), (rname, roff)) in members.iter().zip(&rust) {
+            assert_eq!(wname.trim_start_matches('_'), rname.trim_start_matches('_'), "{}: member order", $wgsl);
+            assert_eq!(*woff as usize, *roff, "{}.{}: offset", $wgsl, wname);
+        }
+    }};
+}
+
+#[test]
+fn parameter_structs_match_wgsl() {
+    layout!("logits", "LogitsParams", LogitsParams, [sets_per_group, rows, classes, dim, table_offset, group_stride, _pad1, _pad2]);
+    layout!("dlogits", "DlogitsParams", DlogitsParams, [sets_per_group, rows, classes, table_offset, sets, scale, group_stride, _pad1]);
+    layout!("weight_grad", "WeightGradParams", WeightGradParams, [sets_per_group, rows, classes, table_offset, c0, nrows, with_bias, out_dim, group_stride, _pad0, _pad1, _pad2]);
+    layout!("sgd_update", "SgdParams", SgdParams, [sets, dim, lr_stride, lr_index]);
+    layout!("evaluate", "EvaluateParams", EvaluateParams, [sets, classes, dim, groups]);
+    layout!("reduce", "ReduceParams", ReduceParams, [sets, count, scale, _pad0]);
+    layout!("train_epoch", "EpochParams", EpochParams, [runs, steps, batch, classes, dim, tables, rule, max_backtracks, armijo_c, armijo_beta, armijo_growth, max_lr, polyak_c, _pad0, _pad1, _pad2]);
+    layout!("perturb", "PerturbParams", PerturbParams, [sets, points, dim, kind, scale, seed_lo, seed_hi, stream]);
+    layout!("gram", "GramParams", GramParams, [points, dim, _pad0, _pad1]);
+    layout!("center", "CenterParams", CenterParams, [points, dim, groups, _pad0]);
+    layout!("combine", "CombineParams", CombineParams, [points, dim, groups, _pad0]);
+    layout!("project", "ProjectParams", ProjectParams, [points, block_dim, dim, p, classes, c0, nrows, _pad0]);
+}
+
+#[test]
+fn every_shader_file_is_embedded() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let embedded: Vec<String> = SHADERS.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(files, embedded, "src/gpu/kernel.rs SHADERS must list shaders/*.wgsl in order");
+}

@@ -2,4 +2,5 @@
 
 pub mod files;
 pub mod plot;
+pub mod progress;
 pub mod table;

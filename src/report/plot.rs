@@ -1,1 +1,676 @@
-//! PNG and SVG charts with plotters. (stub: being written)
+//! PNG and SVG charts with plotters, declared as data: a [`Chart`] holds [`Series`] (lines,
+//! crosses, or both) and shaded [`Band`]s; [`save`] writes it atomically.
+//!
+//! ```no_run
+//! use steplens::report::plot::{save, Band, Chart, Series};
+//! let losses: Vec<(f64, f64)> = (1..=6).map(|e| (e as f64, 1.0 / e as f64)).collect();
+//! let chart = Chart::new("Training loss", "epoch", "loss")
+//!     .log_y()
+//!     .with_series(Series::line_points("constant 0.005", losses))
+//!     .with_band(Band::new("quartiles", vec![(1.0, 0.5), (6.0, 0.1)], vec![(1.0, 2.0), (6.0, 0.3)]));
+//! save(&chart, Some("loss.png".as_ref()), Some("loss.svg".as_ref()))?;
+//! # Ok::<(), steplens::Error>(())
+//! ```
+//!
+//! Drawing never fails on data: non-finite points are skipped, so are non-positive values on a
+//! log axis (silently: a loss of exactly 0 is not an error), and a chart with nothing left to
+//! draw still renders its frame and title. Text uses DejaVu Sans, embedded in the binary
+//! because plotters is built without system-font lookup and CI machines may have no fonts.
+
+mod axis;
+mod text;
+
+use std::path::Path;
+
+use plotters::backend::RGBPixel;
+use plotters::chart::{ChartContext, SeriesLabelPosition};
+use plotters::coord::Shift;
+use plotters::drawing::IntoDrawingArea;
+use plotters::prelude::{
+    BitMapBackend, Cartesian2d, ChartBuilder, Circle, Cross, DrawingArea, DrawingAreaErrorKind,
+    DrawingBackend, EmptyElement, IntoFont, LineSeries, PathElement, Polygon, Rectangle,
+    SVGBackend, Text,
+};
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{Color, RGBColor, ShapeStyle, TextStyle, WHITE};
+
+use self::axis::Axis;
+use self::text::{FAMILY as FONT, Typeset};
+use crate::report::files::write_atomic;
+use crate::{Error, Result};
+
+/// Pixel size of PNG charts (and the SVG canvas).
+pub const SIZE: (u32, u32) = (1000, 700);
+
+/// How values map onto an axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scale {
+    #[default]
+    Linear,
+    /// Base-10 logarithmic; values ≤ 0 are not drawn.
+    Log,
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Style {
+    /// A line through the points (broken where a point is skipped).
+    #[default]
+    Line,
+    /// A small cross at each point, like matplotlib's `'x'` marker.
+    Points,
+    /// A line with a dot at each point.
+    LinePoints,
+}
+
+/// A named set of `(x, y)` points.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Series {
+    /// The legend entry; an empty label has none.
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub style: Style,
+}
+
+impl Series {
+    /// A line series.
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: label.into(),
+            points,
+            style: Style::Line,
+        }
+    }
+
+    /// A scatter of crosses.
+    pub fn points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: label.into(),
+            points,
+            style: Style::Points,
+        }
+    }
+
+    /// A line with a dot at each point (for few points, e.g. one per epoch).
+    pub fn line_points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: label.into(),
+            points,
+            style: Style::LinePoints,
+        }
+    }
+}
+
+/// A shaded area between two curves, e.g. the quartiles around a median. Band `i` takes the
+/// colour of series `i`, so a band and the series it surrounds belong at the same index.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Band {
+    /// The legend entry; an empty label has none.
+    pub label: String,
+    pub lower: Vec<(f64, f64)>,
+    pub upper: Vec<(f64, f64)>,
+}
+
+impl Band {
+    /// A band between the curves `lower` and `upper` (each in increasing x).
+    pub fn new(label: impl Into<String>, lower: Vec<(f64, f64)>, upper: Vec<(f64, f64)>) -> Band {
+        Band {
+            label: label.into(),
+            lower,
+            upper,
+        }
+    }
+}
+
+/// A 2-D chart. Labels are plain Unicode (`"Π_q(∇f_i)"`): the embedded font covers Greek and
+/// mathematical symbols, and there is no TeX.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x_scale: Scale,
+    pub y_scale: Scale,
+    pub series: Vec<Series>,
+    pub bands: Vec<Band>,
+}
+
+impl Chart {
+    /// An empty chart with linear axes.
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+    ) -> Chart {
+        Chart {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            ..Chart::default()
+        }
+    }
+
+    /// Makes the x axis logarithmic.
+    pub fn log_x(mut self) -> Chart {
+        self.x_scale = Scale::Log;
+        self
+    }
+
+    /// Makes the y axis logarithmic.
+    pub fn log_y(mut self) -> Chart {
+        self.y_scale = Scale::Log;
+        self
+    }
+
+    /// Adds a series.
+    pub fn with_series(mut self, series: Series) -> Chart {
+        self.series.push(series);
+        self
+    }
+
+    /// Adds a band.
+    pub fn with_band(mut self, band: Band) -> Chart {
+        self.bands.push(band);
+        self
+    }
+}
+
+/// Writes `chart` as PNG and/or SVG, each atomically.
+pub fn save(chart: &Chart, png: Option<&Path>, svg: Option<&Path>) -> Result<()> {
+    if let Some(path) = png {
+        write_atomic(path, &render_png(chart)?)?;
+    }
+    if let Some(path) = svg {
+        write_atomic(path, render_svg(chart)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The chart as an SVG document.
+pub fn render_svg(chart: &Chart) -> Result<String> {
+    let font = text::font()?;
+    let mut svg = String::new();
+    {
+        let inner = SVGBackend::with_string(&mut svg, SIZE);
+        let root = Typeset {
+            inner,
+            raster: false,
+            font,
+        }
+        .into_drawing_area();
+        draw(&root, chart).map_err(|e| draw_error(chart, e))?;
+    }
+    Ok(svg)
+}
+
+/// The chart as a PNG file's bytes (8-bit RGB, [`SIZE`]).
+pub fn render_png(chart: &Chart) -> Result<Vec<u8>> {
+    let font = text::font()?;
+    let (w, h) = SIZE;
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    {
+        let inner = BitMapBackend::<RGBPixel>::with_buffer_and_format(&mut rgb, SIZE)
+            .map_err(|e| draw_error(chart, e))?;
+        let root = Typeset {
+            inner,
+            raster: true,
+            font,
+        }
+        .into_drawing_area();
+        draw(&root, chart).map_err(|e| draw_error(chart, e))?;
+    }
+    encode_png(&rgb, w, h).map_err(|e| {
+        Error::Runtime(format!(
+            "cannot encode the chart {:?} as PNG: {e}",
+            chart.title
+        ))
+    })
+}
+
+fn draw_error(chart: &Chart, e: impl std::fmt::Display) -> Error {
+    Error::Runtime(format!("cannot draw the chart {:?}: {e}", chart.title))
+}
+
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(out)
+}
+
+// ---- Sizes and colours --------------------------------------------------------------------
+
+// Text sizes in plotters' unit (1.24 × the em size in pixels).
+const TITLE_PX: f64 = 30.0;
+const DESC_PX: f64 = 23.0;
+const TICK_PX: f64 = 19.0;
+const LEGEND_PX: f64 = 19.0;
+const X_TICKS: usize = 9;
+const Y_TICKS: usize = 8;
+const MARGIN: u32 = 16;
+const LEGEND_MARGIN: u32 = 12;
+/// Width of the legend's sample area, and of the swatch drawn in it (the rest is a gap).
+const LEGEND_SWATCH: u32 = 36;
+const SWATCH: i32 = 26;
+/// Radius of the dots of `Style::LinePoints`.
+const DOT: u32 = 4;
+const GRID: RGBColor = RGBColor(222, 222, 222);
+const GRID_MINOR: RGBColor = RGBColor(241, 241, 241);
+const FRAME: RGBColor = RGBColor(64, 64, 64);
+
+/// matplotlib's "tab10" palette: distinct, colour-blind-friendlier than pure hues.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+// ---- Drawing ------------------------------------------------------------------------------
+
+type Ctx<'a, DB> = ChartContext<'a, DB, Cartesian2d<Axis, Axis>>;
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// Draws the whole chart on `root`.
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let (x, y) = fit_axes(chart);
+    let y_area = y_label_area(root, &y, !chart.y_label.is_empty());
+    let x_area = TICK_PX as u32
+        + 18
+        + if chart.x_label.is_empty() {
+            0
+        } else {
+            DESC_PX as u32 + 12
+        };
+    let title_h = if chart.title.is_empty() {
+        0
+    } else {
+        (TITLE_PX / 1.24) as u32 + 16
+    };
+    let mut ctx = ChartBuilder::on(root)
+        .margin(MARGIN)
+        .margin_top(MARGIN + title_h)
+        .margin_right(2 * MARGIN)
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(x, y)?;
+    draw_mesh(&mut ctx, chart, &x, &y)?;
+    // Bands first so lines stay on top; their legend entries follow the series'.
+    for (i, band) in chart.bands.iter().enumerate() {
+        draw_band(&mut ctx, band, colour(i), &x, &y)?;
+    }
+    for (i, series) in chart.series.iter().enumerate() {
+        draw_series(&mut ctx, series, colour(i), &x, &y)?;
+    }
+    for (i, band) in chart.bands.iter().enumerate() {
+        band_legend(&mut ctx, band, colour(i))?;
+    }
+    draw_frame(&ctx)?;
+    draw_title(root, &ctx, &chart.title)?;
+    draw_legend(root, &mut ctx, chart, &x, &y)?;
+    root.present()
+}
+
+/// The title, centred over the plot (not the image) as matplotlib does.
+fn draw_title<'a, DB: DrawingBackend + 'a>(
+    root: &DrawingArea<DB, Shift>,
+    ctx: &Ctx<'a, DB>,
+    title: &str,
+) -> DrawResult<DB> {
+    if title.is_empty() {
+        return Ok(());
+    }
+    let (xs, _) = ctx.plotting_area().get_pixel_range();
+    let centre = (xs.start + xs.end) / 2;
+    let style =
+        TextStyle::from((FONT, TITLE_PX).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    root.draw(&Text::new(title, (centre, MARGIN as i32), style))
+}
+
+/// Both axes, fitted to the points that both axes accept.
+fn fit_axes(chart: &Chart) -> (Axis, Axis) {
+    let pts: Vec<(f64, f64)> = all_points(chart).filter(|&p| accepted(chart, p)).collect();
+    let x = Axis::fit(chart.x_scale, pts.iter().map(|p| p.0), X_TICKS);
+    (
+        x,
+        Axis::fit(chart.y_scale, pts.iter().map(|p| p.1), Y_TICKS),
+    )
+}
+
+fn all_points(chart: &Chart) -> impl Iterator<Item = (f64, f64)> + '_ {
+    let series = chart.series.iter().flat_map(|s| s.points.iter());
+    let bands = chart
+        .bands
+        .iter()
+        .flat_map(|b| b.lower.iter().chain(&b.upper));
+    series.chain(bands).copied()
+}
+
+fn accepted(chart: &Chart, (x, y): (f64, f64)) -> bool {
+    Axis::accepts(chart.x_scale, x) && Axis::accepts(chart.y_scale, y)
+}
+
+/// Width of the y label area: the widest tick label, the tick marks and the rotated title.
+fn y_label_area<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    y: &Axis,
+    has_desc: bool,
+) -> u32 {
+    let font = TextStyle::from((FONT, TICK_PX).into_font());
+    let widest = y
+        .ticks(Y_TICKS)
+        .iter()
+        .filter_map(|v| root.estimate_text_size(&y.label(*v), &font).ok())
+        .map(|(w, _)| w)
+        .max()
+        .unwrap_or(0);
+    widest + 20 + if has_desc { DESC_PX as u32 + 14 } else { 0 }
+}
+
+fn draw_mesh<'a, DB: DrawingBackend + 'a>(
+    ctx: &mut Ctx<'a, DB>,
+    chart: &Chart,
+    x: &Axis,
+    y: &Axis,
+) -> DrawResult<DB> {
+    let x_fmt = |v: &f64| x.label(*v);
+    let y_fmt = |v: &f64| y.label(*v);
+    let mut mesh = ctx.configure_mesh();
+    mesh.x_labels(X_TICKS)
+        .y_labels(Y_TICKS)
+        .max_light_lines(10)
+        .bold_line_style(GRID)
+        .light_line_style(GRID_MINOR)
+        .axis_style(FRAME)
+        .label_style((FONT, TICK_PX))
+        .axis_desc_style((FONT, DESC_PX))
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt);
+    if !chart.x_label.is_empty() {
+        mesh.x_desc(chart.x_label.as_str());
+    }
+    if !chart.y_label.is_empty() {
+        mesh.y_desc(chart.y_label.as_str());
+    }
+    mesh.draw()
+}
+
+/// A closed outline of a band: the lower curve forward, the upper one back.
+fn draw_band<'a, DB: DrawingBackend + 'a>(
+    ctx: &mut Ctx<'a, DB>,
+    band: &Band,
+    c: RGBColor,
+    x: &Axis,
+    y: &Axis,
+) -> DrawResult<DB> {
+    let ok = |p: &&(f64, f64)| Axis::accepts(x.scale, p.0) && Axis::accepts(y.scale, p.1);
+    let outline: Vec<(f64, f64)> = band
+        .lower
+        .iter()
+        .filter(ok)
+        .chain(band.upper.iter().rev().filter(ok))
+        .copied()
+        .collect();
+    ctx.draw_series((outline.len() >= 3).then(|| Polygon::new(outline, band_fill(c))))?;
+    Ok(())
+}
+
+fn band_fill(c: RGBColor) -> ShapeStyle {
+    c.mix(0.2).filled()
+}
+
+/// A band's legend entry: an empty series carrying a swatch of its fill.
+fn band_legend<'a, DB: DrawingBackend + 'a>(
+    ctx: &mut Ctx<'a, DB>,
+    band: &Band,
+    c: RGBColor,
+) -> DrawResult<DB> {
+    if !band.label.is_empty() {
+        let fill = band_fill(c);
+        ctx.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
+            .label(band.label.as_str())
+            .legend(move |(px, py)| Rectangle::new([(px, py - 7), (px + SWATCH, py + 7)], fill));
+    }
+    Ok(())
+}
+
+/// The runs of consecutive drawable points: a skipped point breaks the line, as in matplotlib.
+fn runs(points: &[(f64, f64)], x: &Axis, y: &Axis) -> Vec<Vec<(f64, f64)>> {
+    let ok = |p: &(f64, f64)| Axis::accepts(x.scale, p.0) && Axis::accepts(y.scale, p.1);
+    points
+        .split(|p| !ok(p))
+        .filter(|r| !r.is_empty())
+        .map(<[_]>::to_vec)
+        .collect()
+}
+
+fn draw_series<'a, DB: DrawingBackend + 'a>(
+    ctx: &mut Ctx<'a, DB>,
+    s: &Series,
+    c: RGBColor,
+    x: &Axis,
+    y: &Axis,
+) -> DrawResult<DB> {
+    let line = ShapeStyle {
+        color: c.to_rgba(),
+        filled: false,
+        stroke_width: 2,
+    };
+    let thin = ShapeStyle {
+        stroke_width: 1,
+        ..line
+    };
+    let dot = c.filled();
+    let runs = runs(&s.points, x, y);
+    if s.style != Style::Points {
+        for run in &runs {
+            ctx.draw_series(LineSeries::new(run.iter().copied(), line))?;
+        }
+    }
+    let pts = runs.iter().flatten().copied();
+    match s.style {
+        Style::Line => {}
+        Style::Points => {
+            ctx.draw_series(pts.map(|p| Cross::new(p, 4, thin)))?;
+        }
+        Style::LinePoints => {
+            ctx.draw_series(pts.map(|p| Circle::new(p, DOT, dot)))?;
+        }
+    }
+    if s.label.is_empty() {
+        return Ok(());
+    }
+    // An empty series carries the legend entry, so it exists even with nothing to draw.
+    let anno = ctx.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?;
+    let label = anno.label(s.label.as_str());
+    match s.style {
+        Style::Line => {
+            label.legend(move |(px, py)| PathElement::new([(px, py), (px + SWATCH, py)], line))
+        }
+        Style::Points => label.legend(move |(px, py)| Cross::new((px + SWATCH / 2, py), 4, thin)),
+        Style::LinePoints => label.legend(move |(px, py)| {
+            EmptyElement::at((px, py))
+                + PathElement::new([(0, 0), (SWATCH, 0)], line)
+                + Circle::new((SWATCH / 2, 0), DOT, dot)
+        }),
+    };
+    Ok(())
+}
+
+/// A full box around the plot (plotters draws only the left and bottom axes).
+fn draw_frame<'a, DB: DrawingBackend + 'a>(ctx: &Ctx<'a, DB>) -> DrawResult<DB> {
+    let area = ctx.plotting_area().strip_coord_spec();
+    let (w, h) = area.dim_in_pixel();
+    let (w, h) = (
+        i32::try_from(w).unwrap_or(i32::MAX),
+        i32::try_from(h).unwrap_or(i32::MAX),
+    );
+    area.draw(&Rectangle::new([(0, 0), (w - 1, h - 1)], FRAME))
+}
+
+/// The legend, when there are two or more entries, where it hides the least data.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    root: &DrawingArea<DB, Shift>,
+    ctx: &mut Ctx<'a, DB>,
+    chart: &Chart,
+    x: &Axis,
+    y: &Axis,
+) -> DrawResult<DB> {
+    let labels: Vec<&str> = chart
+        .series
+        .iter()
+        .map(|s| s.label.as_str())
+        .chain(chart.bands.iter().map(|b| b.label.as_str()))
+        .filter(|l| !l.is_empty())
+        .collect();
+    if labels.len() < 2 {
+        return Ok(());
+    }
+    // The box plotters will draw: widest label, swatch, margins; lines 1.25 sizes apart.
+    let font = TextStyle::from((FONT, LEGEND_PX).into_font());
+    let text_w = labels
+        .iter()
+        .filter_map(|l| root.estimate_text_size(l, &font).ok())
+        .map(|s| s.0)
+        .max();
+    let w = f64::from(text_w.unwrap_or(0) + LEGEND_SWATCH + 2 * LEGEND_MARGIN);
+    let lines = labels.len() as f64;
+    let h = (lines - 1.0) * 1.25 * LEGEND_PX + LEGEND_PX / 1.24 + f64::from(2 * LEGEND_MARGIN);
+    let (pw, ph) = ctx.plotting_area().dim_in_pixel();
+    let plot = (f64::from(pw.max(1)), f64::from(ph.max(1)));
+    ctx.configure_series_labels()
+        .position(legend_position(&samples(chart, x, y), plot, (w, h)))
+        .margin(LEGEND_MARGIN)
+        .legend_area_size(LEGEND_SWATCH)
+        .label_font((FONT, LEGEND_PX))
+        .background_style(WHITE.mix(0.9))
+        .border_style(GRID)
+        .draw()
+}
+
+/// Where a legend of `size` pixels covers the fewest `samples` (unit coordinates, y up) in a
+/// plot of `plot` pixels; ties go to the earlier place in matplotlib's order for "best".
+fn legend_position(
+    samples: &[(f64, f64)],
+    plot: (f64, f64),
+    size: (f64, f64),
+) -> SeriesLabelPosition {
+    use SeriesLabelPosition::*;
+    // (place, horizontal and vertical alignment: 0 = left/top, 1 = centre, 2 = right/bottom)
+    let places = [
+        (UpperRight, 2, 0),
+        (UpperLeft, 0, 0),
+        (LowerLeft, 0, 2),
+        (LowerRight, 2, 2),
+        (MiddleRight, 2, 1),
+        (MiddleLeft, 0, 1),
+        (LowerMiddle, 1, 2),
+        (UpperMiddle, 1, 0),
+        (MiddleMiddle, 1, 1),
+    ];
+    // plotters keeps a 5-pixel gap to the plot's edges.
+    let start = |align: u8, extent: f64, len: f64| match align {
+        0 => 5.0,
+        1 => (extent - len) / 2.0,
+        _ => extent - len - 5.0,
+    };
+    let hits = |h: u8, v: u8| {
+        let (left, top) = (start(h, plot.0, size.0), start(v, plot.1, size.1));
+        let (u0, u1) = (left / plot.0, (left + size.0) / plot.0);
+        let (v0, v1) = (1.0 - (top + size.1) / plot.1, 1.0 - top / plot.1);
+        samples
+            .iter()
+            .filter(|(u, v)| (u0..=u1).contains(u) && (v0..=v1).contains(v))
+            .count()
+    };
+    let counts: Vec<usize> = places.iter().map(|(_, h, v)| hits(*h, *v)).collect();
+    let best = (0..places.len()).min_by_key(|&i| counts[i]).unwrap_or(0);
+    places[best].0.clone()
+}
+
+/// Data positions in unit plot coordinates (y up). Lines and band edges are also sampled
+/// between their points, so a legend does not land on a long segment between two of them.
+fn samples(chart: &Chart, x: &Axis, y: &Axis) -> Vec<(f64, f64)> {
+    let unit = |run: Vec<(f64, f64)>| {
+        run.into_iter()
+            .map(|(a, b)| (x.unit(a), y.unit(b)))
+            .collect::<Vec<_>>()
+    };
+    let mut out = Vec::new();
+    for s in &chart.series {
+        let joined = s.style != Style::Points;
+        runs(&s.points, x, y)
+            .into_iter()
+            .for_each(|r| push_samples(&mut out, &unit(r), joined));
+    }
+    for b in &chart.bands {
+        for r in runs(&b.lower, x, y).into_iter().chain(runs(&b.upper, x, y)) {
+            push_samples(&mut out, &unit(r), true);
+        }
+    }
+    out
+}
+
+/// The points of `curve`, and when `joined` 8 more along each segment (dense curves are
+/// their own samples).
+fn push_samples(out: &mut Vec<(f64, f64)>, curve: &[(f64, f64)], joined: bool) {
+    out.extend_from_slice(curve);
+    if !joined || curve.len() > 2000 {
+        return;
+    }
+    for w in curve.windows(2) {
+        let ((a0, b0), (a1, b1)) = (w[0], w[1]);
+        out.extend((1..8).map(|k| {
+            let t = f64::from(k) / 8.0;
+            (a0 + (a1 - a0) * t, b0 + (b1 - b0) * t)
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legend_avoids_the_data() {
+        let place = |chart: &Chart| {
+            let (x, y) = fit_axes(chart);
+            legend_position(&samples(chart, &x, &y), (800.0, 500.0), (240.0, 90.0))
+        };
+        // A loss curve falling from the upper left: the upper right is free.
+        let falling = Chart::new("", "", "")
+            .with_series(Series::line("a", vec![(0.0, 1.0), (1.0, 0.1), (10.0, 0.0)]))
+            .with_series(Series::line("b", vec![(0.0, 0.9), (10.0, 0.05)]));
+        assert_eq!(place(&falling), SeriesLabelPosition::UpperRight);
+        // A rising diagonal: the upper left.
+        let rising =
+            Chart::new("", "", "").with_series(Series::line("a", vec![(0.0, 0.0), (1.0, 1.0)]));
+        assert_eq!(place(&rising), SeriesLabelPosition::UpperLeft);
+        // A horizontal line along the top and one along the bottom: the middle right.
+        let both = Chart::new("", "", "")
+            .with_series(Series::line("top", vec![(0.0, 1.0), (1.0, 1.0)]))
+            .with_series(Series::line("bottom", vec![(0.0, 0.0), (1.0, 0.0)]));
+        assert_eq!(place(&both), SeriesLabelPosition::MiddleRight);
+        // Scattered points are not joined: the gap between two crosses is free.
+        let scatter =
+            Chart::new("", "", "").with_series(Series::points("a", vec![(0.0, 0.0), (1.0, 1.0)]));
+        let (x, y) = fit_axes(&scatter);
+        assert_eq!(samples(&scatter, &x, &y).len(), 2);
+    }
+}

@@ -1,7 +1,8 @@
 //! Learning-rate schedules `train` accepts: `--lr H`, or `--schedule SPEC|FILE` with
 //! `constant:H`, `step:H,gamma=G,every=E`, `cosine:H[,min=M]`, `inv-t:H[,k=K]`, or a CSV file
 //! with the header `epoch,lr` (one row per epoch, 1-based; more columns are allowed) or
-//! `epoch,step,lr` (one row per step, both 1-based), as `steplens schedule` writes.
+//! `epoch,step,lr` (both 1-based; a rate holds from its step until the next row, every epoch
+//! starts with a row at step 1), as `steplens schedule` writes.
 
 use std::{fmt, path::Path};
 
@@ -19,8 +20,8 @@ pub enum Schedule {
     Cosine { lr: f64, min: f64 },
     /// lr / (1 + k (epoch−1)).
     InvT { lr: f64, k: f64 },
-    /// Rates per epoch (`per_step` empty) or per step of each epoch, from a file.
-    Table { source: String, per_epoch: Vec<f64>, per_step: Vec<Vec<f64>> },
+    /// Rates per epoch (`changes` empty), or (step, rate) changes within each epoch, from a file.
+    Table { source: String, per_epoch: Vec<f64>, changes: Vec<Vec<(usize, f64)>> },
 }
 
 fn check_lr(what: &str, v: f64) -> Result<f64> {
@@ -111,27 +112,24 @@ impl Schedule {
 
     /// Checks the schedule covers `epochs` epochs of `steps` steps.
     pub fn check(&self, epochs: usize, steps: usize) -> Result<()> {
-        if let Schedule::Table { source, per_epoch, per_step } = self {
-            if per_step.is_empty() && per_epoch.len() < epochs {
-                return Err(Error::usage(format!("{source} has {} epochs of learning rates, the run needs {epochs}", per_epoch.len())));
+        if let Schedule::Table { source, per_epoch, changes } = self {
+            if per_epoch.len() < epochs {
+                return Err(Error::usage(format!(
+                    "{source} has {} epochs of learning rates, the run needs {epochs}",
+                    per_epoch.len()
+                )));
             }
-            if !per_step.is_empty() {
-                if per_step.len() < epochs {
-                    return Err(Error::usage(format!("{source} has {} epochs of learning rates, the run needs {epochs}", per_step.len())));
-                }
-                if let Some((e, r)) = per_step.iter().take(epochs).enumerate().find(|(_, r)| r.len() != steps) {
-                    return Err(Error::usage(format!(
-                        "{source} has {} steps in epoch {}, the run has {steps} steps per epoch",
-                        r.len(),
-                        e + 1
-                    )));
-                }
+            let last_step = changes.iter().take(epochs).flatten().map(|c| c.0).max().unwrap_or(1);
+            if last_step > steps {
+                return Err(Error::usage(format!(
+                    "{source} changes the rate at step {last_step}, the run has {steps} steps per epoch"
+                )));
             }
         }
         Ok(())
     }
 
-    /// The rate of epoch `epoch` (1-based) of `epochs`.
+    /// The rate of epoch `epoch` (1-based) of `epochs` (its first step's, for step tables).
     pub fn epoch_lr(&self, epoch: usize, epochs: usize) -> f64 {
         let e = (epoch - 1) as f64;
         match self {
@@ -141,21 +139,21 @@ impl Schedule {
                 min + (lr - min) * (1.0 + (std::f64::consts::PI * e / epochs as f64).cos()) / 2.0
             }
             Schedule::InvT { lr, k } => lr / (1.0 + k * e),
-            Schedule::Table { per_epoch, per_step, .. } => {
-                if per_step.is_empty() {
-                    per_epoch[epoch - 1]
-                } else {
-                    per_step[epoch - 1][0]
-                }
-            }
+            Schedule::Table { per_epoch, .. } => per_epoch[epoch - 1],
         }
     }
 
     /// The rate of each of the `steps` steps of epoch `epoch` (1-based).
     pub fn step_lrs(&self, epoch: usize, epochs: usize, steps: usize) -> Vec<f32> {
         match self {
-            Schedule::Table { per_step, .. } if !per_step.is_empty() => {
-                per_step[epoch - 1].iter().map(|&h| h as f32).collect()
+            Schedule::Table { changes, .. } if !changes.is_empty() => {
+                let mut out = Vec::with_capacity(steps);
+                let rows = &changes[epoch - 1];
+                for (i, &(step, lr)) in rows.iter().enumerate() {
+                    let until = rows.get(i + 1).map_or(steps, |next| next.0 - 1).min(steps);
+                    out.extend(std::iter::repeat_n(lr as f32, until.saturating_sub(step - 1)));
+                }
+                out
             }
             _ => vec![self.epoch_lr(epoch, epochs) as f32; steps],
         }
@@ -187,49 +185,52 @@ pub fn parse_table(text: &str, path: &Path) -> Result<Schedule> {
     };
     let step_col = col("step");
     let mut per_epoch: Vec<f64> = Vec::new();
-    let mut per_step: Vec<Vec<f64>> = Vec::new();
+    let mut changes: Vec<Vec<(usize, f64)>> = Vec::new();
     for (i, line) in lines {
+        let line_no = i + 1;
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         if cells.len() != cols.len() {
-            return Err(bad(format!("line {} has {} cells, the header has {}", i + 1, cells.len(), cols.len())));
+            return Err(bad(format!("line {line_no} has {} cells, the header has {}", cells.len(), cols.len())));
         }
         let num = |c: usize| -> Result<f64> {
-            cells[c].parse::<f64>().map_err(|_| bad(format!("line {}: `{}` is not a number", i + 1, cells[c])))
+            cells[c].parse::<f64>().map_err(|_| bad(format!("line {line_no}: `{}` is not a number", cells[c])))
         };
-        let epoch = num(epoch_col)?;
-        let lr = num(lr_col)?;
+        let (epoch, lr) = (num(epoch_col)?, num(lr_col)?);
         if !(lr.is_finite() && lr > 0.0) {
-            return Err(bad(format!("line {}: the learning rate {lr} is not positive and finite", i + 1)));
+            return Err(bad(format!("line {line_no}: the learning rate {lr} is not positive and finite")));
         }
-        match step_col {
-            None => {
-                if epoch != (per_epoch.len() + 1) as f64 {
-                    return Err(bad(format!("line {}: expected epoch {}, got {epoch}", i + 1, per_epoch.len() + 1)));
-                }
-                per_epoch.push(lr);
+        let step = match step_col {
+            Some(sc) => num(sc)?,
+            None => 1.0,
+        };
+        if epoch == (per_epoch.len() + 1) as f64 && step == 1.0 {
+            per_epoch.push(lr);
+            changes.push(vec![(1, lr)]);
+            continue;
+        }
+        let last = changes.last_mut().filter(|_| step_col.is_some() && epoch == per_epoch.len() as f64);
+        match last {
+            Some(rows) if step.fract() == 0.0 && step > rows.last().map_or(0.0, |r| r.0 as f64) => {
+                rows.push((step as usize, lr));
             }
-            Some(sc) => {
-                let step = num(sc)?;
-                if epoch == (per_step.len() + 1) as f64 && step == 1.0 {
-                    per_step.push(Vec::new());
-                }
-                let current = per_step.len();
-                let last = per_step.last_mut().ok_or_else(|| bad(format!("line {}: the first row must be epoch 1, step 1", i + 1)))?;
-                if epoch != current as f64 || step != (last.len() + 1) as f64 {
-                    return Err(bad(format!("line {}: expected epoch {current}, step {}, got {epoch}, {step}", i + 1, last.len() + 1)));
-                }
-                last.push(lr);
+            _ => {
+                let want = if step_col.is_some() { " (or a later step of the current epoch)" } else { "" };
+                return Err(bad(format!(
+                    "line {line_no}: expected epoch {}{}, got epoch {epoch}{}",
+                    per_epoch.len() + 1,
+                    if step_col.is_some() { " step 1" } else { "" },
+                    if step_col.is_some() { format!(" step {step}{want}") } else { String::new() }
+                )));
             }
         }
     }
-    if per_epoch.is_empty() && per_step.is_empty() {
+    if per_epoch.is_empty() {
         return Err(bad("it has no rows".into()));
     }
-    let source = path.display().to_string();
-    if !per_step.is_empty() {
-        per_epoch = per_step.iter().map(|s| s[0]).collect();
+    if step_col.is_none() {
+        changes.clear();
     }
-    Ok(Schedule::Table { source, per_epoch, per_step })
+    Ok(Schedule::Table { source: path.display().to_string(), per_epoch, changes })
 }
 
 #[cfg(test)]
@@ -263,9 +264,13 @@ mod tests {
         assert_eq!(s.step_lrs(2, 2, 3), vec![0.25; 3]);
         s.check(2, 3).unwrap();
         assert!(s.check(3, 3).is_err());
-        let s = parse_table("epoch,step,lr\n1,1,0.5\n1,2,0.4\n2,1,0.3\n2,2,0.2\n", p).unwrap();
+        let s = parse_table("epoch,step,lr\n1,1,0.5\n1,3,0.4\n2,1,0.3\n2,2,0.2\n", p).unwrap();
+        assert_eq!(s.step_lrs(1, 2, 4), vec![0.5, 0.5, 0.4, 0.4]);
         assert_eq!(s.step_lrs(2, 2, 2), vec![0.3, 0.2]);
-        assert!(s.check(2, 3).is_err());
+        s.check(2, 3).unwrap();
+        assert!(s.check(2, 2).is_err() && s.check(3, 3).is_err());
+        assert!(parse_table("epoch,step,lr\n1,2,0.5\n", p).is_err());
+        assert!(parse_table("epoch,step,lr\n1,1,0.5\n1,1,0.4\n", p).is_err());
         for bad in ["", "epoch,rate\n1,1\n", "epoch,lr\n1,-0.5\n", "epoch,lr\n2,0.5\n", "epoch,lr\n1,0.5,3\n", "epoch,lr\n1,abc\n"] {
             assert!(parse_table(bad, p).is_err(), "{bad:?}");
         }

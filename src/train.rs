@@ -142,25 +142,47 @@ impl<'e> Trainer<'e> {
         Ok(rows(0, &eval, &vec![f64::NAN; self.engine.runs()], s))
     }
 
-    /// Train epoch `epoch` (1-based) with `lrs` (runs × steps) under `rule`.
+    /// Train epoch `epoch` (1-based) with `lrs` (runs × steps) under `rule`, then evaluate.
     pub fn epoch(&mut self, epoch: usize, lrs: &[f32], rule: StepRule) -> Result<Vec<RunEpoch>> {
+        self.steps_of(epoch, 0..self.steps(), lrs, rule, true)
+    }
+
+    /// Train steps `range` of epoch `epoch` with `lrs` (runs × range.len()); evaluate at the end
+    /// when asked (the rows' metrics are NaN otherwise).
+    pub fn steps_of(
+        &mut self,
+        epoch: usize,
+        range: std::ops::Range<usize>,
+        lrs: &[f32],
+        rule: StepRule,
+        evaluate: bool,
+    ) -> Result<Vec<RunEpoch>> {
         let t = Instant::now();
-        let batches: Vec<u32> = self.batching.iter().flat_map(|b| b.epoch(epoch)).collect();
+        let b = self.batching[0].batch_size;
+        let batches: Vec<u32> =
+            self.batching.iter().flat_map(|bt| bt.epoch(epoch)[range.start * b..range.end * b].to_vec()).collect();
+        let steps = range.len();
         let plan = EpochPlan {
             batches: &batches,
-            batch_size: self.batching[0].batch_size,
-            steps: self.steps(),
+            batch_size: b,
+            steps,
             lrs,
             rule,
             read_params: self.read_params,
-            evaluate: true,
+            evaluate,
         };
         let out = self.engine.run_epoch(&plan)?;
         let seconds = t.elapsed().as_secs_f64();
-        let steps = self.steps();
         let first_lrs: Vec<f64> = out.steps.chunks(steps).map(|s| s[0].lr as f64).collect();
         let dim = self.engine.model().dim();
-        Ok(rows(epoch, &out.eval, &first_lrs, seconds)
+        let runs = self.engine.runs();
+        let eval = if evaluate {
+            out.eval
+        } else {
+            let nan = Metrics { loss: f64::NAN, acc: f64::NAN };
+            Evaluation { train: vec![nan; runs], test: None }
+        };
+        Ok(rows(epoch, &eval, &first_lrs, seconds)
             .into_iter()
             .zip(out.steps.chunks(steps))
             .enumerate()

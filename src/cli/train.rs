@@ -185,7 +185,7 @@ pub fn train_single(
         summary.rows.push(trainer.initial()?.remove(0));
         write_history(out, &summary.rows)?;
         let steps = trainer.steps();
-        let bar = Progress::new(epochs as u64, "train", quiet);
+        let bar = Progress::with_quiet(epochs as u64, "train", quiet);
         for epoch in 1..=epochs {
             let lrs = schedule.step_lrs(epoch, epochs, steps);
             let mut run = trainer.epoch(epoch, &lrs, StepRule::Table)?.remove(0);
@@ -199,7 +199,7 @@ pub fn train_single(
             }
             summary.params = run.params.take().unwrap_or_default();
             summary.batches.push(batching.epoch(epoch));
-            bar.set_message(&format!("loss {:.4}", run.row.train_loss));
+            bar.set_message(format!("loss {:.4}", run.row.train_loss));
             summary.rows.push(run.row);
             write_history(out, &summary.rows)?;
             bar.inc(1);

@@ -30,3 +30,11 @@ pub fn f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
 pub fn u32_bytes(shape: &[usize], data: &[u32]) -> Vec<u8> {
     npy("<u4", shape, bytemuck::cast_slice(data))
 }
+
+/// A little-endian f32 `.npy` file: (shape, values). (stub until the data layer lands)
+pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let hl = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let data = &bytes[10 + hl..];
+    Ok((vec![data.len() / 4], bytemuck::pod_collect_to_vec(data)))
+}

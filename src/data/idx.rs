@@ -2,7 +2,7 @@
 //!
 //! An IDX file is a big-endian header (a magic number `0x0000TTDD`: type `TT`, `DD` dimensions,
 //! then one u32 per dimension) followed by the values in row-major order. MNIST uses two kinds,
-//! both of u8 values: images (`0x00000803`, [n, rows, cols]) and labels (`0x00000801`, [n]).
+//! both of u8 values: images (`0x00000803`, `[n, rows, cols]`) and labels (`0x00000801`, `[n]`).
 //!
 //! The readers accept the file as it is downloaded (gzip, detected by its magic bytes `1f 8b`)
 //! or decompressed. They check the header against the bytes that actually follow before

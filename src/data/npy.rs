@@ -5,7 +5,7 @@
 //! converts the values to f32. The header is parsed as the Python literal it is, and the shape
 //! is checked against the bytes that follow before anything is allocated.
 //!
-//! A directory of user data holds `X.npy` (shape [n, p]) and `y.npy` ([n] or [n, 1]), and
+//! A directory of user data holds `X.npy` (shape `[n, p]`) and `y.npy` (`[n]` or `[n, 1]`), and
 //! optionally `X_test.npy` and `y_test.npy`, the test set.
 
 use std::path::Path;

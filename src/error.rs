@@ -14,6 +14,10 @@ pub enum DataError {
     Download { url: String, reason: String },
     #[error("{path} has SHA-256 {actual}, expected {expected}: the file is corrupt or not the original")]
     Checksum { path: PathBuf, expected: String, actual: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("the digit list {digits:?} is not usable: {reason}")]
+    Digits { digits: Vec<u8>, reason: String },
 }
 
 impl DataError {

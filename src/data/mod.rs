@@ -70,6 +70,22 @@ impl Dataset {
     }
 }
 
+/// The number of classes when `targets` look like class indices: `Some(max + 1)` when every
+/// target is an integer in 0..=1,000,000, else `None` (regression). Turns -0 into 0 so that
+/// class targets compare equal however they were written.
+pub fn detect_classes(targets: &mut [f32]) -> Option<usize> {
+    let is_class = |t: f32| (0.0..=1_000_000.0).contains(&t) && t.fract() == 0.0;
+    if targets.is_empty() || !targets.iter().all(|&t| is_class(t)) {
+        return None;
+    }
+    let mut max = 0.0f32;
+    for t in targets.iter_mut() {
+        *t += 0.0;
+        max = max.max(*t);
+    }
+    Some(max as usize + 1)
+}
+
 /// A training set and, where one exists, a test set with the same number of features.
 #[derive(Debug, Clone)]
 pub struct Data {

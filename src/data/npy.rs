@@ -1,40 +1,809 @@
-//! `.npy` files: reading user data and writing results. (stub: being written)
-use super::Dataset;
-use crate::error::DataError;
+//! `.npy` files (NumPy's array format): reading user data and writing results.
+//!
+//! The reader takes versions 1.0, 2.0 and 3.0, arrays in C order (or 1-D, where the order does
+//! not matter) of the dtypes `f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1`, little- or big-endian, and
+//! converts the values to f32. The header is parsed as the Python literal it is, and the shape
+//! is checked against the bytes that follow before anything is allocated.
+//!
+//! A directory of user data holds `X.npy` (shape `[n, p]`) and `y.npy` (`[n]` or `[n, 1]`), and
+//! optionally `X_test.npy` and `y_test.npy`, the test set.
+
 use std::path::Path;
 
-pub fn load_dir(_dir: &Path) -> Result<(Dataset, Option<Dataset>), DataError> {
-    todo!("data helper")
+use super::{Dataset, Features, detect_classes};
+use crate::error::DataError;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// An array read from a `.npy` file, its values converted to f32, in C order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    /// The dimensions, outermost first (`[]` for a scalar).
+    pub shape: Vec<usize>,
+    /// The product of `shape` values, row-major.
+    pub data: Vec<f32>,
 }
 
-fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    let total = 10 + header.len() + 1;
-    header.push_str(&" ".repeat(total.next_multiple_of(64) - total));
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
+/// Read and parse a `.npy` file.
+pub fn read(path: &Path) -> Result<Array, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse(&bytes, path)
+}
+
+/// Read a `.npy` file as (shape, values converted to f32), e.g. weights a run wrote.
+pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), DataError> {
+    read(path).map(|a| (a.shape, a.data))
+}
+
+/// Parse a `.npy` file held in memory; `name` is the file errors name.
+pub fn parse(bytes: &[u8], name: impl AsRef<Path>) -> Result<Array, DataError> {
+    parse_reason(bytes).map_err(|reason| DataError::invalid(name.as_ref(), reason))
+}
+
+fn parse_reason(bytes: &[u8]) -> Result<Array, String> {
+    let (header, data) = split_header(bytes)?;
+    let dict = Parser::new(&header).dict()?;
+    let dtype = Dtype::parse(dict.text("descr")?)?;
+    let shape = dict.shape()?;
+    if dict.flag("fortran_order")? && shape.iter().filter(|&&d| d > 1).count() > 1 {
+        return Err(
+            "the array is in Fortran order; save it in C order (numpy.ascontiguousarray)".into(),
+        );
+    }
+    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let size = count.and_then(|c| c.checked_mul(dtype.size));
+    match size {
+        Some(s) if s == data.len() => {}
+        _ => {
+            let shape = shape_tuple(&shape);
+            return Err(format!(
+                "its header says shape {shape} of {} but {} data bytes follow",
+                dtype.descr,
+                data.len()
+            ));
+        }
+    }
+    let data = data
+        .chunks_exact(dtype.size)
+        .map(|c| dtype.value(c))
+        .collect();
+    Ok(Array { shape, data })
+}
+
+/// The header text and the data bytes.
+fn split_header(bytes: &[u8]) -> Result<(String, &[u8]), String> {
+    if !bytes.starts_with(MAGIC) {
+        return Err("it is not a .npy file (it does not start with \\x93NUMPY)".into());
+    }
+    let (major, minor) = match bytes.get(6..8) {
+        Some(&[major, minor]) => (major, minor),
+        _ => return Err("truncated: the file ends inside the .npy preamble".into()),
+    };
+    let (len_bytes, start) = match major {
+        1 => (2, 10),
+        2 | 3 => (4, 12),
+        _ => {
+            return Err(format!(
+                "it is .npy version {major}.{minor}; versions 1, 2 and 3 are supported"
+            ));
+        }
+    };
+    let len = bytes
+        .get(8..8 + len_bytes)
+        .ok_or("truncated: the file ends inside the .npy preamble")?
+        .iter()
+        .rev()
+        .fold(0usize, |acc, &b| (acc << 8) | b as usize);
+    let header = bytes
+        .get(start..start + len)
+        .ok_or("truncated: the file ends inside the .npy header")?;
+    let text = if major == 3 {
+        String::from_utf8(header.to_vec())
+            .map_err(|_| "its header is not UTF-8 text".to_string())?
+    } else {
+        // Versions 1 and 2 use latin-1, whose bytes are the first 256 code points.
+        header.iter().map(|&b| b as char).collect()
+    };
+    Ok((text, &bytes[start + len..]))
+}
+
+/// A supported element type.
+#[derive(Debug, Clone)]
+struct Dtype {
+    descr: String,
+    kind: u8,
+    size: usize,
+    big_endian: bool,
+}
+
+impl Dtype {
+    fn parse(descr: &str) -> Result<Dtype, String> {
+        let unsupported = || {
+            format!(
+                "its dtype '{descr}' is not supported (use float32/64, int8..64, uint8..64 or bool)"
+            )
+        };
+        let mut chars = descr.chars();
+        let (order, kind) = (
+            chars.next().ok_or_else(unsupported)?,
+            chars.next().ok_or_else(unsupported)?,
+        );
+        let size: usize = chars.as_str().parse().map_err(|_| unsupported())?;
+        let known = matches!(
+            (kind, size),
+            ('f', 4 | 8) | ('i' | 'u', 1 | 2 | 4 | 8) | ('b', 1)
+        );
+        let big_endian = match order {
+            '<' => false,
+            '>' => true,
+            '=' => cfg!(target_endian = "big"),
+            '|' if size == 1 => false,
+            _ => return Err(unsupported()),
+        };
+        if !known {
+            return Err(unsupported());
+        }
+        Ok(Dtype {
+            descr: descr.to_string(),
+            kind: kind as u8,
+            size,
+            big_endian,
+        })
+    }
+
+    /// One element (`self.size` bytes) as f32.
+    fn value(&self, bytes: &[u8]) -> f32 {
+        let mut b = [0u8; 8];
+        b[..self.size].copy_from_slice(bytes);
+        if self.big_endian {
+            b[..self.size].reverse();
+        }
+        let [b0, b1, b2, b3, ..] = b;
+        match (self.kind, self.size) {
+            (b'f', 4) => f32::from_le_bytes([b0, b1, b2, b3]),
+            (b'f', _) => f64::from_le_bytes(b) as f32,
+            (b'b', _) => (b0 != 0) as u8 as f32,
+            (b'i', 1) => b0 as i8 as f32,
+            (b'i', 2) => i16::from_le_bytes([b0, b1]) as f32,
+            (b'i', 4) => i32::from_le_bytes([b0, b1, b2, b3]) as f32,
+            (b'i', _) => i64::from_le_bytes(b) as f32,
+            // Unsigned: the zero-padded little-endian bytes are the value.
+            _ => u64::from_le_bytes(b) as f32,
+        }
+    }
+}
+
+/// A value of the header's Python literal.
+#[derive(Debug, Clone, PartialEq)]
+enum Lit {
+    Str(String),
+    Bool(bool),
+    Int(u64),
+    None,
+    Seq(Vec<Lit>),
+    Dict(Vec<(Lit, Lit)>),
+}
+
+/// The header dictionary.
+struct Header(Vec<(Lit, Lit)>);
+
+impl Header {
+    fn get(&self, key: &str) -> Result<&Lit, String> {
+        self.0
+            .iter()
+            .find(|(k, _)| matches!(k, Lit::Str(s) if s == key))
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!("its header has no '{key}'"))
+    }
+
+    fn text(&self, key: &str) -> Result<&str, String> {
+        match self.get(key)? {
+            Lit::Str(s) => Ok(s),
+            _ => Err(format!(
+                "its '{key}' is not a plain dtype string (structured arrays are not supported)"
+            )),
+        }
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, String> {
+        match self.get(key)? {
+            Lit::Bool(b) => Ok(*b),
+            _ => Err(format!("its '{key}' is not True or False")),
+        }
+    }
+
+    fn shape(&self) -> Result<Vec<usize>, String> {
+        let bad = || "its 'shape' is not a tuple of non-negative integers".to_string();
+        match self.get("shape")? {
+            Lit::Seq(items) => items
+                .iter()
+                .map(|d| match d {
+                    Lit::Int(v) => usize::try_from(*v).map_err(|_| bad()),
+                    _ => Err(bad()),
+                })
+                .collect(),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A recursive-descent parser of the Python literals a `.npy` header can hold.
+struct Parser {
+    chars: Vec<char>,
+    pos: usize,
+}
+
+/// Nesting deeper than this is not a header but an attack on the stack.
+const MAX_DEPTH: usize = 16;
+
+impl Parser {
+    fn new(text: &str) -> Parser {
+        Parser {
+            chars: text.chars().collect(),
+            pos: 0,
+        }
+    }
+
+    fn dict(&mut self) -> Result<Header, String> {
+        let lit = self.value(0)?;
+        self.skip_space();
+        if self.pos != self.chars.len() {
+            return Err(self.unexpected());
+        }
+        match lit {
+            Lit::Dict(items) => Ok(Header(items)),
+            _ => Err("its header is not a Python dict".into()),
+        }
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while self.peek().is_some_and(|c| c.is_whitespace() || c == '\0') {
+            self.pos += 1;
+        }
+    }
+
+    fn unexpected(&self) -> String {
+        match self.peek() {
+            Some(c) => format!(
+                "its header cannot be parsed: unexpected {c:?} at character {}",
+                self.pos
+            ),
+            None => "its header cannot be parsed: it ends too early".into(),
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Lit, String> {
+        if depth > MAX_DEPTH {
+            return Err("its header is nested too deeply".into());
+        }
+        self.skip_space();
+        match self.peek() {
+            Some('{') => self.items('}', depth, true).map(Lit::Dict),
+            Some('(') => Ok(Lit::Seq(
+                self.items(')', depth, false)?
+                    .into_iter()
+                    .map(|(v, _)| v)
+                    .collect(),
+            )),
+            Some('[') => Ok(Lit::Seq(
+                self.items(']', depth, false)?
+                    .into_iter()
+                    .map(|(v, _)| v)
+                    .collect(),
+            )),
+            Some(q @ ('\'' | '"')) => self.string(q),
+            Some(c) if c.is_ascii_digit() => self.int(),
+            Some(c) if c.is_ascii_alphabetic() => self.word(),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    /// The comma-separated items up to `close` (a trailing comma allowed): key-value pairs when
+    /// `pairs`, else values (paired with `Lit::None`).
+    fn items(&mut self, close: char, depth: usize, pairs: bool) -> Result<Vec<(Lit, Lit)>, String> {
+        self.pos += 1;
+        let mut items = Vec::new();
+        loop {
+            self.skip_space();
+            if self.peek() == Some(close) {
+                self.pos += 1;
+                return Ok(items);
+            }
+            let first = self.value(depth + 1)?;
+            let second = if pairs {
+                self.expect(':')?;
+                self.value(depth + 1)?
+            } else {
+                Lit::None
+            };
+            items.push((first, second));
+            self.skip_space();
+            match self.peek() {
+                Some(',') => self.pos += 1,
+                Some(c) if c == close => {}
+                _ => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    fn expect(&mut self, c: char) -> Result<(), String> {
+        self.skip_space();
+        if self.peek() != Some(c) {
+            return Err(self.unexpected());
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn string(&mut self, quote: char) -> Result<Lit, String> {
+        self.pos += 1;
+        let mut s = String::new();
+        loop {
+            match self.peek() {
+                None => return Err(self.unexpected()),
+                Some(c) if c == quote => break,
+                // An escaped character stands for itself: enough for dtype strings.
+                Some('\\') => {
+                    self.pos += 1;
+                    s.extend(self.peek());
+                }
+                Some(c) => s.push(c),
+            }
+            self.pos += 1;
+        }
+        self.pos += 1;
+        Ok(Lit::Str(s))
+    }
+
+    fn int(&mut self) -> Result<Lit, String> {
+        let start = self.pos;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.pos += 1;
+        }
+        let digits: String = self.chars[start..self.pos].iter().collect();
+        // Python 2 wrote long integers with an L suffix.
+        if matches!(self.peek(), Some('L' | 'l')) {
+            self.pos += 1;
+        }
+        digits
+            .parse()
+            .map(Lit::Int)
+            .map_err(|_| format!("its header has the integer {digits}, too large"))
+    }
+
+    fn word(&mut self) -> Result<Lit, String> {
+        let start = self.pos;
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            self.pos += 1;
+        }
+        match self.chars[start..self.pos]
+            .iter()
+            .collect::<String>()
+            .as_str()
+        {
+            "True" => Ok(Lit::Bool(true)),
+            "False" => Ok(Lit::Bool(false)),
+            "None" => Ok(Lit::None),
+            _ => {
+                self.pos = start;
+                Err(self.unexpected())
+            }
+        }
+    }
+}
+
+/// Read the user data in `dir`: `X.npy` and `y.npy`, and the test set `X_test.npy` and
+/// `y_test.npy` when both exist. Features stay as stored, converted to f32; the targets are
+/// classes when they are all integers in 0..=1,000,000 (see [`super::detect_classes`]).
+pub fn load_dir(dir: &Path) -> Result<(Dataset, Option<Dataset>), DataError> {
+    let train = load_pair(
+        &dir.join("X.npy"),
+        &dir.join("y.npy"),
+        dir.display().to_string(),
+    )?;
+    let (x_test, y_test) = (dir.join("X_test.npy"), dir.join("y_test.npy"));
+    let test = match (x_test.exists(), y_test.exists()) {
+        (false, false) => None,
+        (true, true) => Some(load_pair(&x_test, &y_test, x_test.display().to_string())?),
+        (true, false) => {
+            return Err(DataError::invalid(
+                dir,
+                "it has X_test.npy but no y_test.npy",
+            ));
+        }
+        (false, true) => {
+            return Err(DataError::invalid(
+                dir,
+                "it has y_test.npy but no X_test.npy",
+            ));
+        }
+    };
+    if let Some(t) = &test
+        && t.p != train.p
+    {
+        let reason = format!("it has {} features but X.npy has {}", t.p, train.p);
+        return Err(DataError::invalid(x_test, reason));
+    }
+    Ok((train, test))
+}
+
+fn load_pair(x_path: &Path, y_path: &Path, name: String) -> Result<Dataset, DataError> {
+    let x = read(x_path)?;
+    let (n, p) = match x.shape[..] {
+        [n, p] if n > 0 && p > 0 => (n, p),
+        _ => {
+            let reason = format!(
+                "its shape is {}; it must be (samples, features), both non-zero",
+                shape_tuple(&x.shape)
+            );
+            return Err(DataError::invalid(x_path, reason));
+        }
+    };
+    let mut y = read(y_path)?;
+    if !matches!(y.shape[..], [m] | [m, 1] if m == n) {
+        let reason = format!(
+            "its shape is {} but X has {n} samples: it must be ({n},) or ({n}, 1)",
+            shape_tuple(&y.shape)
+        );
+        return Err(DataError::invalid(y_path, reason));
+    }
+    check_finite(&x, x_path)?;
+    check_finite(&y, y_path)?;
+    let classes = detect_classes(&mut y.data);
+    Ok(Dataset {
+        name,
+        n,
+        p,
+        features: Features::F32(x.data),
+        targets: y.data,
+        classes,
+    })
+}
+
+fn check_finite(a: &Array, path: &Path) -> Result<(), DataError> {
+    match a.data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => {
+            let at = match a.shape[..] {
+                [_, p] if p > 0 => format!("({}, {})", i / p, i % p),
+                _ => format!("{i}"),
+            };
+            let reason = format!(
+                "element {at} is {}: NaN and infinite values are not allowed",
+                a.data[i]
+            );
+            Err(DataError::invalid(path, reason))
+        }
+    }
+}
+
+/// A shape as Python writes the tuple: `()`, `(3,)`, `(3, 4)`.
+fn shape_tuple(shape: &[usize]) -> String {
+    match shape {
+        [d] => format!("({d},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// An f32 array as `.npy` bytes (version 1.0, little-endian, C order).
+///
+/// # Panics
+/// If `data` does not hold the number of elements `shape` implies (a bug in the caller).
+pub fn f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    npy_bytes(
+        "<f4",
+        shape,
+        data.len(),
+        data.iter().flat_map(|v| v.to_le_bytes()),
+    )
+}
+
+/// A u32 array as `.npy` bytes (version 1.0, little-endian, C order).
+///
+/// # Panics
+/// If `data` does not hold the number of elements `shape` implies (a bug in the caller).
+pub fn u32_bytes(shape: &[usize], data: &[u32]) -> Vec<u8> {
+    npy_bytes(
+        "<u4",
+        shape,
+        data.len(),
+        data.iter().flat_map(|v| v.to_le_bytes()),
+    )
+}
+
+/// The preamble and header as NumPy writes them (the header padded with spaces and ended by a
+/// newline so that the data starts at a multiple of 64 bytes), then the data.
+fn npy_bytes(descr: &str, shape: &[usize], len: usize, data: impl Iterator<Item = u8>) -> Vec<u8> {
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        len,
+        "the shape does not match the number of elements"
+    );
+    let dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': {}, }}",
+        shape_tuple(shape)
+    );
+    // Version 1.0 stores the header length in 2 bytes; only an absurd number of dimensions
+    // needs version 2.0's 4.
+    let v1 = 10 + dict.len() < u16::MAX as usize - 64;
+    let preamble = if v1 { 10 } else { 12 };
+    let padded = (preamble + dict.len() + 1).div_ceil(64) * 64 - preamble;
+    let mut out = Vec::with_capacity(preamble + padded + len * 4);
+    out.extend_from_slice(MAGIC);
+    if v1 {
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(padded as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&[2, 0]);
+        out.extend_from_slice(&(padded as u32).to_le_bytes());
+    }
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(preamble + padded - 1, b' ');
+    out.push(b'\n');
+    out.extend(data);
     out
 }
 
-/// An f32 array as `.npy` bytes (little-endian, C order).
-pub fn f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    npy("<f4", shape, bytemuck::cast_slice(data))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A u32 array as `.npy` bytes (little-endian, C order).
-pub fn u32_bytes(shape: &[usize], data: &[u32]) -> Vec<u8> {
-    npy("<u4", shape, bytemuck::cast_slice(data))
-}
+    /// A .npy file with the given version, header dict and data.
+    fn npy(major: u8, dict: &str, data: &[u8]) -> Vec<u8> {
+        let mut v = MAGIC.to_vec();
+        v.extend_from_slice(&[major, 0]);
+        let header = format!("{dict}\n");
+        if major == 1 {
+            v.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        } else {
+            v.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        }
+        v.extend_from_slice(header.as_bytes());
+        v.extend_from_slice(data);
+        v
+    }
 
-/// A little-endian f32 `.npy` file: (shape, values). (stub until the data layer lands)
-pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let hl = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let data = &bytes[10 + hl..];
-    Ok((vec![data.len() / 4], bytemuck::pod_collect_to_vec(data)))
+    fn err(bytes: &[u8]) -> String {
+        let e = parse(bytes, "a.npy").unwrap_err().to_string();
+        assert!(e.starts_with("a.npy is not valid: "), "{e}");
+        e
+    }
+
+    #[test]
+    fn f32_round_trip_and_alignment() {
+        for shape in [vec![], vec![3], vec![2, 3], vec![0, 4]] {
+            let data: Vec<f32> = (0..shape.iter().product::<usize>())
+                .map(|i| i as f32 * 0.5 - 1.0)
+                .collect();
+            let bytes = f32_bytes(&shape, &data);
+            let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+            assert_eq!((10 + header_len) % 64, 0);
+            assert_eq!(bytes[10 + header_len - 1], b'\n');
+            assert_eq!(parse(&bytes, "a.npy").unwrap(), Array { shape, data });
+        }
+        let bytes = f32_bytes(&[3], &[1.0, 2.0, 3.0]);
+        let header = String::from_utf8(bytes[10..bytes.len() - 12].to_vec()).unwrap();
+        assert!(
+            header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"),
+            "{header}"
+        );
+    }
+
+    #[test]
+    fn u32_round_trip() {
+        let bytes = u32_bytes(&[2, 2], &[0, 1, 2, 16_777_216]);
+        assert!(String::from_utf8_lossy(&bytes[..64]).contains("'descr': '<u4'"));
+        let a = parse(&bytes, "a.npy").unwrap();
+        assert_eq!(a.shape, vec![2, 2]);
+        assert_eq!(a.data, vec![0.0, 1.0, 2.0, 16_777_216.0]);
+    }
+
+    #[test]
+    fn every_dtype() {
+        let cases: &[(&str, Vec<u8>, f32)] = &[
+            ("<f4", 1.5f32.to_le_bytes().to_vec(), 1.5),
+            (">f4", 1.5f32.to_be_bytes().to_vec(), 1.5),
+            ("<f8", (-2.25f64).to_le_bytes().to_vec(), -2.25),
+            (">f8", (-2.25f64).to_be_bytes().to_vec(), -2.25),
+            ("<i4", (-7i32).to_le_bytes().to_vec(), -7.0),
+            ("<i8", (-7i64).to_le_bytes().to_vec(), -7.0),
+            (">i8", (-7i64).to_be_bytes().to_vec(), -7.0),
+            ("<u4", 70000u32.to_le_bytes().to_vec(), 70000.0),
+            ("<u8", 70000u64.to_le_bytes().to_vec(), 70000.0),
+            ("|u1", vec![200], 200.0),
+            ("|i1", vec![0xff], -1.0),
+            ("<u2", 60000u16.to_le_bytes().to_vec(), 60000.0),
+            (">u2", 60000u16.to_be_bytes().to_vec(), 60000.0),
+            ("<i2", (-300i16).to_le_bytes().to_vec(), -300.0),
+            ("|b1", vec![1], 1.0),
+        ];
+        for (descr, bytes, want) in cases {
+            let file = npy(
+                1,
+                &format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1,), }}"),
+                bytes,
+            );
+            assert_eq!(parse(&file, "a.npy").unwrap().data, vec![*want], "{descr}");
+        }
+    }
+
+    #[test]
+    fn versions_and_header_variants() {
+        let one = 3.0f32.to_le_bytes();
+        for (major, dict) in [
+            (
+                1,
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1)}",
+            ),
+            (
+                2,
+                "{\"shape\": [1, 1], \"descr\": \"<f4\", \"fortran_order\": False, \"extra\": None}",
+            ),
+            (
+                3,
+                "{ 'descr' : '<f4' ,\n 'fortran_order' : True , 'shape' : ( 1L , 1L , ) , }   ",
+            ),
+        ] {
+            let a = parse(&npy(major, dict, &one), "a.npy").unwrap();
+            assert_eq!(
+                a,
+                Array {
+                    shape: vec![1, 1],
+                    data: vec![3.0]
+                },
+                "{dict}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors() {
+        let d = |descr: &str, fortran: &str, shape: &str| {
+            format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}")
+        };
+        assert!(err(b"PK\x03\x04 a zip file").contains("not a .npy file"));
+        assert!(err(b"\x93NUMPY\x01").contains("truncated"));
+        assert!(err(b"\x93NUMPY\x01\x00\xff\x00{'descr'").contains("truncated"));
+        assert!(err(&npy(4, &d("<f4", "False", "(1,)"), &[0; 4])).contains("version 4.0"));
+        assert!(
+            err(&npy(1, &d("<f2", "False", "(1,)"), &[0; 2]))
+                .contains("dtype '<f2' is not supported")
+        );
+        assert!(
+            err(&npy(1, &d("|O", "False", "(1,)"), &[0; 8]))
+                .contains("dtype '|O' is not supported")
+        );
+        assert!(err(&npy(1, &d("|f4", "False", "(1,)"), &[0; 4])).contains("not supported"));
+        assert!(err(&npy(1, &d("<f4", "True", "(2, 2)"), &[0; 16])).contains("Fortran order"));
+        assert!(
+            err(&npy(1, &d("<f4", "False", "(2, 2)"), &[0; 12]))
+                .contains("shape (2, 2) of <f4 but 12 data bytes")
+        );
+        assert!(err(&npy(1, &d("<f4", "False", "(1,)"), &[0; 5])).contains("but 5 data bytes"));
+        assert!(err(&npy(1, &d("<f4", "False", "(-1,)"), &[])).contains("unexpected '-'"));
+        assert!(err(&npy(1, &d("<f4", "Maybe", "(1,)"), &[0; 4])).contains("unexpected 'M'"));
+        assert!(
+            err(&npy(1, "{'descr': '<f4', 'shape': (1,)}", &[0; 4])).contains("no 'fortran_order'")
+        );
+        assert!(err(&npy(1, "['descr', '<f4']", &[])).contains("not a Python dict"));
+        assert!(err(&npy(1, "{'descr': '<f4'", &[])).contains("ends too early"));
+        let descr = "[('a', '<f4')]";
+        assert!(
+            err(&npy(
+                1,
+                &format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (1,)}}"),
+                &[0; 4]
+            ))
+            .contains("structured")
+        );
+        assert!(
+            err(&npy(
+                1,
+                &format!("{}{}", "(".repeat(100), ")".repeat(100)),
+                &[]
+            ))
+            .contains("nested too deeply")
+        );
+    }
+
+    #[test]
+    fn lying_shape_allocates_nothing() {
+        let huge = "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }";
+        assert!(err(&npy(1, huge, &[0; 8])).contains("but 8 data bytes follow"));
+        let overflow =
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }";
+        assert!(err(&npy(1, overflow, &[0; 8])).contains("too large"));
+    }
+
+    fn write_dir(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn load_dir_train_and_test() {
+        let dir = write_dir(&[
+            ("X.npy", f32_bytes(&[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
+            ("y.npy", u32_bytes(&[3, 1], &[0, 2, 1])),
+            ("X_test.npy", f32_bytes(&[1, 2], &[7.0, 8.0])),
+            ("y_test.npy", f32_bytes(&[1], &[0.5])),
+        ]);
+        let (train, test) = load_dir(dir.path()).unwrap();
+        assert_eq!((train.n, train.p, train.classes), (3, 2, Some(3)));
+        assert_eq!(
+            train.features,
+            Features::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        );
+        assert_eq!(train.targets, vec![0.0, 2.0, 1.0]);
+        let test = test.unwrap();
+        assert_eq!(
+            (test.n, test.p, test.classes, test.targets),
+            (1, 2, None, vec![0.5])
+        );
+    }
+
+    #[test]
+    fn load_dir_errors() {
+        let x = || ("X.npy", f32_bytes(&[2, 2], &[1.0, 2.0, 3.0, 4.0]));
+        let y = || ("y.npy", f32_bytes(&[2], &[0.0, 1.0]));
+        let msg = |files: &[(&str, Vec<u8>)]| {
+            let dir = write_dir(files);
+            load_dir(dir.path()).unwrap_err().to_string()
+        };
+        assert!(msg(&[x()]).contains("cannot read"));
+        assert!(
+            msg(&[x(), ("y.npy", f32_bytes(&[3], &[0.0; 3]))])
+                .contains("shape is (3,) but X has 2 samples")
+        );
+        assert!(
+            msg(&[x(), ("y.npy", f32_bytes(&[2, 2], &[0.0; 4]))])
+                .contains("must be (2,) or (2, 1)")
+        );
+        assert!(
+            msg(&[("X.npy", f32_bytes(&[4], &[0.0; 4])), y()])
+                .contains("must be (samples, features)")
+        );
+        assert!(msg(&[("X.npy", f32_bytes(&[0, 2], &[])), y()]).contains("both non-zero"));
+        assert!(
+            msg(&[
+                ("X.npy", f32_bytes(&[2, 2], &[1.0, 2.0, f32::NAN, 4.0])),
+                y()
+            ])
+            .contains("element (1, 0) is NaN")
+        );
+        assert!(
+            msg(&[x(), ("y.npy", f32_bytes(&[2], &[0.0, f32::INFINITY]))])
+                .contains("element 1 is inf")
+        );
+        assert!(
+            msg(&[x(), y(), ("X_test.npy", f32_bytes(&[1, 2], &[0.0; 2]))])
+                .contains("no y_test.npy")
+        );
+        let wrong_p = [
+            x(),
+            y(),
+            ("X_test.npy", f32_bytes(&[1, 3], &[0.0; 3])),
+            ("y_test.npy", f32_bytes(&[1], &[0.0])),
+        ];
+        assert!(
+            msg(&wrong_p).contains("X_test.npy is not valid: it has 3 features but X.npy has 2")
+        );
+    }
 }

@@ -41,15 +41,10 @@ fn validate(name: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<(), Str
         let line = e.location(&composed.source).map(|l| l.line_number as usize).unwrap_or(0);
         format!("{}: invalid WGSL: {}", composed.locate(line), e.message())
     })?;
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
-    );
+    let mut validator =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default());
     validator.validate(&module).map_err(|e| {
-        let line = e
-            .location(&composed.source)
-            .map(|l| l.line_number as usize)
-            .unwrap_or(0);
+        let line = e.location(&composed.source).map(|l| l.line_number as usize).unwrap_or(0);
         format!("{}: WGSL does not validate: {}", composed.locate(line), e.emit_to_string(&composed.source))
     })?;
     Ok(())

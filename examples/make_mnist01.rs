@@ -18,9 +18,7 @@ use steplens::data::mnist::{EMBEDDED_FILES, FILES, sha256_hex};
 fn main() -> Result<(), Box<dyn Error>> {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut args = std::env::args_os().skip(1).map(PathBuf::from);
-    let src = args
-        .next()
-        .unwrap_or_else(|| crate_dir.join("tests/fixtures/mnist"));
+    let src = args.next().unwrap_or_else(|| crate_dir.join("tests/fixtures/mnist"));
     let out = args.next().unwrap_or_else(|| crate_dir.join("data"));
     std::fs::create_dir_all(&out)?;
     for k in [0, 2] {
@@ -32,12 +30,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         std::fs::write(out.join(EMBEDDED_FILES[k]), idx::images_gz(&images))?;
         std::fs::write(out.join(EMBEDDED_FILES[k + 1]), idx::labels_gz(&labels))?;
         let ones = labels.iter().filter(|&&l| l == 1).count();
-        println!(
-            "{}: {} images ({} zeros, {ones} ones)",
-            EMBEDDED_FILES[k],
-            images.n,
-            images.n - ones
-        );
+        println!("{}: {} images ({} zeros, {ones} ones)", EMBEDDED_FILES[k], images.n, images.n - ones);
     }
     Ok(())
 }
@@ -45,18 +38,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 /// The decompressed content of original file `k`, checked against its known SHA-256.
 fn verified(src: &Path, k: usize) -> Result<Vec<u8>, Box<dyn Error>> {
     let path = src.join(FILES[k].0);
-    let raw = idx::decompress(
-        &std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?,
-        &path,
-    )?;
+    let raw = idx::decompress(&std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?, &path)?;
     let actual = sha256_hex(&raw);
     if actual != FILES[k].1 {
-        return Err(format!(
-            "{} has SHA-256 {actual}, expected {}",
-            path.display(),
-            FILES[k].1
-        )
-        .into());
+        return Err(format!("{} has SHA-256 {actual}, expected {}", path.display(), FILES[k].1).into());
     }
     Ok(raw)
 }
@@ -64,12 +49,7 @@ fn verified(src: &Path, k: usize) -> Result<Vec<u8>, Box<dyn Error>> {
 /// The images labelled 0 or 1 and their labels, in the original order.
 fn zeros_and_ones(images: &Images, labels: &[u8]) -> (Images, Vec<u8>) {
     let p = images.pixels_per_image();
-    let mut kept = Images {
-        n: 0,
-        rows: images.rows,
-        cols: images.cols,
-        pixels: Vec::new(),
-    };
+    let mut kept = Images { n: 0, rows: images.rows, cols: images.cols, pixels: Vec::new() };
     let mut kept_labels = Vec::new();
     for (image, &label) in images.pixels.chunks_exact(p).zip(labels) {
         if label <= 1 {

@@ -82,7 +82,10 @@ pub fn analyze(
     let keep = bd.min(settings.points);
     let mut out = Vec::with_capacity(which.len());
     for ids in which.chunks(chunk.max(1)) {
-        let rows: Vec<u32> = ids.iter().flat_map(|&i| batches.table[i * batches.batch_size..][..batches.batch_size].iter().copied()).collect();
+        let rows: Vec<u32> = ids
+            .iter()
+            .flat_map(|&i| batches.table[i * batches.batch_size..][..batches.batch_size].iter().copied())
+            .collect();
         let batch_ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
         let request = |stream| PerturbedRequest {
             theta,
@@ -128,7 +131,8 @@ pub fn analyze(
             }
         };
         for (j, &i) in ids.iter().enumerate() {
-            let pairs: Vec<[f32; 2]> = pairs[j * 2 * settings.points..][..2 * settings.points].chunks(2).map(|p| [p[0], p[1]]).collect();
+            let pairs: Vec<[f32; 2]> =
+                pairs[j * 2 * settings.points..][..2 * settings.points].chunks(2).map(|p| [p[0], p[1]]).collect();
             out.push(summarise(i, q[j * bd..(j + 1) * bd].to_vec(), sigmas[j].clone(), pairs, batches));
         }
         progress(ids.len());
@@ -223,7 +227,9 @@ pub fn parse_batches(text: &str, s: usize) -> Result<Vec<usize>> {
         let b: usize = b.trim().parse().map_err(|_| bad("expected a..b with whole numbers".into()))?;
         (a..b).collect()
     } else {
-        t.split(',').map(|x| x.trim().parse::<usize>().map_err(|_| bad(format!("`{x}` is not a batch index")))).collect::<Result<_>>()?
+        t.split(',')
+            .map(|x| x.trim().parse::<usize>().map_err(|_| bad(format!("`{x}` is not a batch index"))))
+            .collect::<Result<_>>()?
     };
     if out.is_empty() {
         return Err(bad("selects no batch".into()));

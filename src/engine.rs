@@ -237,7 +237,6 @@ impl GradBlock {
     }
 }
 
-
 impl RowGroups {
     /// The table entry holding sample i of parameter set `set`.
     pub fn entry(&self, set: u32, i: u32) -> usize {

@@ -295,10 +295,16 @@ pub fn run_local(
                 run.schedule.push(ScheduleRow { epoch, step: start + 1, estimate });
                 let lrs = vec![estimate.lr as f32; count];
                 let last = start + count == steps;
-                let mut out = trainer.steps_of(epoch, start..start + count, &lrs, crate::engine::StepRule::Table, last)?.remove(0);
+                let mut out = trainer
+                    .steps_of(epoch, start..start + count, &lrs, crate::engine::StepRule::Table, last)?
+                    .remove(0);
                 run.grad_evals += count as u64;
                 if out.steps.iter().any(|s| !s.loss.is_finite()) || (last && crate::train::diverged(&out.row)) {
-                    return Err(Error::Diverged { epoch, lr: estimate.lr, what: "the loss became NaN or infinite".into() });
+                    return Err(Error::Diverged {
+                        epoch,
+                        lr: estimate.lr,
+                        what: "the loss became NaN or infinite".into(),
+                    });
                 }
                 run.params = out.params.take().unwrap_or_default();
                 if last {
@@ -306,7 +312,8 @@ pub fn run_local(
                 }
             }
             let mut row = row.ok_or_else(|| Error::Runtime("an epoch ended without an evaluation".into()))?;
-            row.lr = run.schedule.iter().rev().find(|s| s.epoch == epoch && s.step == 1).map_or(f64::NAN, |s| s.estimate.lr);
+            row.lr =
+                run.schedule.iter().rev().find(|s| s.epoch == epoch && s.step == 1).map_or(f64::NAN, |s| s.estimate.lr);
             row.seconds = started.elapsed().as_secs_f64();
             run.rows.push(row);
             after_epoch(&run)?;

@@ -90,10 +90,7 @@ impl Model {
             }
             ModelKind::Logreg => {
                 if data.classes.is_none_or(|c| c > 2) {
-                    return Err(Error::usage(format!(
-                        "{} needs targets 0 and 1 for logistic regression",
-                        data.name
-                    )));
+                    return Err(Error::usage(format!("{} needs targets 0 and 1 for logistic regression", data.name)));
                 }
                 1
             }

@@ -13,15 +13,31 @@ use crate::{Error, Result, error::DataError};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Schedule {
-    Constant { lr: f64 },
+    Constant {
+        lr: f64,
+    },
     /// lr · gamma^⌊(epoch−1)/every⌋.
-    Step { lr: f64, gamma: f64, every: usize },
+    Step {
+        lr: f64,
+        gamma: f64,
+        every: usize,
+    },
     /// min + (lr − min)(1 + cos(π (epoch−1)/epochs))/2.
-    Cosine { lr: f64, min: f64 },
+    Cosine {
+        lr: f64,
+        min: f64,
+    },
     /// lr / (1 + k (epoch−1)).
-    InvT { lr: f64, k: f64 },
+    InvT {
+        lr: f64,
+        k: f64,
+    },
     /// Rates per epoch (`changes` empty), or (step, rate) changes within each epoch, from a file.
-    Table { source: String, per_epoch: Vec<f64>, changes: Vec<Vec<(usize, f64)>> },
+    Table {
+        source: String,
+        per_epoch: Vec<f64>,
+        changes: Vec<Vec<(usize, f64)>>,
+    },
 }
 
 fn check_lr(what: &str, v: f64) -> Result<f64> {
@@ -57,15 +73,17 @@ impl Schedule {
         let lr = check_lr("the schedule's learning rate", number(text, parts.next().unwrap_or(""))?)?;
         let mut opts = Vec::new();
         for part in parts {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| Error::usage(format!("malformed schedule `{text}`: expected key=value, got `{part}`")))?;
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                Error::usage(format!("malformed schedule `{text}`: expected key=value, got `{part}`"))
+            })?;
             opts.push((k.trim().to_string(), number(text, v)?));
         }
         let take = |key: &str, default: Option<f64>, opts: &mut Vec<(String, f64)>| -> Result<f64> {
             match opts.iter().position(|(k, _)| k == key) {
                 Some(i) => Ok(opts.remove(i).1),
-                None => default.ok_or_else(|| Error::usage(format!("malformed schedule `{text}`: `{key}=` is required"))),
+                None => {
+                    default.ok_or_else(|| Error::usage(format!("malformed schedule `{text}`: `{key}=` is required")))
+                }
             }
         };
         let schedule = match kind.trim() {
@@ -74,14 +92,18 @@ impl Schedule {
                 let gamma = take("gamma", None, &mut opts)?;
                 let every = take("every", None, &mut opts)?;
                 if !(gamma > 0.0 && gamma.is_finite()) || every < 1.0 || every.fract() != 0.0 {
-                    return Err(Error::usage(format!("malformed schedule `{text}`: gamma must be positive and every a whole number ≥ 1")));
+                    return Err(Error::usage(format!(
+                        "malformed schedule `{text}`: gamma must be positive and every a whole number ≥ 1"
+                    )));
                 }
                 Schedule::Step { lr, gamma, every: every as usize }
             }
             "cosine" => {
                 let min = take("min", Some(0.0), &mut opts)?;
                 if !(0.0..=lr).contains(&min) {
-                    return Err(Error::usage(format!("malformed schedule `{text}`: min must be between 0 and the learning rate")));
+                    return Err(Error::usage(format!(
+                        "malformed schedule `{text}`: min must be between 0 and the learning rate"
+                    )));
                 }
                 Schedule::Cosine { lr, min }
             }
@@ -251,7 +273,17 @@ mod tests {
 
     #[test]
     fn malformed_specs_are_usage_errors() {
-        for bad in ["constant:", "constant:-1", "constant:nan", "step:1,gamma=0.5", "cosine:1,min=2", "wobble:1", "constant:1,x=2", "step:1,gamma=0.5,every=0", "0.1"] {
+        for bad in [
+            "constant:",
+            "constant:-1",
+            "constant:nan",
+            "step:1,gamma=0.5",
+            "cosine:1,min=2",
+            "wobble:1",
+            "constant:1,x=2",
+            "step:1,gamma=0.5,every=0",
+            "0.1",
+        ] {
             let e = Schedule::parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad}: {e}");
         }
@@ -271,7 +303,14 @@ mod tests {
         assert!(s.check(2, 2).is_err() && s.check(3, 3).is_err());
         assert!(parse_table("epoch,step,lr\n1,2,0.5\n", p).is_err());
         assert!(parse_table("epoch,step,lr\n1,1,0.5\n1,1,0.4\n", p).is_err());
-        for bad in ["", "epoch,rate\n1,1\n", "epoch,lr\n1,-0.5\n", "epoch,lr\n2,0.5\n", "epoch,lr\n1,0.5,3\n", "epoch,lr\n1,abc\n"] {
+        for bad in [
+            "",
+            "epoch,rate\n1,1\n",
+            "epoch,lr\n1,-0.5\n",
+            "epoch,lr\n2,0.5\n",
+            "epoch,lr\n1,0.5,3\n",
+            "epoch,lr\n1,abc\n",
+        ] {
             assert!(parse_table(bad, p).is_err(), "{bad:?}");
         }
     }

@@ -40,7 +40,8 @@ fn inline(
         return Ok(());
     }
     seen.push(name.to_string());
-    let text = read(name).ok_or_else(|| format!("shader `{name}` is imported but shaders/{name}.wgsl does not exist"))?;
+    let text =
+        read(name).ok_or_else(|| format!("shader `{name}` is imported but shaders/{name}.wgsl does not exist"))?;
     for (i, line) in text.lines().enumerate() {
         if let Some(dep) = line.trim().strip_prefix(IMPORT) {
             inline(dep.trim(), read, seen, out)?;

@@ -29,7 +29,9 @@ impl Batching {
             return Err(Error::usage("the batch size must be at least 1"));
         }
         if batch_size > n {
-            return Err(Error::usage(format!("the batch size {batch_size} is larger than the training set ({n} samples)")));
+            return Err(Error::usage(format!(
+                "the batch size {batch_size} is larger than the training set ({n} samples)"
+            )));
         }
         Ok(Batching { n, batch_size, seed, reshuffle })
     }
@@ -162,15 +164,8 @@ impl<'e> Trainer<'e> {
         let batches: Vec<u32> =
             self.batching.iter().flat_map(|bt| bt.epoch(epoch)[range.start * b..range.end * b].to_vec()).collect();
         let steps = range.len();
-        let plan = EpochPlan {
-            batches: &batches,
-            batch_size: b,
-            steps,
-            lrs,
-            rule,
-            read_params: self.read_params,
-            evaluate,
-        };
+        let plan =
+            EpochPlan { batches: &batches, batch_size: b, steps, lrs, rule, read_params: self.read_params, evaluate };
         let out = self.engine.run_epoch(&plan)?;
         let seconds = t.elapsed().as_secs_f64();
         let first_lrs: Vec<f64> = out.steps.chunks(steps).map(|s| s[0].lr as f64).collect();

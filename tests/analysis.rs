@@ -23,7 +23,17 @@ fn setup(kind: ModelKind, classes: Option<usize>, n: usize, p: usize) -> (steple
     (d, model, theta)
 }
 
-fn request<'a>(theta: &'a [f32], rows: &'a [u32], ids: &'a [u32], b: usize, k: usize, pert: Perturbation, block: Block, n: usize, stream: u32) -> PerturbedRequest<'a> {
+fn request<'a>(
+    theta: &'a [f32],
+    rows: &'a [u32],
+    ids: &'a [u32],
+    b: usize,
+    k: usize,
+    pert: Perturbation,
+    block: Block,
+    n: usize,
+    stream: u32,
+) -> PerturbedRequest<'a> {
     PerturbedRequest {
         theta,
         batches: rows,
@@ -102,7 +112,8 @@ fn gpu_analysis_matches_cpu_and_gram_matches_full_svd() {
     for center in [false, true] {
         for block in [Block::Row(0), Block::All] {
             let run = |engine: &mut dyn Engine, method| {
-                analysis::analyze(engine, &theta, &batches, &which, &settings(method, center, block), 2, &mut |_| {}).unwrap()
+                analysis::analyze(engine, &theta, &batches, &which, &settings(method, center, block), 2, &mut |_| {})
+                    .unwrap()
             };
             let mut g = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Fused).unwrap();
             let mut c = CpuEngine::new(model, &d, 1);
@@ -146,10 +157,8 @@ fn lls_slope_is_the_exact_curvature_along_q() {
         .iter()
         .map(|r| {
             let rows = &table[r.batch * b..(r.batch + 1) * b];
-            let qx: Vec<f64> = rows
-                .iter()
-                .map(|&i| (0..p).map(|j| r.q[j] as f64 * d.train.x(i as usize, j)).sum::<f64>())
-                .collect();
+            let qx: Vec<f64> =
+                rows.iter().map(|&i| (0..p).map(|j| r.q[j] as f64 * d.train.x(i as usize, j)).sum::<f64>()).collect();
             let curvature = 2.0 / b as f64 * qx.iter().map(|v| v * v).sum::<f64>();
             r.beta / (-(b as f64 / n as f64) * curvature)
         })

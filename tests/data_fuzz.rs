@@ -6,20 +6,11 @@ use steplens::data::idx::{self, Images};
 use steplens::data::{Features, csv, npy};
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 fn small_images() -> Images {
-    Images {
-        n: 3,
-        rows: 4,
-        cols: 5,
-        pixels: (0..60).map(|i| (i * 7) as u8).collect(),
-    }
+    Images { n: 3, rows: 4, cols: 5, pixels: (0..60).map(|i| (i * 7) as u8).collect() }
 }
 
 /// Valid IDX files, gzip and raw, of both kinds, to mutate.
@@ -32,10 +23,7 @@ fn valid_idx() -> Vec<Vec<u8>> {
 }
 
 fn valid_npy() -> Vec<Vec<u8>> {
-    vec![
-        npy::f32_bytes(&[2, 3], &[1.0, -2.0, 3.5, 0.0, 1e-3, 7.0]),
-        npy::u32_bytes(&[4], &[0, 1, 2, 3]),
-    ]
+    vec![npy::f32_bytes(&[2, 3], &[1.0, -2.0, 3.5, 0.0, 1e-3, 7.0]), npy::u32_bytes(&[4], &[0, 1, 2, 3])]
 }
 
 /// A mutation: positions (taken modulo the length) to overwrite, and where to cut the file.

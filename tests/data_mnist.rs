@@ -25,10 +25,7 @@ fn fixtures() -> PathBuf {
 fn originals() -> &'static HashMap<String, Vec<u8>> {
     static FILES_READ: OnceLock<HashMap<String, Vec<u8>>> = OnceLock::new();
     FILES_READ.get_or_init(|| {
-        FILES
-            .iter()
-            .map(|(f, _)| (f.to_string(), std::fs::read(fixtures().join(f)).unwrap()))
-            .collect()
+        FILES.iter().map(|(f, _)| (f.to_string(), std::fs::read(fixtures().join(f)).unwrap())).collect()
     })
 }
 
@@ -58,10 +55,7 @@ impl Server {
     fn start(mode: Mode) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let (requests, stop) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let (requests, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
         let (r, s) = (requests.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -74,12 +68,7 @@ impl Server {
                 }
             }
         });
-        Server {
-            addr,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
+        Server { addr, requests, stop, thread: Some(thread) }
     }
 
     fn url(&self) -> String {
@@ -104,10 +93,7 @@ impl Drop for Server {
 
 /// A URL where nothing listens (connection refused).
 fn dead_url() -> String {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     format!("http://{addr}/mnist")
 }
 
@@ -132,22 +118,14 @@ fn answer(stream: TcpStream, mode: Mode) -> std::io::Result<()> {
         (Mode::Corrupt(f), Some(_)) if f == file => corrupted(file),
         (Mode::BadGzip(f), Some(b)) if f == file => b[..b.len() - 100].to_vec(),
         (Mode::Drop(f), Some(b)) if f == file => {
-            write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                b.len()
-            )?;
+            write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len())?;
             stream.write_all(&b[..b.len() / 2])?;
             stream.flush()?;
             return stream.shutdown(Shutdown::Both);
         }
         (_, Some(b)) => b.clone(),
     };
-    write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
+    write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
     stream.write_all(&body)?;
     stream.flush()
 }
@@ -155,9 +133,7 @@ fn answer(stream: TcpStream, mode: Mode) -> std::io::Result<()> {
 /// The file with one byte of its content changed, as a valid gzip file.
 fn corrupted(file: &str) -> Vec<u8> {
     let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(&originals()[file][..])
-        .read_to_end(&mut raw)
-        .unwrap();
+    flate2::read::GzDecoder::new(&originals()[file][..]).read_to_end(&mut raw).unwrap();
     let last = raw.len() - 1;
     raw[last] ^= 0x55;
     let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
@@ -167,9 +143,7 @@ fn corrupted(file: &str) -> Vec<u8> {
 
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
+        Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
         Err(_) => Vec::new(),
     };
     names.sort();
@@ -213,10 +187,7 @@ fn download_into_the_cache_then_use_it_offline() {
     want.sort();
     assert_eq!(files_in(cache.path()), want);
     for (f, _) in FILES {
-        assert_eq!(
-            &std::fs::read(cache.path().join(f)).unwrap(),
-            &originals()[f]
-        );
+        assert_eq!(&std::fs::read(cache.path().join(f)).unwrap(), &originals()[f]);
     }
     assert_eq!(server.requests(), 4);
     drop(server);
@@ -226,21 +197,11 @@ fn download_into_the_cache_then_use_it_offline() {
     assert_same(&again, &data);
     let three_five = mnist::load_digits(&[3, 5], cache.path(), &[dead_url()]).unwrap();
     let (train, test) = (&three_five.train, three_five.test.as_ref().unwrap());
-    assert_eq!(
-        (train.n, train.classes, train.name.as_str()),
-        (6131 + 5421, Some(2), "mnist digits 3,5 (train)")
-    );
+    assert_eq!((train.n, train.classes, train.name.as_str()), (6131 + 5421, Some(2), "mnist digits 3,5 (train)"));
     assert_eq!(train.targets.iter().filter(|&&t| t == 0.0).count(), 6131);
-    assert_eq!(
-        (test.n, test.targets.iter().filter(|&&t| t == 1.0).count()),
-        (1010 + 892, 892)
-    );
-    let all =
-        mnist::load_digits(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], cache.path(), &[dead_url()]).unwrap();
-    assert_eq!(
-        (all.train.n, all.train.classes, all.test.unwrap().n),
-        (60000, Some(10), 10000)
-    );
+    assert_eq!((test.n, test.targets.iter().filter(|&&t| t == 1.0).count()), (1010 + 892, 892));
+    let all = mnist::load_digits(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], cache.path(), &[dead_url()]).unwrap();
+    assert_eq!((all.train.n, all.train.classes, all.test.unwrap().n), (60000, Some(10), 10000));
 }
 
 #[test]
@@ -269,23 +230,9 @@ fn every_mirror_failing_gives_one_error_listing_each() {
     let e = mnist::load_digits(&[0, 1], cache.path(), &[dead.clone(), missing.url()]).unwrap_err();
     assert!(matches!(e, DataError::Download { .. }), "{e:?}");
     let msg = e.to_string();
-    assert!(
-        msg.starts_with("download of train-images-idx3-ubyte.gz failed: "),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(&format!(
-            "{dead}/train-images-idx3-ubyte.gz: cannot connect"
-        )),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(&format!(
-            "{}train-images-idx3-ubyte.gz: HTTP 404 Not Found",
-            missing.url()
-        )),
-        "{msg}"
-    );
+    assert!(msg.starts_with("download of train-images-idx3-ubyte.gz failed: "), "{msg}");
+    assert!(msg.contains(&format!("{dead}/train-images-idx3-ubyte.gz: cannot connect")), "{msg}");
+    assert!(msg.contains(&format!("{}train-images-idx3-ubyte.gz: HTTP 404 Not Found", missing.url())), "{msg}");
     assert!(files_in(cache.path()).is_empty());
 }
 
@@ -296,10 +243,7 @@ fn a_corrupt_download_is_a_checksum_error_and_leaves_nothing() {
     let e = mnist::load_digits(&[0, 1], cache.path(), &[server.url()]).unwrap_err();
     assert!(matches!(e, DataError::Checksum { .. }), "{e:?}");
     let msg = e.to_string();
-    assert!(
-        msg.contains("train-images-idx3-ubyte.gz has SHA-256"),
-        "{msg}"
-    );
+    assert!(msg.contains("train-images-idx3-ubyte.gz has SHA-256"), "{msg}");
     assert!(msg.contains(&format!("expected {}", FILES[0].1)), "{msg}");
     assert!(files_in(cache.path()).is_empty());
 }
@@ -308,13 +252,8 @@ fn a_corrupt_download_is_a_checksum_error_and_leaves_nothing() {
 fn a_truncated_gzip_download_is_an_error_and_leaves_nothing() {
     let server = Server::start(Mode::BadGzip("train-images-idx3-ubyte.gz"));
     let cache = tempfile::tempdir().unwrap();
-    let msg = mnist::load_digits(&[0, 1], cache.path(), &[server.url()])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("it sent no valid gzip file: the gzip stream is truncated"),
-        "{msg}"
-    );
+    let msg = mnist::load_digits(&[0, 1], cache.path(), &[server.url()]).unwrap_err().to_string();
+    assert!(msg.contains("it sent no valid gzip file: the gzip stream is truncated"), "{msg}");
     assert!(files_in(cache.path()).is_empty());
 }
 
@@ -341,10 +280,7 @@ fn a_corrupt_cached_copy_is_downloaded_again() {
     }
     mnist::load_digits(&[0, 1], cache.path(), &[server.url()]).unwrap();
     assert_eq!(server.requests(), 1);
-    assert_eq!(
-        &std::fs::read(&labels).unwrap(),
-        &originals()["t10k-labels-idx1-ubyte.gz"]
-    );
+    assert_eq!(&std::fs::read(&labels).unwrap(), &originals()["t10k-labels-idx1-ubyte.gz"]);
     assert_eq!(files_in(cache.path()).len(), 4);
 }
 

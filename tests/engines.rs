@@ -21,13 +21,27 @@ fn model_for(kind: ModelKind, loss: LossKind, data: &steplens::data::Data) -> Mo
 }
 
 /// Train `epochs` epochs of `runs` runs; returns (params, per-epoch train losses, step stats).
-fn train(engine: &mut dyn Engine, batching: &Batching, epochs: usize, lrs: &[f32], rule: StepRule) -> (Vec<f32>, Vec<f64>, Vec<f32>) {
+fn train(
+    engine: &mut dyn Engine,
+    batching: &Batching,
+    epochs: usize,
+    lrs: &[f32],
+    rule: StepRule,
+) -> (Vec<f32>, Vec<f64>, Vec<f32>) {
     let steps = batching.steps();
     let mut losses = Vec::new();
     let mut stats = Vec::new();
     for e in 1..=epochs {
         let batches = batching.epoch(e);
-        let plan = EpochPlan { batches: &batches, batch_size: batching.batch_size, steps, lrs, rule, read_params: false, evaluate: true };
+        let plan = EpochPlan {
+            batches: &batches,
+            batch_size: batching.batch_size,
+            steps,
+            lrs,
+            rule,
+            read_params: false,
+            evaluate: true,
+        };
         let out = engine.run_epoch(&plan).unwrap();
         losses.extend(out.eval.train.iter().map(|m| m.loss));
         losses.extend(out.eval.test.unwrap().iter().map(|m| m.loss));
@@ -62,7 +76,12 @@ fn compare(kind: ModelKind, loss: LossKind, classes: Option<usize>, batch: usize
         unfused.set_params(&theta).unwrap();
         let (pu, lu, _) = train(&mut unfused, &batching, 2, &lrs, rule);
         assert_close(&format!("{what}: params, fused vs unfused"), &pf, &f64s(&pu), TOL);
-        assert_close(&format!("{what}: losses, fused vs unfused"), &lf.iter().map(|&x| x as f32).collect::<Vec<_>>(), &lu, TOL);
+        assert_close(
+            &format!("{what}: losses, fused vs unfused"),
+            &lf.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+            &lu,
+            TOL,
+        );
     }
 }
 

@@ -114,7 +114,10 @@ fn dlogits_matches_twin_for_every_loss() {
             kernel.encode(&mut rec, &s.gpu_data.bind, rg, classes as u32, scale, &zb, &rb, &db, &lb).unwrap();
             let mut enc = s.ctx.encoder();
             rec.encode(&s.ctx, &mut enc, None).unwrap();
-            let out = s.ctx.submit_and_read(enc, &[(&db, 0, (len * classes * 4) as u64), (&lb, 0, (len * 4) as u64)]).unwrap();
+            let out = s
+                .ctx
+                .submit_and_read(enc, &[(&db, 0, (len * classes * 4) as u64), (&lb, 0, (len * 4) as u64)])
+                .unwrap();
             let (want_dz, want_loss) = twin::dlogits(code, &s.data, &f64s(&z), rg, classes, scale as f64, &tab);
             assert_close(&format!("{code:?} dz shape {k}"), cast_slice(&out[0]), &want_dz, TOL);
             assert_close(&format!("{code:?} loss shape {k}"), cast_slice(&out[1]), &want_loss, TOL);
@@ -171,7 +174,9 @@ fn sgd_update_matches_twin() {
 #[test]
 fn evaluate_matches_twin() {
     let codes = [LossCode::SoftmaxCe, LossCode::SoftmaxSeedCompat, LossCode::Logistic, LossCode::Squares];
-    for (k, &(n, p, classes, sets)) in [(1usize, 1usize, 2usize, 1usize), (257, 33, 3, 2), (600, 785, 2, 3), (33, 64, 10, 1)].iter().enumerate() {
+    for (k, &(n, p, classes, sets)) in
+        [(1usize, 1usize, 2usize, 1usize), (257, 33, 3, 2), (600, 785, 2, 3), (33, 64, 10, 1)].iter().enumerate()
+    {
         for code in codes {
             let classes = if matches!(code, LossCode::Logistic | LossCode::Squares) { 1 } else { classes };
             let s = setup(n, p, classes, k % 2 == 0, code, 20 + k as u32);
@@ -182,7 +187,9 @@ fn evaluate_matches_twin() {
             let ob = storage(&s.ctx, "totals", &poison(sets * 2));
             let kernel = Evaluate::new(&s.ctx, &s.layout, &s.spec).unwrap();
             let mut rec = Recording::new(&s.ctx);
-            kernel.encode(&mut rec, &s.gpu_data.bind, n, sets as u32, classes as u32, dim as u32, &tb, &pb, &ob).unwrap();
+            kernel
+                .encode(&mut rec, &s.gpu_data.bind, n, sets as u32, classes as u32, dim as u32, &tb, &pb, &ob)
+                .unwrap();
             let got = run(&s.ctx, rec, &ob, sets * 2);
             let want: Vec<f64> = twin::evaluate(code, &s.data, &f64s(&theta), classes, dim)
                 .into_iter()

@@ -3,7 +3,10 @@
 
 use std::mem::{offset_of, size_of};
 
-use steplens::gpu::{kernel::{SHADERS, wgsl_struct_layout}, kernels::*};
+use steplens::gpu::{
+    kernel::{SHADERS, wgsl_struct_layout},
+    kernels::*,
+};
 
 macro_rules! layout {
     ($shader:literal, $wgsl:literal, $ty:ty, [$($field:ident),* $(,)?]) => {{
@@ -20,13 +23,50 @@ macro_rules! layout {
 
 #[test]
 fn parameter_structs_match_wgsl() {
-    layout!("logits", "LogitsParams", LogitsParams, [sets_per_group, rows, classes, dim, table_offset, group_stride, _pad1, _pad2]);
-    layout!("dlogits", "DlogitsParams", DlogitsParams, [sets_per_group, rows, classes, table_offset, sets, scale, group_stride, _pad1]);
-    layout!("weight_grad", "WeightGradParams", WeightGradParams, [sets_per_group, rows, classes, table_offset, c0, nrows, with_bias, out_dim, group_stride, _pad0, _pad1, _pad2]);
+    layout!(
+        "logits",
+        "LogitsParams",
+        LogitsParams,
+        [sets_per_group, rows, classes, dim, table_offset, group_stride, _pad1, _pad2]
+    );
+    layout!(
+        "dlogits",
+        "DlogitsParams",
+        DlogitsParams,
+        [sets_per_group, rows, classes, table_offset, sets, scale, group_stride, _pad1]
+    );
+    layout!(
+        "weight_grad",
+        "WeightGradParams",
+        WeightGradParams,
+        [sets_per_group, rows, classes, table_offset, c0, nrows, with_bias, out_dim, group_stride, _pad0, _pad1, _pad2]
+    );
     layout!("sgd_update", "SgdParams", SgdParams, [sets, dim, lr_stride, lr_index]);
     layout!("evaluate", "EvaluateParams", EvaluateParams, [sets, classes, dim, groups]);
     layout!("reduce", "ReduceParams", ReduceParams, [sets, count, scale, _pad0]);
-    layout!("train_epoch", "EpochParams", EpochParams, [runs, steps, batch, classes, dim, tables, rule, max_backtracks, armijo_c, armijo_beta, armijo_growth, max_lr, polyak_c, _pad0, _pad1, _pad2]);
+    layout!(
+        "train_epoch",
+        "EpochParams",
+        EpochParams,
+        [
+            runs,
+            steps,
+            batch,
+            classes,
+            dim,
+            tables,
+            rule,
+            max_backtracks,
+            armijo_c,
+            armijo_beta,
+            armijo_growth,
+            max_lr,
+            polyak_c,
+            _pad0,
+            _pad1,
+            _pad2
+        ]
+    );
     layout!("perturb", "PerturbParams", PerturbParams, [sets, points, dim, kind, scale, seed_lo, seed_hi, stream]);
     layout!("gram", "GramParams", GramParams, [points, dim, _pad0, _pad1]);
     layout!("center", "CenterParams", CenterParams, [points, dim, groups, _pad0]);

@@ -17,33 +17,18 @@ struct Summary {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
 
 /// What a command does with its directory: every output kind once.
 fn write_run(out: &OutDir, history: &[(usize, f64, Option<f64>)]) -> Result<()> {
-    let rows = history
-        .iter()
-        .map(|&(e, loss, acc)| vec![e.to_string(), csv_num(loss), csv_opt(acc)]);
-    out.write_csv(
-        "history.csv",
-        &["epoch", "train_loss", "test_accuracy"],
-        rows,
-    )?;
+    let rows = history.iter().map(|&(e, loss, acc)| vec![e.to_string(), csv_num(loss), csv_opt(acc)]);
+    out.write_csv("history.csv", &["epoch", "train_loss", "test_accuracy"], rows)?;
     let last = history.last().map_or(f64::NAN, |h| h.1);
-    out.write_json(
-        "summary.json",
-        &Summary {
-            schedule: "cosine",
-            final_loss: last,
-            epochs: history.len(),
-        },
-    )?;
+    out.write_json("summary.json", &Summary { schedule: "cosine", final_loss: last, epochs: history.len() })?;
     let mut table = Table::new(["epoch", "train loss"]);
     for &(e, loss, _) in history {
         table.row(vec![e.to_string(), fmt_num(loss, 4)]);
@@ -51,10 +36,7 @@ fn write_run(out: &OutDir, history: &[(usize, f64, Option<f64>)]) -> Result<()> 
     out.write_text("report.md", &format!("# Run\n\n{}", table.to_markdown()))?;
     let chart = Chart::new("Training loss", "epoch", "loss")
         .log_y()
-        .with_series(Series::line_points(
-            "cosine",
-            history.iter().map(|h| (h.0 as f64, h.1)).collect(),
-        ));
+        .with_series(Series::line_points("cosine", history.iter().map(|h| (h.0 as f64, h.1)).collect()));
     out.write("plots/loss.png", &render_png(&chart)?)?;
     out.write_text("plots/loss.svg", &render_svg(&chart)?)
 }
@@ -64,38 +46,16 @@ fn a_run_writes_all_its_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("runs/train-20240101T000000Z");
     let out = OutDir::create(&path, false).unwrap();
-    write_run(
-        &out,
-        &[
-            (1, 0.5, Some(0.9)),
-            (2, 0.1, None),
-            (3, 1.0 / 3.0, Some(0.995)),
-        ],
-    )
-    .unwrap();
+    write_run(&out, &[(1, 0.5, Some(0.9)), (2, 0.1, None), (3, 1.0 / 3.0, Some(0.995))]).unwrap();
     drop(out);
-    assert_eq!(
-        names(&path),
-        ["history.csv", "plots", "report.md", "summary.json"]
-    );
+    assert_eq!(names(&path), ["history.csv", "plots", "report.md", "summary.json"]);
     assert_eq!(names(&path.join("plots")), ["loss.png", "loss.svg"]);
     let csv = fs::read_to_string(path.join("history.csv")).unwrap();
-    assert_eq!(
-        csv,
-        "epoch,train_loss,test_accuracy\n1,0.5,0.9\n2,0.1,\n3,0.3333333333333333,0.995\n"
-    );
-    let json: serde_json::Value =
-        serde_json::from_slice(&fs::read(path.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(
-        json["final_loss"].as_f64(),
-        Some(1.0 / 3.0),
-        "JSON floats round-trip"
-    );
+    assert_eq!(csv, "epoch,train_loss,test_accuracy\n1,0.5,0.9\n2,0.1,\n3,0.3333333333333333,0.995\n");
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(path.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json["final_loss"].as_f64(), Some(1.0 / 3.0), "JSON floats round-trip");
     let md = fs::read_to_string(path.join("report.md")).unwrap();
-    assert!(
-        md.contains("| epoch | train loss |\n| ----: | ---------: |\n|     1 |        0.5 |"),
-        "{md}"
-    );
+    assert!(md.contains("| epoch | train loss |\n| ----: | ---------: |\n|     1 |        0.5 |"), "{md}");
 }
 
 #[test]
@@ -107,10 +67,7 @@ fn a_run_that_fails_before_writing_leaves_nothing() {
         Err(Error::Runtime("the GPU went away".into()))
     };
     assert!(run().is_err());
-    assert!(
-        names(tmp.path()).is_empty(),
-        "neither runs/ nor runs/train-x remain"
-    );
+    assert!(names(tmp.path()).is_empty(), "neither runs/ nor runs/train-x remain");
 }
 
 #[test]

@@ -15,19 +15,9 @@ fn line(n: usize, f: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
 fn loss_chart() -> Chart {
     Chart::new("Training loss", "epoch", "loss")
         .log_y()
-        .with_series(Series::line_points(
-            "constant 0.005",
-            line(7, |e| 0.7 * (-0.1 * e).exp()),
-        ))
-        .with_series(Series::line(
-            "accurate τ = ∞",
-            line(7, |e| 0.7 * (-0.9 * e).exp()),
-        ))
-        .with_band(Band::new(
-            "quartiles",
-            line(7, |e| 0.5 * (-0.1 * e).exp()),
-            line(7, |e| 0.9 * (-0.1 * e).exp()),
-        ))
+        .with_series(Series::line_points("constant 0.005", line(7, |e| 0.7 * (-0.1 * e).exp())))
+        .with_series(Series::line("accurate τ = ∞", line(7, |e| 0.7 * (-0.9 * e).exp())))
+        .with_band(Band::new("quartiles", line(7, |e| 0.5 * (-0.1 * e).exp()), line(7, |e| 0.9 * (-0.1 * e).exp())))
 }
 
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
@@ -44,10 +34,7 @@ fn decode(bytes: &[u8]) -> Vec<[u8; 3]> {
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("one frame");
     assert_eq!(info.color_type, png::ColorType::Rgb);
-    buf[..info.buffer_size()]
-        .chunks_exact(3)
-        .map(|p| [p[0], p[1], p[2]])
-        .collect()
+    buf[..info.buffer_size()].chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect()
 }
 
 fn count(pixels: &[[u8; 3]], colour: [u8; 3]) -> usize {
@@ -60,16 +47,8 @@ fn png_has_the_size_and_draws_each_series_in_its_colour() {
     assert_eq!(png_size(&png), SIZE);
     let pixels = decode(&png);
     assert_eq!(pixels.len(), (SIZE.0 * SIZE.1) as usize);
-    assert!(
-        count(&pixels, BLUE) > 500,
-        "series 0 drawn: {}",
-        count(&pixels, BLUE)
-    );
-    assert!(
-        count(&pixels, ORANGE) > 500,
-        "series 1 drawn: {}",
-        count(&pixels, ORANGE)
-    );
+    assert!(count(&pixels, BLUE) > 500, "series 0 drawn: {}", count(&pixels, BLUE));
+    assert!(count(&pixels, ORANGE) > 500, "series 1 drawn: {}", count(&pixels, ORANGE));
     let dark = pixels.iter().filter(|p| p.iter().all(|c| *c < 100)).count();
     assert!(dark > 2000, "text and frame drawn: {dark}");
 }
@@ -77,30 +56,15 @@ fn png_has_the_size_and_draws_each_series_in_its_colour() {
 #[test]
 fn svg_names_the_title_axes_and_series() {
     let chart = Chart::new("Projection picture", "Π_q(θ)", "Π_q(∇f_i)")
-        .with_series(Series::points(
-            "perturbed points",
-            line(50, |x| -0.5 - 3.2 * x),
-        ))
-        .with_series(Series::line(
-            "fit",
-            vec![(0.0, -0.5), (49.0, -0.5 - 3.2 * 49.0)],
-        ));
+        .with_series(Series::points("perturbed points", line(50, |x| -0.5 - 3.2 * x)))
+        .with_series(Series::line("fit", vec![(0.0, -0.5), (49.0, -0.5 - 3.2 * 49.0)]));
     let svg = render_svg(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains(r#"width="1000" height="700""#));
-    for text in [
-        "Projection picture",
-        "Π_q(θ)",
-        "Π_q(∇f_i)",
-        "perturbed points",
-        "fit",
-    ] {
+    for text in ["Projection picture", "Π_q(θ)", "Π_q(∇f_i)", "perturbed points", "fit"] {
         assert!(svg.contains(text), "{text}");
     }
-    assert!(
-        svg.contains("#1F77B4") || svg.contains("#1f77b4"),
-        "series colour"
-    );
+    assert!(svg.contains("#1F77B4") || svg.contains("#1f77b4"), "series colour");
 }
 
 #[test]
@@ -111,10 +75,7 @@ fn save_writes_both_atomically_and_overwrites() {
     save(&loss_chart(), Some(&png), None).unwrap();
     assert_eq!(png_size(&fs::read(&png).unwrap()), SIZE);
     assert!(fs::read_to_string(&svg).unwrap().contains("Training loss"));
-    let mut names: Vec<_> = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let mut names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     names.sort();
     assert_eq!(names, ["loss.png", "loss.svg"], "no temporary files left");
 }
@@ -145,21 +106,10 @@ fn log_axes_skip_zeros_negatives_and_non_finite_values() {
         .log_y()
         .with_series(Series::line("line", awkward.clone()))
         .with_series(Series::points("points", awkward.clone()))
-        .with_band(Band::new(
-            "band",
-            awkward.clone(),
-            awkward.iter().map(|&(x, y)| (x, 2.0 * y)).collect(),
-        ));
+        .with_band(Band::new("band", awkward.clone(), awkward.iter().map(|&(x, y)| (x, 2.0 * y)).collect()));
     let pixels = decode(&render_png(&chart).unwrap());
-    assert!(
-        count(&pixels, BLUE) > 50,
-        "the valid segment 4 → 5 is drawn"
-    );
-    assert!(
-        render_svg(&chart)
-            .unwrap()
-            .contains("log–log with bad values")
-    );
+    assert!(count(&pixels, BLUE) > 50, "the valid segment 4 → 5 is drawn");
+    assert!(render_svg(&chart).unwrap().contains("log–log with bad values"));
 }
 
 #[test]
@@ -170,13 +120,8 @@ fn charts_with_nothing_to_draw_still_render() {
         Chart::new("No points", "x", "y")
             .with_series(Series::line("a", vec![]))
             .with_series(Series::points("b", vec![])),
-        Chart::new("All invalid", "x", "y")
-            .log_y()
-            .with_series(all_bad)
-            .with_band(Band::new("b", vec![], vec![])),
-        Chart::new("Only zeros on a log axis", "x", "y")
-            .log_x()
-            .with_series(Series::line("z", line(5, |_| 0.0))),
+        Chart::new("All invalid", "x", "y").log_y().with_series(all_bad).with_band(Band::new("b", vec![], vec![])),
+        Chart::new("Only zeros on a log axis", "x", "y").log_x().with_series(Series::line("z", line(5, |_| 0.0))),
         Chart::new("One point", "x", "y").with_series(Series::points("p", vec![(3.0, 3.0)])),
         Chart::new("", "", ""),
     ];
@@ -185,32 +130,18 @@ fn charts_with_nothing_to_draw_still_render() {
         assert_eq!(png_size(&png), SIZE, "{}", chart.title);
         let svg = render_svg(chart).unwrap();
         assert!(svg.contains(&chart.title), "{}", chart.title);
-        let dark = decode(&png)
-            .iter()
-            .filter(|p| p.iter().all(|c| *c < 100))
-            .count();
-        assert!(
-            dark > 500,
-            "{}: the frame and ticks are drawn ({dark})",
-            chart.title
-        );
+        let dark = decode(&png).iter().filter(|p| p.iter().all(|c| *c < 100)).count();
+        assert!(dark > 500, "{}: the frame and ticks are drawn ({dark})", chart.title);
     }
 }
 
 #[test]
 fn extreme_values_do_not_panic() {
     let chart = Chart::new("extremes", "x", "y")
-        .with_series(Series::line(
-            "huge",
-            vec![(-f64::MAX, f64::MAX), (f64::MAX, -f64::MAX), (0.0, 5e-324)],
-        ))
+        .with_series(Series::line("huge", vec![(-f64::MAX, f64::MAX), (f64::MAX, -f64::MAX), (0.0, 5e-324)]))
         .with_series(Series::points("many", line(20_000, |x| (x * 0.01).sin())));
     render_png(&chart).unwrap();
-    let log = Chart {
-        x_scale: steplens::report::plot::Scale::Log,
-        ..chart.clone()
-    }
-    .log_y();
+    let log = Chart { x_scale: steplens::report::plot::Scale::Log, ..chart.clone() }.log_y();
     render_png(&log).unwrap();
     render_svg(&log).unwrap();
 }
@@ -219,10 +150,7 @@ fn extreme_values_do_not_panic() {
 fn many_series_cycle_the_palette_and_keep_a_legend() {
     let mut chart = Chart::new("twelve schedules", "epoch", "loss");
     for k in 0..12 {
-        chart = chart.with_series(Series::line(
-            format!("schedule {k}"),
-            line(10, |e| (k as f64 + 1.0) / (e + 1.0)),
-        ));
+        chart = chart.with_series(Series::line(format!("schedule {k}"), line(10, |e| (k as f64 + 1.0) / (e + 1.0))));
     }
     let svg = render_svg(&chart).unwrap();
     assert!(svg.contains("schedule 11"));

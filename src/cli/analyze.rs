@@ -77,7 +77,11 @@ impl AnalysisArgs {
         if let Block::Row(c) = block
             && c >= model.outputs
         {
-            return Err(Error::usage(format!("--block row:{c} does not exist: the model has {} row(s) (row:0 .. row:{})", model.outputs, model.outputs - 1)));
+            return Err(Error::usage(format!(
+                "--block row:{c} does not exist: the model has {} row(s) (row:0 .. row:{})",
+                model.outputs,
+                model.outputs - 1
+            )));
         }
         Ok(Settings {
             points: self.points,
@@ -100,7 +104,8 @@ impl AnalysisArgs {
 }
 
 pub fn parse_perturbation(text: &str) -> Result<Perturbation> {
-    let bad = || Error::usage(format!("--perturb `{text}`: use uniform:SCALE or gaussian:SIGMA with a positive number"));
+    let bad =
+        || Error::usage(format!("--perturb `{text}`: use uniform:SCALE or gaussian:SIGMA with a positive number"));
     let (kind, v) = text.split_once(':').ok_or_else(bad)?;
     let v: f32 = v.trim().parse().map_err(|_| bad())?;
     if !(v.is_finite() && v > 0.0) {
@@ -135,10 +140,17 @@ pub fn load_run(dir: &std::path::Path) -> Result<(Model, Vec<f32>)> {
     let (_, w) = npy::read_f32(&dir.join("weights.npy"))?;
     let (_, b) = npy::read_f32(&dir.join("bias.npy"))?;
     if w.len() != model.outputs * model.p || b.len() != model.outputs {
-        return Err(crate::error::DataError::invalid(dir.join("weights.npy"), format!(
-            "weights.npy and bias.npy hold {} and {} values; the run's model needs {} and {}",
-            w.len(), b.len(), model.outputs * model.p, model.outputs
-        )).into());
+        return Err(crate::error::DataError::invalid(
+            dir.join("weights.npy"),
+            format!(
+                "weights.npy and bias.npy hold {} and {} values; the run's model needs {} and {}",
+                w.len(),
+                b.len(),
+                model.outputs * model.p,
+                model.outputs
+            ),
+        )
+        .into());
     }
     Ok((model, [w, b].concat()))
 }
@@ -167,7 +179,12 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
         Some(dir) => {
             let (m, theta) = load_run(dir)?;
             if m.p != data.train.p {
-                return Err(Error::usage(format!("the run in {} has {} features, the data {}", dir.display(), m.p, data.train.p)));
+                return Err(Error::usage(format!(
+                    "the run in {} has {} features, the data {}",
+                    dir.display(),
+                    m.p,
+                    data.train.p
+                )));
             }
             (m, theta)
         }
@@ -186,7 +203,8 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     let batches = Batches { table: &table, batch_size: args.batch_size, n: data.train.n };
     let started = Instant::now();
     let bar = Progress::with_quiet(which.len() as u64, "analyze", quiet);
-    let results = analysis::analyze(engine.as_mut(), &theta, &batches, &which, &settings, 32, &mut |k| bar.inc(k as u64))?;
+    let results =
+        analysis::analyze(engine.as_mut(), &theta, &batches, &which, &settings, 32, &mut |k| bar.inc(k as u64))?;
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let config = AnalyzeConfig {
@@ -281,8 +299,9 @@ fn model_title(model: &Model) -> String {
 pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model) -> Result<()> {
     let title = model_title(model);
     let avg: Vec<(f64, f64)> = analysis::averaged_pairs(results).iter().map(|p| (p[0], p[1])).collect();
-    let chart = Chart::new(format!("{title}: projection averaged over {} batches", results.len()), PICTURE_X, PICTURE_Y)
-        .with_series(Series::points("", avg));
+    let chart =
+        Chart::new(format!("{title}: projection averaged over {} batches", results.len()), PICTURE_X, PICTURE_Y)
+            .with_series(Series::points("", avg));
     plot::save(&chart, Some(&out.file("projection.png")), Some(&out.file("projection.svg")))?;
     for r in results.iter().take(3) {
         let pts = r.pairs.iter().map(|p| (p[0] as f64, p[1] as f64)).collect();
@@ -291,9 +310,13 @@ pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model) -> 
             let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
             vec![(lo, r.alpha + r.beta * lo), (hi, r.alpha + r.beta * hi)]
         };
-        let chart = Chart::new(format!("{title}: batch {} (λ = {:.4}, R² = {:.3})", r.batch, r.lambda, r.r2), PICTURE_X, PICTURE_Y)
-            .with_series(Series::points("perturbed points", pts))
-            .with_series(Series::line("least-squares line", fit));
+        let chart = Chart::new(
+            format!("{title}: batch {} (λ = {:.4}, R² = {:.3})", r.batch, r.lambda, r.r2),
+            PICTURE_X,
+            PICTURE_Y,
+        )
+        .with_series(Series::points("perturbed points", pts))
+        .with_series(Series::line("least-squares line", fit));
         plot::save(&chart, Some(&out.file(&format!("projection-batch-{}.png", r.batch))), None)?;
     }
     let keep = results.first().map_or(0, |r| r.sigma.len());

@@ -245,7 +245,14 @@ fn list_adapters(args: &DeviceArgs) -> Result<()> {
     }
     for a in adapters {
         let i = a.get_info();
-        println!("{:<40} {:<8} {:<14} {} {}", i.name, format!("{:?}", i.backend), format!("{:?}", i.device_type), i.driver, i.driver_info);
+        println!(
+            "{:<40} {:<8} {:<14} {} {}",
+            i.name,
+            format!("{:?}", i.backend),
+            format!("{:?}", i.device_type),
+            i.driver,
+            i.driver_info
+        );
     }
     Ok(())
 }

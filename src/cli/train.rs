@@ -115,7 +115,10 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     let model = args.model.model(&data)?;
     let batching = Batching::new(data.train.n, args.batch_size, args.seed, args.reshuffle)?;
     schedule.check(args.epochs, batching.steps())?;
-    let out_path = args.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir(&format!("{:?}", args.model.model).to_lowercase()));
+    let out_path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::report::files::default_run_dir(&format!("{:?}", args.model.model).to_lowercase()));
     let mut out = OutDir::create(&out_path, args.force)?;
     let mut engine = args.device.engine(model, &data, 1, quiet)?;
     engine.set_params(&model.init(args.model.init, args.seed))?;

@@ -5,8 +5,7 @@ use crate::{
     Error, Result,
     data::{Data, Dataset},
     engine::{
-        AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, Metrics,
-        PerturbedRequest,
+        AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, Metrics, PerturbedRequest,
     },
     gpu::engine::{check_perturbed, check_plan},
     model::Model,

@@ -115,7 +115,14 @@ fn forward(data: &Dataset, w: &[f64], row: usize, z: &mut [f64]) {
 }
 
 /// Mean loss of a batch under w and, with `grad`, its gradient (θ's layout) into `grad`.
-pub fn batch_loss(code: LossCode, data: &Dataset, w: &[f64], batch: &[u32], classes: usize, grad: Option<&mut [f64]>) -> f64 {
+pub fn batch_loss(
+    code: LossCode,
+    data: &Dataset,
+    w: &[f64],
+    batch: &[u32],
+    classes: usize,
+    grad: Option<&mut [f64]>,
+) -> f64 {
     let p = data.p;
     let b = batch.len() as f64;
     let mut z = vec![0.0; classes];
@@ -142,7 +149,13 @@ pub fn batch_loss(code: LossCode, data: &Dataset, w: &[f64], batch: &[u32], clas
 }
 
 /// Twin of `train_epoch.wgsl`: every run through every step; θ is runs × dim.
-pub fn train_epoch(code: LossCode, data: &Dataset, theta: &mut [f64], plan: &EpochPlan, classes: usize) -> Vec<StepStat> {
+pub fn train_epoch(
+    code: LossCode,
+    data: &Dataset,
+    theta: &mut [f64],
+    plan: &EpochPlan,
+    classes: usize,
+) -> Vec<StepStat> {
     let dim = classes * (data.p + 1);
     let (steps, b) = (plan.steps, plan.batch_size);
     let tables = plan.tables();
@@ -185,7 +198,14 @@ pub fn train_epoch(code: LossCode, data: &Dataset, theta: &mut [f64], plan: &Epo
 }
 
 /// Twin of `perturb.wgsl`: [B·K, dim] perturbed copies of θ.
-pub fn perturb(theta: &[f32], batch_ids: &[u32], points: usize, perturbation: Perturbation, seed: u64, stream: u32) -> Vec<f64> {
+pub fn perturb(
+    theta: &[f32],
+    batch_ids: &[u32],
+    points: usize,
+    perturbation: Perturbation,
+    seed: u64,
+    stream: u32,
+) -> Vec<f64> {
     let dim = theta.len();
     let mut out = Vec::with_capacity(batch_ids.len() * points * dim);
     for &batch in batch_ids {

@@ -23,12 +23,8 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
 pub fn parse(bytes: impl AsRef<[u8]>, name: impl AsRef<Path>) -> Result<Dataset, DataError> {
     let name = name.as_ref();
     let fail = |reason: String| DataError::invalid(name, reason);
-    let text = std::str::from_utf8(bytes.as_ref()).map_err(|e| {
-        fail(format!(
-            "it is not UTF-8 text (byte {} is not)",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = std::str::from_utf8(bytes.as_ref())
+        .map_err(|e| fail(format!("it is not UTF-8 text (byte {} is not)", e.valid_up_to())))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .split('\n')
@@ -43,12 +39,7 @@ pub fn parse(bytes: impl AsRef<[u8]>, name: impl AsRef<Path>) -> Result<Dataset,
         )));
     }
     let header = cells(first).any(|c| c.parse::<f32>().is_err());
-    let mut table = Table {
-        width,
-        first_no,
-        features: Vec::new(),
-        targets: Vec::new(),
-    };
+    let mut table = Table { width, first_no, features: Vec::new(), targets: Vec::new() };
     if !header {
         table.push(first_no, first).map_err(fail)?;
     }
@@ -58,11 +49,7 @@ pub fn parse(bytes: impl AsRef<[u8]>, name: impl AsRef<Path>) -> Result<Dataset,
     if table.targets.is_empty() {
         return Err(fail("it has a header line but no data".into()));
     }
-    let Table {
-        features,
-        mut targets,
-        ..
-    } = table;
+    let Table { features, mut targets, .. } = table;
     let classes = detect_classes(&mut targets);
     let n = targets.len();
     Ok(Dataset {
@@ -89,14 +76,10 @@ impl Table {
     fn push(&mut self, no: usize, line: &str) -> Result<(), String> {
         let count = cells(line).count();
         if count != self.width {
-            return Err(format!(
-                "line {no} has {count} cells but line {} has {}",
-                self.first_no, self.width
-            ));
+            return Err(format!("line {no} has {count} cells but line {} has {}", self.first_no, self.width));
         }
         for (j, cell) in cells(line).enumerate() {
-            let value =
-                number(cell).map_err(|what| format!("line {no}, column {}: {what}", j + 1))?;
+            let value = number(cell).map_err(|what| format!("line {no}, column {}: {what}", j + 1))?;
             if j + 1 == self.width {
                 self.targets.push(value);
             } else {
@@ -116,10 +99,7 @@ fn number(cell: &str) -> Result<f32, String> {
     match cell.parse::<f32>() {
         _ if cell.is_empty() => Err("the cell is empty".into()),
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(format!(
-            "{} is not a finite number in f32 (NaN, infinite or too large)",
-            quoted(cell)
-        )),
+        Ok(_) => Err(format!("{} is not a finite number in f32 (NaN, infinite or too large)", quoted(cell))),
         Err(_) => Err(format!("{} is not a number", quoted(cell))),
     }
 }
@@ -162,10 +142,7 @@ mod tests {
 
     #[test]
     fn class_detection_limits() {
-        assert_eq!(
-            parse("1,1000000\n", "d.csv").unwrap().classes,
-            Some(1_000_001)
-        );
+        assert_eq!(parse("1,1000000\n", "d.csv").unwrap().classes, Some(1_000_001));
         assert_eq!(parse("1,1000001\n", "d.csv").unwrap().classes, None);
         assert_eq!(parse("1,-1\n2,0\n", "d.csv").unwrap().classes, None);
         let d = parse("1,-0\n2,1\n", "d.csv").unwrap();
@@ -192,21 +169,13 @@ mod tests {
         assert!(err("1,2\nnan,3\n").contains("\"nan\" is not a finite number"));
         assert!(err("1,2\n1,-inf\n").contains("line 2, column 2: \"-inf\" is not a finite number"));
         assert!(err("1,2\n1e39,0\n").contains("\"1e39\" is not a finite number"));
-        assert!(
-            parse(b"1,2\n\xff,3\n", "d.csv")
-                .unwrap_err()
-                .to_string()
-                .contains("not UTF-8")
-        );
+        assert!(parse(b"1,2\n\xff,3\n", "d.csv").unwrap_err().to_string().contains("not UTF-8"));
     }
 
     #[test]
     fn long_cells_are_shortened() {
         let cell = "é".repeat(100);
         let e = err(&format!("1,2\n{cell},3\n"));
-        assert!(
-            e.contains(&format!("\"{}…\" is not a number", "é".repeat(40))),
-            "{e}"
-        );
+        assert!(e.contains(&format!("\"{}…\" is not a number", "é".repeat(40))), "{e}");
     }
 }

@@ -68,12 +68,7 @@ pub fn parse_images(bytes: &[u8], name: impl AsRef<Path>) -> Result<Images, Data
     let [n, rows, cols] = [dims[0], dims[1], dims[2]];
     let what = format!("{n} images of {rows}x{cols}");
     let pixels = read_payload(&mut input, &[n, rows, cols], &what, name)?;
-    Ok(Images {
-        n: n as usize,
-        rows: rows as usize,
-        cols: cols as usize,
-        pixels,
-    })
+    Ok(Images { n: n as usize, rows: rows as usize, cols: cols as usize, pixels })
 }
 
 /// Parse an IDX label file (gzip or raw) held in memory; `name` is the file the error names.
@@ -110,10 +105,7 @@ pub(crate) fn gunzip(bytes: &[u8], limit: u64) -> Result<Vec<u8>, String> {
         return Ok(bytes.to_vec());
     }
     let mut out = Vec::new();
-    let read = GzMembers::new(bytes)
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| gzip_reason(&e))?;
+    let read = GzMembers::new(bytes).take(limit + 1).read_to_end(&mut out).map_err(|e| gzip_reason(&e))?;
     if read as u64 > limit {
         return Err(format!("it decompresses to more than {limit} bytes"));
     }
@@ -128,11 +120,7 @@ pub(crate) fn gunzip(bytes: &[u8], limit: u64) -> Result<Vec<u8>, String> {
 /// caller built an inconsistent value.
 pub fn images_gz(images: &Images) -> Vec<u8> {
     let dims = [images.n, images.rows, images.cols];
-    assert_eq!(
-        images.pixels.len(),
-        dims.iter().product::<usize>(),
-        "pixels do not match n*rows*cols"
-    );
+    assert_eq!(images.pixels.len(), dims.iter().product::<usize>(), "pixels do not match n*rows*cols");
     gzip_idx(IMAGES_MAGIC, &dims, &images.pixels)
 }
 
@@ -172,17 +160,8 @@ struct Input<'a> {
 impl<'a> Input<'a> {
     fn new(bytes: &'a [u8]) -> Self {
         let gzip = is_gzip(bytes);
-        let reader: Box<dyn Read + 'a> = if gzip {
-            Box::new(GzMembers::new(bytes))
-        } else {
-            Box::new(bytes)
-        };
-        Input {
-            reader,
-            gzip,
-            consumed: 0,
-            raw_len: bytes.len() as u64,
-        }
+        let reader: Box<dyn Read + 'a> = if gzip { Box::new(GzMembers::new(bytes)) } else { Box::new(bytes) };
+        Input { reader, gzip, consumed: 0, raw_len: bytes.len() as u64 }
     }
 
     /// Read up to `limit` bytes (fewer only at the end of the stream).
@@ -190,10 +169,7 @@ impl<'a> Input<'a> {
         // Reserve no more than the input could hold raw; a gzip stream grows the vector as the
         // data actually arrives.
         let mut out = Vec::with_capacity(limit.min(self.raw_len).min(MAX_PAYLOAD) as usize);
-        (&mut self.reader)
-            .take(limit)
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::invalid(name, gzip_reason(&e)))?;
+        (&mut self.reader).take(limit).read_to_end(&mut out).map_err(|e| DataError::invalid(name, gzip_reason(&e)))?;
         self.consumed += out.len() as u64;
         Ok(out)
     }
@@ -208,9 +184,7 @@ struct GzMembers<'a> {
 
 impl<'a> GzMembers<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        GzMembers {
-            decoder: GzDecoder::new(bytes),
-        }
+        GzMembers { decoder: GzDecoder::new(bytes) }
     }
 }
 
@@ -224,10 +198,7 @@ impl Read for GzMembers<'_> {
                 return Ok(n);
             }
             if !is_gzip(rest) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    Trailing(rest.len()),
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, Trailing(rest.len())));
             }
             self.decoder = GzDecoder::new(rest);
         }
@@ -240,11 +211,7 @@ struct Trailing(usize);
 
 impl std::fmt::Display for Trailing {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(
-            f,
-            "{} bytes that are not gzip follow the gzip stream",
-            self.0
-        )
+        write!(f, "{} bytes that are not gzip follow the gzip stream", self.0)
     }
 }
 
@@ -252,10 +219,7 @@ impl std::error::Error for Trailing {}
 
 /// One sentence for an error of the gzip decoder (the only reader here that can fail).
 fn gzip_reason(e: &io::Error) -> String {
-    if let Some(t) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<Trailing>())
-    {
+    if let Some(t) = e.get_ref().and_then(|inner| inner.downcast_ref::<Trailing>()) {
         return t.to_string();
     }
     match e.kind() {
@@ -277,20 +241,14 @@ fn read_header(input: &mut Input, expected: u32, name: &Path) -> Result<Vec<u32>
     }
     let dims: Vec<u32> = dim_bytes.chunks_exact(4).filter_map(be_u32).collect();
     if let Some(k) = dims.iter().position(|&d| d == 0) {
-        let reason = format!(
-            "dimension {} of the header is zero: the file holds no data",
-            k + 1
-        );
+        let reason = format!("dimension {} of the header is zero: the file holds no data", k + 1);
         return Err(DataError::invalid(name, reason));
     }
     Ok(dims)
 }
 
 fn too_short(input: &Input, name: &Path) -> DataError {
-    let reason = format!(
-        "truncated: the file ends after {} bytes, inside the IDX header",
-        input.consumed
-    );
+    let reason = format!("truncated: the file ends after {} bytes, inside the IDX header", input.consumed);
     DataError::invalid(name, reason)
 }
 
@@ -302,11 +260,7 @@ fn check_magic(magic: u32, expected: u32, gzip: bool, name: &Path) -> Result<(),
     if magic == expected {
         return Ok(());
     }
-    let want = if expected == IMAGES_MAGIC {
-        "u8 images, 3 dimensions"
-    } else {
-        "u8 labels, 1 dimension"
-    };
+    let want = if expected == IMAGES_MAGIC { "u8 images, 3 dimensions" } else { "u8 labels, 1 dimension" };
     let reason = match magic {
         IMAGES_MAGIC => "it holds images (magic 0x00000803) where labels were expected".to_string(),
         LABELS_MAGIC => "it holds labels (magic 0x00000801) where images were expected".to_string(),
@@ -319,20 +273,11 @@ fn check_magic(magic: u32, expected: u32, gzip: bool, name: &Path) -> Result<(),
 }
 
 /// Read exactly the values the dimensions announce, and check nothing follows them.
-fn read_payload(
-    input: &mut Input,
-    dims: &[u32],
-    what: &str,
-    name: &Path,
-) -> Result<Vec<u8>, DataError> {
-    let size = dims
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
-        .unwrap_or(u64::MAX);
+fn read_payload(input: &mut Input, dims: &[u32], what: &str, name: &Path) -> Result<Vec<u8>, DataError> {
+    let size = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).unwrap_or(u64::MAX);
     if size > MAX_PAYLOAD {
-        let reason = format!(
-            "implausible header: it says {what} ({size} bytes), more than the {MAX_PAYLOAD}-byte limit"
-        );
+        let reason =
+            format!("implausible header: it says {what} ({size} bytes), more than the {MAX_PAYLOAD}-byte limit");
         return Err(DataError::invalid(name, reason));
     }
     let header = input.consumed;
@@ -381,12 +326,7 @@ mod tests {
     }
 
     fn small() -> Images {
-        Images {
-            n: 3,
-            rows: 2,
-            cols: 4,
-            pixels: (0..24).collect(),
-        }
+        Images { n: 3, rows: 2, cols: 4, pixels: (0..24).collect() }
     }
 
     fn reason(e: DataError) -> String {
@@ -412,10 +352,7 @@ mod tests {
     fn labels_round_trip() {
         let labels = vec![0, 1, 1, 0, 9];
         assert_eq!(parse_labels(&labels_gz(&labels), "x.gz").unwrap(), labels);
-        assert_eq!(
-            parse_labels(&raw(LABELS_MAGIC, &[5], &labels), "x.gz").unwrap(),
-            labels
-        );
+        assert_eq!(parse_labels(&raw(LABELS_MAGIC, &[5], &labels), "x.gz").unwrap(), labels);
     }
 
     #[test]
@@ -453,10 +390,7 @@ mod tests {
     fn short_payload_raw_and_gzip() {
         let bytes = raw(IMAGES_MAGIC, &[12665, 28, 28], &[0; 812]);
         let want = "truncated: the header says 12665 images of 28x28 but only 812 bytes follow";
-        assert_eq!(
-            parse_images(&bytes, "x.gz").unwrap_err().to_string(),
-            format!("x.gz is not valid: {want}")
-        );
+        assert_eq!(parse_images(&bytes, "x.gz").unwrap_err().to_string(), format!("x.gz is not valid: {want}"));
         let e = reason(parse_images(&gz(&bytes), "x.gz").unwrap_err());
         assert!(e.contains(want), "{e}");
         let e = reason(parse_labels(&raw(LABELS_MAGIC, &[10], &[1; 9]), "x.gz").unwrap_err());
@@ -465,11 +399,9 @@ mod tests {
 
     #[test]
     fn trailing_garbage() {
-        let e =
-            reason(parse_labels(&raw(LABELS_MAGIC, &[2], &[1, 0, 5, 5, 5]), "x.gz").unwrap_err());
+        let e = reason(parse_labels(&raw(LABELS_MAGIC, &[2], &[1, 0, 5, 5, 5]), "x.gz").unwrap_err());
         assert!(e.contains("2 labels but 3 more bytes follow"), "{e}");
-        let e =
-            reason(parse_labels(&gz(&raw(LABELS_MAGIC, &[2], &[1, 0, 5])), "x.gz").unwrap_err());
+        let e = reason(parse_labels(&gz(&raw(LABELS_MAGIC, &[2], &[1, 0, 5])), "x.gz").unwrap_err());
         assert!(e.contains("1 more bytes follow"), "{e}");
     }
 
@@ -496,10 +428,7 @@ mod tests {
         let good = images_gz(&small());
         for cut in [3, 10, 20, good.len() - 4, good.len() - 1] {
             let e = reason(parse_images(&good[..cut], "x.gz").unwrap_err());
-            assert!(
-                e.contains("truncated") || e.contains("corrupt gzip"),
-                "cut {cut}: {e}"
-            );
+            assert!(e.contains("truncated") || e.contains("corrupt gzip"), "cut {cut}: {e}");
         }
         // A flipped bit in the CRC-32 trailer.
         let mut bad = good.clone();
@@ -511,10 +440,7 @@ mod tests {
         let mut trailing = good.clone();
         trailing.extend_from_slice(b"garbage!");
         let e = reason(parse_images(&trailing, "x.gz").unwrap_err());
-        assert!(
-            e.contains("8 bytes that are not gzip follow the gzip stream"),
-            "{e}"
-        );
+        assert!(e.contains("8 bytes that are not gzip follow the gzip stream"), "{e}");
         // Two members are one stream, as for gzip itself.
         let raw = decompress(&good, "x.gz").unwrap();
         let mut two = gz(&raw[..10]);

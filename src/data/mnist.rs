@@ -19,31 +19,17 @@ use crate::error::DataError;
 
 /// Where MNIST is downloaded from unless the caller names mirrors: base URLs to which a file
 /// name is appended. Both serve the original gzip files of LeCun and Cortes.
-pub const DEFAULT_MIRRORS: &[&str] = &[
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-];
+pub const DEFAULT_MIRRORS: &[&str] =
+    &["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"];
 
 /// The four MNIST files (train images, train labels, test images, test labels) with the
 /// SHA-256 of their *decompressed* content, which is what a download is verified against (the
 /// gzip bytes differ between mirrors that recompressed them).
 pub const FILES: [(&str, &str); 4] = [
-    (
-        "train-images-idx3-ubyte.gz",
-        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    ),
-    (
-        "train-labels-idx1-ubyte.gz",
-        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    ),
-    (
-        "t10k-images-idx3-ubyte.gz",
-        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    ),
-    (
-        "t10k-labels-idx1-ubyte.gz",
-        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    ),
+    ("train-images-idx3-ubyte.gz", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    ("train-labels-idx1-ubyte.gz", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    ("t10k-images-idx3-ubyte.gz", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    ("t10k-labels-idx1-ubyte.gz", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 ];
 
 /// The names of the embedded files, in the order of [`FILES`], as they lie in `data/`.
@@ -71,10 +57,7 @@ const MAX_DECOMPRESSED: u64 = 64 << 20;
 /// The default cache directory: `<user cache dir>/steplens/mnist` (`~/.cache/steplens/mnist`
 /// on Linux), under the temporary directory where the platform has no cache directory.
 pub fn default_cache_dir() -> PathBuf {
-    dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("steplens")
-        .join("mnist")
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("steplens").join("mnist")
 }
 
 /// The MNIST digits 0 and 1 embedded in the binary: 12,665 training images (5923 zeros, 6742
@@ -84,12 +67,7 @@ pub fn embedded_01() -> Result<Data, DataError> {
     let part = |k: usize| -> Result<Part, DataError> {
         let images = idx::parse_images(EMBEDDED[k], name(k))?;
         let labels = idx::parse_labels(EMBEDDED[k + 1], name(k + 1))?;
-        Ok(Part {
-            images,
-            labels,
-            images_name: name(k),
-            labels_name: name(k + 1),
-        })
+        Ok(Part { images, labels, images_name: name(k), labels_name: name(k + 1) })
     };
     assemble(&part(0)?, &part(2)?, &[0, 1])
 }
@@ -104,31 +82,18 @@ pub fn embedded_01() -> Result<Data, DataError> {
 /// on standard error while downloading, only when that is a terminal.
 pub fn load_digits(digits: &[u8], cache_dir: &Path, mirrors: &[String]) -> Result<Data, DataError> {
     check_digits(digits)?;
-    let mirrors: Vec<String> = if mirrors.is_empty() {
-        DEFAULT_MIRRORS.iter().map(|m| m.to_string()).collect()
-    } else {
-        mirrors.to_vec()
-    };
-    let mut fetcher = Fetcher {
-        cache_dir,
-        mirrors: &mirrors,
-        client: None,
-    };
+    let mirrors: Vec<String> =
+        if mirrors.is_empty() { DEFAULT_MIRRORS.iter().map(|m| m.to_string()).collect() } else { mirrors.to_vec() };
+    let mut fetcher = Fetcher { cache_dir, mirrors: &mirrors, client: None };
     let mut raw = Vec::with_capacity(FILES.len());
     for (file, sha) in FILES {
         raw.push(fetcher.fetch(file, sha)?);
     }
     let part = |k: usize| -> Result<Part, DataError> {
-        let (images_name, labels_name) =
-            (cache_dir.join(FILES[k].0), cache_dir.join(FILES[k + 1].0));
+        let (images_name, labels_name) = (cache_dir.join(FILES[k].0), cache_dir.join(FILES[k + 1].0));
         let images = idx::parse_images(&raw[k], &images_name)?;
         let labels = idx::parse_labels(&raw[k + 1], &labels_name)?;
-        Ok(Part {
-            images,
-            labels,
-            images_name,
-            labels_name,
-        })
+        Ok(Part { images, labels, images_name, labels_name })
     };
     assemble(&part(0)?, &part(2)?, digits)
 }
@@ -157,14 +122,7 @@ pub fn select_digits(images: &Images, labels: &[u8], digits: &[u8], name: &str) 
         targets.push(class);
     }
     let n = targets.len();
-    Dataset {
-        name: name.to_string(),
-        n,
-        p,
-        features: Features::U8(pixels),
-        targets,
-        classes: Some(digits.len()),
-    }
+    Dataset { name: name.to_string(), n, p, features: Features::U8(pixels), targets, classes: Some(digits.len()) }
 }
 
 /// Images and labels of one split, with the names errors use.
@@ -176,11 +134,7 @@ struct Part {
 }
 
 fn assemble(train: &Part, test: &Part, digits: &[u8]) -> Result<Data, DataError> {
-    let list = digits
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = digits.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
     let select = |part: &Part, split: &str| -> Result<Dataset, DataError> {
         if part.images.n != part.labels.len() {
             let reason = format!(
@@ -191,32 +145,18 @@ fn assemble(train: &Part, test: &Part, digits: &[u8]) -> Result<Data, DataError>
             );
             return Err(DataError::invalid(&part.labels_name, reason));
         }
-        let set = select_digits(
-            &part.images,
-            &part.labels,
-            digits,
-            &format!("mnist digits {list} ({split})"),
-        );
+        let set = select_digits(&part.images, &part.labels, digits, &format!("mnist digits {list} ({split})"));
         if set.n == 0 {
-            return Err(DataError::invalid(
-                &part.labels_name,
-                format!("no label is one of the digits {list}"),
-            ));
+            return Err(DataError::invalid(&part.labels_name, format!("no label is one of the digits {list}")));
         }
         Ok(set)
     };
     let (train_set, test_set) = (select(train, "train")?, select(test, "test")?);
     if train_set.p != test_set.p {
-        let reason = format!(
-            "its images have {} pixels but the training images have {}",
-            test_set.p, train_set.p
-        );
+        let reason = format!("its images have {} pixels but the training images have {}", test_set.p, train_set.p);
         return Err(DataError::invalid(&test.images_name, reason));
     }
-    Ok(Data {
-        train: train_set,
-        test: Some(test_set),
-    })
+    Ok(Data { train: train_set, test: Some(test_set) })
 }
 
 fn check_digits(digits: &[u8]) -> Result<(), DataError> {
@@ -229,18 +169,12 @@ fn check_digits(digits: &[u8]) -> Result<(), DataError> {
     } else {
         return Ok(());
     };
-    Err(DataError::Digits {
-        digits: digits.to_vec(),
-        reason: reason.into(),
-    })
+    Err(DataError::Digits { digits: digits.to_vec(), reason: reason.into() })
 }
 
 /// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Gets each file from the cache or the mirrors; the HTTP client is built only when needed.
@@ -276,11 +210,7 @@ impl Fetcher<'_> {
         let client = self.client()?;
         let mut failures = Vec::new();
         for mirror in self.mirrors {
-            let url = if mirror.ends_with('/') {
-                format!("{mirror}{file}")
-            } else {
-                format!("{mirror}/{file}")
-            };
+            let url = if mirror.ends_with('/') { format!("{mirror}{file}") } else { format!("{mirror}/{file}") };
             match try_mirror(&client, &url, file, sha) {
                 Ok(got) => return Ok(got),
                 Err(f) => failures.push((url, f)),
@@ -299,10 +229,7 @@ impl Fetcher<'_> {
             // In the blocking client this bounds the wait for the response and each read.
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| DataError::Download {
-                url: "(none)".into(),
-                reason: format!("no HTTP client: {e}"),
-            })?;
+            .map_err(|e| DataError::Download { url: "(none)".into(), reason: format!("no HTTP client: {e}") })?;
         self.client = Some(client.clone());
         Ok(client)
     }
@@ -321,24 +248,18 @@ fn try_mirror(
     file: &str,
     sha: &str,
 ) -> Result<(Vec<u8>, Vec<u8>), Failure> {
-    let resp = client
-        .get(url)
-        .send()
-        .map_err(|e| Failure::Fetch(reqwest_reason(&e)))?;
+    let resp = client.get(url).send().map_err(|e| Failure::Fetch(reqwest_reason(&e)))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(Failure::Fetch(format!("HTTP {status}")));
     }
     let len = resp.content_length();
     if len.is_some_and(|l| l > MAX_DOWNLOAD) {
-        return Err(Failure::Fetch(format!(
-            "it announces {} bytes, more than MNIST has",
-            len.unwrap_or(0)
-        )));
+        return Err(Failure::Fetch(format!("it announces {} bytes, more than MNIST has", len.unwrap_or(0))));
     }
     let gz = read_body(resp, len, file)?;
-    let raw = idx::gunzip(&gz, MAX_DECOMPRESSED)
-        .map_err(|r| Failure::Fetch(format!("it sent no valid gzip file: {r}")))?;
+    let raw =
+        idx::gunzip(&gz, MAX_DECOMPRESSED).map_err(|r| Failure::Fetch(format!("it sent no valid gzip file: {r}")))?;
     let actual = sha256_hex(&raw);
     if actual != sha {
         return Err(Failure::Checksum(actual));
@@ -347,39 +268,24 @@ fn try_mirror(
 }
 
 /// The body, with a progress bar (hidden unless standard error is a terminal).
-fn read_body(
-    resp: reqwest::blocking::Response,
-    len: Option<u64>,
-    file: &str,
-) -> Result<Vec<u8>, Failure> {
+fn read_body(resp: reqwest::blocking::Response, len: Option<u64>, file: &str) -> Result<Vec<u8>, Failure> {
     let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}") {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(format!("downloading {file}"));
     let mut body = Vec::with_capacity(len.unwrap_or(0) as usize);
-    let read = bar
-        .wrap_read(resp.take(MAX_DOWNLOAD + 1))
-        .read_to_end(&mut body);
+    let read = bar.wrap_read(resp.take(MAX_DOWNLOAD + 1)).read_to_end(&mut body);
     bar.finish_and_clear();
     if let Err(e) = read {
         let of = len.map(|l| format!(" of {l}")).unwrap_or_default();
-        return Err(Failure::Fetch(format!(
-            "the transfer broke after {}{of} bytes ({})",
-            body.len(),
-            innermost(&e)
-        )));
+        return Err(Failure::Fetch(format!("the transfer broke after {}{of} bytes ({})", body.len(), innermost(&e))));
     }
     if body.len() as u64 > MAX_DOWNLOAD {
-        return Err(Failure::Fetch(format!(
-            "it sent more than {MAX_DOWNLOAD} bytes, more than MNIST has"
-        )));
+        return Err(Failure::Fetch(format!("it sent more than {MAX_DOWNLOAD} bytes, more than MNIST has")));
     }
     if let Some(l) = len.filter(|&l| l != body.len() as u64) {
-        return Err(Failure::Fetch(format!(
-            "the transfer broke after {} of {l} bytes",
-            body.len()
-        )));
+        return Err(Failure::Fetch(format!("the transfer broke after {} of {l} bytes", body.len())));
     }
     Ok(body)
 }
@@ -407,15 +313,9 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 fn all_failed(file: &str, sha: &str, failures: Vec<(String, Failure)>) -> DataError {
     // Every mirror served a wrong file: that is a checksum problem, not a network one.
     if let Some((url, Failure::Checksum(actual))) = failures.first()
-        && failures
-            .iter()
-            .all(|(_, f)| matches!(f, Failure::Checksum(_)))
+        && failures.iter().all(|(_, f)| matches!(f, Failure::Checksum(_)))
     {
-        return DataError::Checksum {
-            path: PathBuf::from(url),
-            expected: sha.into(),
-            actual: actual.clone(),
-        };
+        return DataError::Checksum { path: PathBuf::from(url), expected: sha.into(), actual: actual.clone() };
     }
     let said: Vec<String> = failures
         .iter()
@@ -426,35 +326,20 @@ fn all_failed(file: &str, sha: &str, failures: Vec<(String, Failure)>) -> DataEr
             }
         })
         .collect();
-    let reason = if said.is_empty() {
-        "no mirror to download from".to_string()
-    } else {
-        said.join("; ")
-    };
-    DataError::Download {
-        url: file.into(),
-        reason,
-    }
+    let reason = if said.is_empty() { "no mirror to download from".to_string() } else { said.join("; ") };
+    DataError::Download { url: file.into(), reason }
 }
 
 /// Write `bytes` to `dir/file` so that the file is either absent or complete: a temporary file
 /// in the same directory (same file system), flushed to disk, then renamed over the target.
 fn write_atomic(dir: &Path, file: &str, bytes: &[u8]) -> Result<(), DataError> {
-    fs::create_dir_all(dir).map_err(|e| DataError::Write {
-        path: dir.to_path_buf(),
-        source: e,
-    })?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    fs::create_dir_all(dir).map_err(|e| DataError::Write { path: dir.to_path_buf(), source: e })?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let tmp = dir.join(format!(".{file}.{}.{nanos}.tmp", std::process::id()));
     let result = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, dir.join(file)));
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(DataError::Write {
-            path: dir.join(file),
-            source: e,
-        });
+        return Err(DataError::Write { path: dir.join(file), source: e });
     }
     // Make the rename itself durable; not all platforms can open a directory, so best effort.
     if let Ok(d) = fs::File::open(dir) {
@@ -464,10 +349,7 @@ fn write_atomic(dir: &Path, file: &str, bytes: &[u8]) -> Result<(), DataError> {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -478,12 +360,7 @@ mod tests {
 
     fn images(labels: &[u8]) -> Images {
         let pixels = labels.iter().flat_map(|&l| [l, l * 10]).collect();
-        Images {
-            n: labels.len(),
-            rows: 1,
-            cols: 2,
-            pixels,
-        }
+        Images { n: labels.len(), rows: 1, cols: 2, pixels }
     }
 
     #[test]
@@ -517,24 +394,17 @@ mod tests {
 
     #[test]
     fn sha256_hex_matches_sha256sum() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
     fn embedded_counts() {
         let data = embedded_01().unwrap();
         let test = data.test.unwrap();
-        for (set, n, ones, name) in [
-            (&data.train, 12665, 6742, "mnist digits 0,1 (train)"),
-            (&test, 2115, 1135, "mnist digits 0,1 (test)"),
-        ] {
-            assert_eq!(
-                (set.n, set.p, set.classes, set.name.as_str()),
-                (n, 784, Some(2), name)
-            );
+        for (set, n, ones, name) in
+            [(&data.train, 12665, 6742, "mnist digits 0,1 (train)"), (&test, 2115, 1135, "mnist digits 0,1 (test)")]
+        {
+            assert_eq!((set.n, set.p, set.classes, set.name.as_str()), (n, 784, Some(2), name));
             assert_eq!(set.targets.iter().filter(|&&t| t == 1.0).count(), ones);
             assert!(set.targets.iter().all(|&t| t == 0.0 || t == 1.0));
             assert!(matches!(&set.features, Features::U8(v) if v.len() == n * 784));
@@ -545,35 +415,22 @@ mod tests {
         let mut images = images(labels);
         images.n = n_images;
         images.pixels.resize(n_images * 2, 0);
-        Part {
-            images,
-            labels: labels.to_vec(),
-            images_name: "i.gz".into(),
-            labels_name: "l.gz".into(),
-        }
+        Part { images, labels: labels.to_vec(), images_name: "i.gz".into(), labels_name: "l.gz".into() }
     }
 
     #[test]
     fn assemble_checks_counts_and_sizes() {
         let good = part(&[0, 1, 1], 3);
         assert!(assemble(&good, &good, &[0, 1]).is_ok());
-        let e = assemble(&good, &part(&[0, 1], 3), &[0, 1])
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "l.gz is not valid: it has 2 labels but i.gz has 3 images"
-        );
+        let e = assemble(&good, &part(&[0, 1], 3), &[0, 1]).unwrap_err().to_string();
+        assert_eq!(e, "l.gz is not valid: it has 2 labels but i.gz has 3 images");
         let e = assemble(&good, &good, &[7]).unwrap_err().to_string();
         assert_eq!(e, "l.gz is not valid: no label is one of the digits 7");
         let mut wide = part(&[0, 1, 1], 3);
         wide.images.cols = 1;
         wide.images.pixels.truncate(3);
         let e = assemble(&good, &wide, &[0, 1]).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "i.gz is not valid: its images have 1 pixels but the training images have 2"
-        );
+        assert_eq!(e, "i.gz is not valid: its images have 1 pixels but the training images have 2");
     }
 
     #[test]

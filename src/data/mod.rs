@@ -115,11 +115,7 @@ pub fn load(source: &Source) -> Result<Data, DataError> {
 }
 
 fn load_user(train: &std::path::Path, test: Option<&std::path::Path>) -> Result<Data, DataError> {
-    let (train_set, dir_test) = if train.is_dir() {
-        npy::load_dir(train)?
-    } else {
-        (csv::load(train)?, None)
-    };
+    let (train_set, dir_test) = if train.is_dir() { npy::load_dir(train)? } else { (csv::load(train)?, None) };
     let test_set = match test {
         Some(t) if t.is_dir() => Some(npy::load_dir(t)?.0),
         Some(t) => Some(csv::load(t)?),

@@ -46,9 +46,7 @@ fn parse_reason(bytes: &[u8]) -> Result<Array, String> {
     let dtype = Dtype::parse(dict.text("descr")?)?;
     let shape = dict.shape()?;
     if dict.flag("fortran_order")? && shape.iter().filter(|&&d| d > 1).count() > 1 {
-        return Err(
-            "the array is in Fortran order; save it in C order (numpy.ascontiguousarray)".into(),
-        );
+        return Err("the array is in Fortran order; save it in C order (numpy.ascontiguousarray)".into());
     }
     let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let size = count.and_then(|c| c.checked_mul(dtype.size));
@@ -63,10 +61,7 @@ fn parse_reason(bytes: &[u8]) -> Result<Array, String> {
             ));
         }
     }
-    let data = data
-        .chunks_exact(dtype.size)
-        .map(|c| dtype.value(c))
-        .collect();
+    let data = data.chunks_exact(dtype.size).map(|c| dtype.value(c)).collect();
     Ok(Array { shape, data })
 }
 
@@ -83,9 +78,7 @@ fn split_header(bytes: &[u8]) -> Result<(String, &[u8]), String> {
         1 => (2, 10),
         2 | 3 => (4, 12),
         _ => {
-            return Err(format!(
-                "it is .npy version {major}.{minor}; versions 1, 2 and 3 are supported"
-            ));
+            return Err(format!("it is .npy version {major}.{minor}; versions 1, 2 and 3 are supported"));
         }
     };
     let len = bytes
@@ -94,12 +87,9 @@ fn split_header(bytes: &[u8]) -> Result<(String, &[u8]), String> {
         .iter()
         .rev()
         .fold(0usize, |acc, &b| (acc << 8) | b as usize);
-    let header = bytes
-        .get(start..start + len)
-        .ok_or("truncated: the file ends inside the .npy header")?;
+    let header = bytes.get(start..start + len).ok_or("truncated: the file ends inside the .npy header")?;
     let text = if major == 3 {
-        String::from_utf8(header.to_vec())
-            .map_err(|_| "its header is not UTF-8 text".to_string())?
+        String::from_utf8(header.to_vec()).map_err(|_| "its header is not UTF-8 text".to_string())?
     } else {
         // Versions 1 and 2 use latin-1, whose bytes are the first 256 code points.
         header.iter().map(|&b| b as char).collect()
@@ -118,21 +108,12 @@ struct Dtype {
 
 impl Dtype {
     fn parse(descr: &str) -> Result<Dtype, String> {
-        let unsupported = || {
-            format!(
-                "its dtype '{descr}' is not supported (use float32/64, int8..64, uint8..64 or bool)"
-            )
-        };
+        let unsupported =
+            || format!("its dtype '{descr}' is not supported (use float32/64, int8..64, uint8..64 or bool)");
         let mut chars = descr.chars();
-        let (order, kind) = (
-            chars.next().ok_or_else(unsupported)?,
-            chars.next().ok_or_else(unsupported)?,
-        );
+        let (order, kind) = (chars.next().ok_or_else(unsupported)?, chars.next().ok_or_else(unsupported)?);
         let size: usize = chars.as_str().parse().map_err(|_| unsupported())?;
-        let known = matches!(
-            (kind, size),
-            ('f', 4 | 8) | ('i' | 'u', 1 | 2 | 4 | 8) | ('b', 1)
-        );
+        let known = matches!((kind, size), ('f', 4 | 8) | ('i' | 'u', 1 | 2 | 4 | 8) | ('b', 1));
         let big_endian = match order {
             '<' => false,
             '>' => true,
@@ -143,12 +124,7 @@ impl Dtype {
         if !known {
             return Err(unsupported());
         }
-        Ok(Dtype {
-            descr: descr.to_string(),
-            kind: kind as u8,
-            size,
-            big_endian,
-        })
+        Ok(Dtype { descr: descr.to_string(), kind: kind as u8, size, big_endian })
     }
 
     /// One element (`self.size` bytes) as f32.
@@ -199,9 +175,7 @@ impl Header {
     fn text(&self, key: &str) -> Result<&str, String> {
         match self.get(key)? {
             Lit::Str(s) => Ok(s),
-            _ => Err(format!(
-                "its '{key}' is not a plain dtype string (structured arrays are not supported)"
-            )),
+            _ => Err(format!("its '{key}' is not a plain dtype string (structured arrays are not supported)")),
         }
     }
 
@@ -238,10 +212,7 @@ const MAX_DEPTH: usize = 16;
 
 impl Parser {
     fn new(text: &str) -> Parser {
-        Parser {
-            chars: text.chars().collect(),
-            pos: 0,
-        }
+        Parser { chars: text.chars().collect(), pos: 0 }
     }
 
     fn dict(&mut self) -> Result<Header, String> {
@@ -268,10 +239,7 @@ impl Parser {
 
     fn unexpected(&self) -> String {
         match self.peek() {
-            Some(c) => format!(
-                "its header cannot be parsed: unexpected {c:?} at character {}",
-                self.pos
-            ),
+            Some(c) => format!("its header cannot be parsed: unexpected {c:?} at character {}", self.pos),
             None => "its header cannot be parsed: it ends too early".into(),
         }
     }
@@ -283,18 +251,8 @@ impl Parser {
         self.skip_space();
         match self.peek() {
             Some('{') => self.items('}', depth, true).map(Lit::Dict),
-            Some('(') => Ok(Lit::Seq(
-                self.items(')', depth, false)?
-                    .into_iter()
-                    .map(|(v, _)| v)
-                    .collect(),
-            )),
-            Some('[') => Ok(Lit::Seq(
-                self.items(']', depth, false)?
-                    .into_iter()
-                    .map(|(v, _)| v)
-                    .collect(),
-            )),
+            Some('(') => Ok(Lit::Seq(self.items(')', depth, false)?.into_iter().map(|(v, _)| v).collect())),
+            Some('[') => Ok(Lit::Seq(self.items(']', depth, false)?.into_iter().map(|(v, _)| v).collect())),
             Some(q @ ('\'' | '"')) => self.string(q),
             Some(c) if c.is_ascii_digit() => self.int(),
             Some(c) if c.is_ascii_alphabetic() => self.word(),
@@ -369,25 +327,15 @@ impl Parser {
         if matches!(self.peek(), Some('L' | 'l')) {
             self.pos += 1;
         }
-        digits
-            .parse()
-            .map(Lit::Int)
-            .map_err(|_| format!("its header has the integer {digits}, too large"))
+        digits.parse().map(Lit::Int).map_err(|_| format!("its header has the integer {digits}, too large"))
     }
 
     fn word(&mut self) -> Result<Lit, String> {
         let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
             self.pos += 1;
         }
-        match self.chars[start..self.pos]
-            .iter()
-            .collect::<String>()
-            .as_str()
-        {
+        match self.chars[start..self.pos].iter().collect::<String>().as_str() {
             "True" => Ok(Lit::Bool(true)),
             "False" => Ok(Lit::Bool(false)),
             "None" => Ok(Lit::None),
@@ -403,26 +351,16 @@ impl Parser {
 /// `y_test.npy` when both exist. Features stay as stored, converted to f32; the targets are
 /// classes when they are all integers in 0..=1,000,000 (see [`super::detect_classes`]).
 pub fn load_dir(dir: &Path) -> Result<(Dataset, Option<Dataset>), DataError> {
-    let train = load_pair(
-        &dir.join("X.npy"),
-        &dir.join("y.npy"),
-        dir.display().to_string(),
-    )?;
+    let train = load_pair(&dir.join("X.npy"), &dir.join("y.npy"), dir.display().to_string())?;
     let (x_test, y_test) = (dir.join("X_test.npy"), dir.join("y_test.npy"));
     let test = match (x_test.exists(), y_test.exists()) {
         (false, false) => None,
         (true, true) => Some(load_pair(&x_test, &y_test, x_test.display().to_string())?),
         (true, false) => {
-            return Err(DataError::invalid(
-                dir,
-                "it has X_test.npy but no y_test.npy",
-            ));
+            return Err(DataError::invalid(dir, "it has X_test.npy but no y_test.npy"));
         }
         (false, true) => {
-            return Err(DataError::invalid(
-                dir,
-                "it has y_test.npy but no X_test.npy",
-            ));
+            return Err(DataError::invalid(dir, "it has y_test.npy but no X_test.npy"));
         }
     };
     if let Some(t) = &test
@@ -439,32 +377,21 @@ fn load_pair(x_path: &Path, y_path: &Path, name: String) -> Result<Dataset, Data
     let (n, p) = match x.shape[..] {
         [n, p] if n > 0 && p > 0 => (n, p),
         _ => {
-            let reason = format!(
-                "its shape is {}; it must be (samples, features), both non-zero",
-                shape_tuple(&x.shape)
-            );
+            let reason =
+                format!("its shape is {}; it must be (samples, features), both non-zero", shape_tuple(&x.shape));
             return Err(DataError::invalid(x_path, reason));
         }
     };
     let mut y = read(y_path)?;
     if !matches!(y.shape[..], [m] | [m, 1] if m == n) {
-        let reason = format!(
-            "its shape is {} but X has {n} samples: it must be ({n},) or ({n}, 1)",
-            shape_tuple(&y.shape)
-        );
+        let reason =
+            format!("its shape is {} but X has {n} samples: it must be ({n},) or ({n}, 1)", shape_tuple(&y.shape));
         return Err(DataError::invalid(y_path, reason));
     }
     check_finite(&x, x_path)?;
     check_finite(&y, y_path)?;
     let classes = detect_classes(&mut y.data);
-    Ok(Dataset {
-        name,
-        n,
-        p,
-        features: Features::F32(x.data),
-        targets: y.data,
-        classes,
-    })
+    Ok(Dataset { name, n, p, features: Features::F32(x.data), targets: y.data, classes })
 }
 
 fn check_finite(a: &Array, path: &Path) -> Result<(), DataError> {
@@ -475,10 +402,7 @@ fn check_finite(a: &Array, path: &Path) -> Result<(), DataError> {
                 [_, p] if p > 0 => format!("({}, {})", i / p, i % p),
                 _ => format!("{i}"),
             };
-            let reason = format!(
-                "element {at} is {}: NaN and infinite values are not allowed",
-                a.data[i]
-            );
+            let reason = format!("element {at} is {}: NaN and infinite values are not allowed", a.data[i]);
             Err(DataError::invalid(path, reason))
         }
     }
@@ -488,14 +412,7 @@ fn check_finite(a: &Array, path: &Path) -> Result<(), DataError> {
 fn shape_tuple(shape: &[usize]) -> String {
     match shape {
         [d] => format!("({d},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     }
 }
 
@@ -504,12 +421,7 @@ fn shape_tuple(shape: &[usize]) -> String {
 /// # Panics
 /// If `data` does not hold the number of elements `shape` implies (a bug in the caller).
 pub fn f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    npy_bytes(
-        "<f4",
-        shape,
-        data.len(),
-        data.iter().flat_map(|v| v.to_le_bytes()),
-    )
+    npy_bytes("<f4", shape, data.len(), data.iter().flat_map(|v| v.to_le_bytes()))
 }
 
 /// A u32 array as `.npy` bytes (version 1.0, little-endian, C order).
@@ -517,26 +429,14 @@ pub fn f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
 /// # Panics
 /// If `data` does not hold the number of elements `shape` implies (a bug in the caller).
 pub fn u32_bytes(shape: &[usize], data: &[u32]) -> Vec<u8> {
-    npy_bytes(
-        "<u4",
-        shape,
-        data.len(),
-        data.iter().flat_map(|v| v.to_le_bytes()),
-    )
+    npy_bytes("<u4", shape, data.len(), data.iter().flat_map(|v| v.to_le_bytes()))
 }
 
 /// The preamble and header as NumPy writes them (the header padded with spaces and ended by a
 /// newline so that the data starts at a multiple of 64 bytes), then the data.
 fn npy_bytes(descr: &str, shape: &[usize], len: usize, data: impl Iterator<Item = u8>) -> Vec<u8> {
-    assert_eq!(
-        shape.iter().product::<usize>(),
-        len,
-        "the shape does not match the number of elements"
-    );
-    let dict = format!(
-        "{{'descr': '{descr}', 'fortran_order': False, 'shape': {}, }}",
-        shape_tuple(shape)
-    );
+    assert_eq!(shape.iter().product::<usize>(), len, "the shape does not match the number of elements");
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {}, }}", shape_tuple(shape));
     // Version 1.0 stores the header length in 2 bytes; only an absurd number of dimensions
     // needs version 2.0's 4.
     let v1 = 10 + dict.len() < u16::MAX as usize - 64;
@@ -586,9 +486,7 @@ mod tests {
     #[test]
     fn f32_round_trip_and_alignment() {
         for shape in [vec![], vec![3], vec![2, 3], vec![0, 4]] {
-            let data: Vec<f32> = (0..shape.iter().product::<usize>())
-                .map(|i| i as f32 * 0.5 - 1.0)
-                .collect();
+            let data: Vec<f32> = (0..shape.iter().product::<usize>()).map(|i| i as f32 * 0.5 - 1.0).collect();
             let bytes = f32_bytes(&shape, &data);
             let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
             assert_eq!((10 + header_len) % 64, 0);
@@ -597,10 +495,7 @@ mod tests {
         }
         let bytes = f32_bytes(&[3], &[1.0, 2.0, 3.0]);
         let header = String::from_utf8(bytes[10..bytes.len() - 12].to_vec()).unwrap();
-        assert!(
-            header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"),
-            "{header}"
-        );
+        assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"), "{header}");
     }
 
     #[test]
@@ -632,11 +527,7 @@ mod tests {
             ("|b1", vec![1], 1.0),
         ];
         for (descr, bytes, want) in cases {
-            let file = npy(
-                1,
-                &format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1,), }}"),
-                bytes,
-            );
+            let file = npy(1, &format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1,), }}"), bytes);
             assert_eq!(parse(&file, "a.npy").unwrap().data, vec![*want], "{descr}");
         }
     }
@@ -645,28 +536,12 @@ mod tests {
     fn versions_and_header_variants() {
         let one = 3.0f32.to_le_bytes();
         for (major, dict) in [
-            (
-                1,
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1)}",
-            ),
-            (
-                2,
-                "{\"shape\": [1, 1], \"descr\": \"<f4\", \"fortran_order\": False, \"extra\": None}",
-            ),
-            (
-                3,
-                "{ 'descr' : '<f4' ,\n 'fortran_order' : True , 'shape' : ( 1L , 1L , ) , }   ",
-            ),
+            (1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1)}"),
+            (2, "{\"shape\": [1, 1], \"descr\": \"<f4\", \"fortran_order\": False, \"extra\": None}"),
+            (3, "{ 'descr' : '<f4' ,\n 'fortran_order' : True , 'shape' : ( 1L , 1L , ) , }   "),
         ] {
             let a = parse(&npy(major, dict, &one), "a.npy").unwrap();
-            assert_eq!(
-                a,
-                Array {
-                    shape: vec![1, 1],
-                    data: vec![3.0]
-                },
-                "{dict}"
-            );
+            assert_eq!(a, Array { shape: vec![1, 1], data: vec![3.0] }, "{dict}");
         }
     }
 
@@ -679,53 +554,30 @@ mod tests {
         assert!(err(b"\x93NUMPY\x01").contains("truncated"));
         assert!(err(b"\x93NUMPY\x01\x00\xff\x00{'descr'").contains("truncated"));
         assert!(err(&npy(4, &d("<f4", "False", "(1,)"), &[0; 4])).contains("version 4.0"));
-        assert!(
-            err(&npy(1, &d("<f2", "False", "(1,)"), &[0; 2]))
-                .contains("dtype '<f2' is not supported")
-        );
-        assert!(
-            err(&npy(1, &d("|O", "False", "(1,)"), &[0; 8]))
-                .contains("dtype '|O' is not supported")
-        );
+        assert!(err(&npy(1, &d("<f2", "False", "(1,)"), &[0; 2])).contains("dtype '<f2' is not supported"));
+        assert!(err(&npy(1, &d("|O", "False", "(1,)"), &[0; 8])).contains("dtype '|O' is not supported"));
         assert!(err(&npy(1, &d("|f4", "False", "(1,)"), &[0; 4])).contains("not supported"));
         assert!(err(&npy(1, &d("<f4", "True", "(2, 2)"), &[0; 16])).contains("Fortran order"));
-        assert!(
-            err(&npy(1, &d("<f4", "False", "(2, 2)"), &[0; 12]))
-                .contains("shape (2, 2) of <f4 but 12 data bytes")
-        );
+        assert!(err(&npy(1, &d("<f4", "False", "(2, 2)"), &[0; 12])).contains("shape (2, 2) of <f4 but 12 data bytes"));
         assert!(err(&npy(1, &d("<f4", "False", "(1,)"), &[0; 5])).contains("but 5 data bytes"));
         assert!(err(&npy(1, &d("<f4", "False", "(-1,)"), &[])).contains("unexpected '-'"));
         assert!(err(&npy(1, &d("<f4", "Maybe", "(1,)"), &[0; 4])).contains("unexpected 'M'"));
-        assert!(
-            err(&npy(1, "{'descr': '<f4', 'shape': (1,)}", &[0; 4])).contains("no 'fortran_order'")
-        );
+        assert!(err(&npy(1, "{'descr': '<f4', 'shape': (1,)}", &[0; 4])).contains("no 'fortran_order'"));
         assert!(err(&npy(1, "['descr', '<f4']", &[])).contains("not a Python dict"));
         assert!(err(&npy(1, "{'descr': '<f4'", &[])).contains("ends too early"));
         let descr = "[('a', '<f4')]";
         assert!(
-            err(&npy(
-                1,
-                &format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (1,)}}"),
-                &[0; 4]
-            ))
-            .contains("structured")
+            err(&npy(1, &format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (1,)}}"), &[0; 4]))
+                .contains("structured")
         );
-        assert!(
-            err(&npy(
-                1,
-                &format!("{}{}", "(".repeat(100), ")".repeat(100)),
-                &[]
-            ))
-            .contains("nested too deeply")
-        );
+        assert!(err(&npy(1, &format!("{}{}", "(".repeat(100), ")".repeat(100)), &[])).contains("nested too deeply"));
     }
 
     #[test]
     fn lying_shape_allocates_nothing() {
         let huge = "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }";
         assert!(err(&npy(1, huge, &[0; 8])).contains("but 8 data bytes follow"));
-        let overflow =
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }";
+        let overflow = "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }";
         assert!(err(&npy(1, overflow, &[0; 8])).contains("too large"));
     }
 
@@ -747,16 +599,10 @@ mod tests {
         ]);
         let (train, test) = load_dir(dir.path()).unwrap();
         assert_eq!((train.n, train.p, train.classes), (3, 2, Some(3)));
-        assert_eq!(
-            train.features,
-            Features::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-        );
+        assert_eq!(train.features, Features::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
         assert_eq!(train.targets, vec![0.0, 2.0, 1.0]);
         let test = test.unwrap();
-        assert_eq!(
-            (test.n, test.p, test.classes, test.targets),
-            (1, 2, None, vec![0.5])
-        );
+        assert_eq!((test.n, test.p, test.classes, test.targets), (1, 2, None, vec![0.5]));
     }
 
     #[test]
@@ -768,42 +614,17 @@ mod tests {
             load_dir(dir.path()).unwrap_err().to_string()
         };
         assert!(msg(&[x()]).contains("cannot read"));
-        assert!(
-            msg(&[x(), ("y.npy", f32_bytes(&[3], &[0.0; 3]))])
-                .contains("shape is (3,) but X has 2 samples")
-        );
-        assert!(
-            msg(&[x(), ("y.npy", f32_bytes(&[2, 2], &[0.0; 4]))])
-                .contains("must be (2,) or (2, 1)")
-        );
-        assert!(
-            msg(&[("X.npy", f32_bytes(&[4], &[0.0; 4])), y()])
-                .contains("must be (samples, features)")
-        );
+        assert!(msg(&[x(), ("y.npy", f32_bytes(&[3], &[0.0; 3]))]).contains("shape is (3,) but X has 2 samples"));
+        assert!(msg(&[x(), ("y.npy", f32_bytes(&[2, 2], &[0.0; 4]))]).contains("must be (2,) or (2, 1)"));
+        assert!(msg(&[("X.npy", f32_bytes(&[4], &[0.0; 4])), y()]).contains("must be (samples, features)"));
         assert!(msg(&[("X.npy", f32_bytes(&[0, 2], &[])), y()]).contains("both non-zero"));
         assert!(
-            msg(&[
-                ("X.npy", f32_bytes(&[2, 2], &[1.0, 2.0, f32::NAN, 4.0])),
-                y()
-            ])
-            .contains("element (1, 0) is NaN")
+            msg(&[("X.npy", f32_bytes(&[2, 2], &[1.0, 2.0, f32::NAN, 4.0])), y()]).contains("element (1, 0) is NaN")
         );
-        assert!(
-            msg(&[x(), ("y.npy", f32_bytes(&[2], &[0.0, f32::INFINITY]))])
-                .contains("element 1 is inf")
-        );
-        assert!(
-            msg(&[x(), y(), ("X_test.npy", f32_bytes(&[1, 2], &[0.0; 2]))])
-                .contains("no y_test.npy")
-        );
-        let wrong_p = [
-            x(),
-            y(),
-            ("X_test.npy", f32_bytes(&[1, 3], &[0.0; 3])),
-            ("y_test.npy", f32_bytes(&[1], &[0.0])),
-        ];
-        assert!(
-            msg(&wrong_p).contains("X_test.npy is not valid: it has 3 features but X.npy has 2")
-        );
+        assert!(msg(&[x(), ("y.npy", f32_bytes(&[2], &[0.0, f32::INFINITY]))]).contains("element 1 is inf"));
+        assert!(msg(&[x(), y(), ("X_test.npy", f32_bytes(&[1, 2], &[0.0; 2]))]).contains("no y_test.npy"));
+        let wrong_p =
+            [x(), y(), ("X_test.npy", f32_bytes(&[1, 3], &[0.0; 3])), ("y_test.npy", f32_bytes(&[1], &[0.0]))];
+        assert!(msg(&wrong_p).contains("X_test.npy is not valid: it has 3 features but X.npy has 2"));
     }
 }

@@ -49,9 +49,7 @@ pub fn parse_backends(list: &str) -> Result<wgpu::Backends> {
             "dx12" | "d3d12" => wgpu::Backends::DX12,
             "gl" | "gles" | "opengl" => wgpu::Backends::GL,
             other => {
-                return Err(Error::usage(format!(
-                    "unknown backend `{other}`: use vulkan, metal, dx12 or gl"
-                )));
+                return Err(Error::usage(format!("unknown backend `{other}`: use vulkan, metal, dx12 or gl")));
             }
         };
     }
@@ -192,11 +190,8 @@ impl GpuContext {
         } else {
             data
         };
-        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage,
-        });
+        let buffer =
+            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage });
         self.check()?;
         Ok(buffer)
     }
@@ -280,15 +275,15 @@ impl GpuContext {
     }
 
     fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(GPU_TIMEOUT) })
-            .map_err(|e| match e {
+        self.device.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(GPU_TIMEOUT) }).map_err(
+            |e| match e {
                 wgpu::PollError::Timeout => Error::gpu(format!(
                     "the GPU did not finish within {} s: the device may be hung",
                     GPU_TIMEOUT.as_secs()
                 )),
                 other => Error::gpu(other.to_string()),
-            })?;
+            },
+        )?;
         self.check()
     }
 

@@ -6,7 +6,7 @@ use super::{
     context::GpuContext,
     kernel::{Recording, data_layout},
     kernels::{
-        Center, Combine, Dlogits, EpochParams, Evaluate, Gram, Logits, PerturbParams, Perturb, Project, ProjectParams,
+        Center, Combine, Dlogits, EpochParams, Evaluate, Gram, Logits, Perturb, PerturbParams, Project, ProjectParams,
         SgdParams, SgdUpdate, Specialisation, TrainEpoch, WeightGrad,
     },
 };
@@ -14,8 +14,8 @@ use crate::{
     Error, Result,
     data::{Data, Dataset, Features},
     engine::{
-        AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, GradBlock,
-        Metrics, PerturbedRequest, RowGroups, StepRule, StepStat,
+        AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, GradBlock, Metrics,
+        PerturbedRequest, RowGroups, StepRule, StepStat,
     },
     model::Model,
 };
@@ -162,7 +162,17 @@ impl GpuEngine {
     fn record_evaluation<'a>(&'a self, rec: &mut Recording<'a>) -> Result<()> {
         let (runs, classes, dim) = self.dims();
         let k = &self.kernels.evaluate;
-        k.encode(rec, &self.train.bind, self.train.n, runs, classes, dim, &self.theta, &self.partials, &self.totals_train)?;
+        k.encode(
+            rec,
+            &self.train.bind,
+            self.train.n,
+            runs,
+            classes,
+            dim,
+            &self.theta,
+            &self.partials,
+            &self.totals_train,
+        )?;
         if let Some(test) = &self.test {
             // The partial sums are reused: dispatches in one pass run in order.
             k.encode(rec, &test.bind, test.n, runs, classes, dim, &self.theta, &self.partials, &self.totals_test)?;
@@ -182,20 +192,14 @@ impl GpuEngine {
         let test = out.pop().unwrap_or_default();
         let train = out.pop().unwrap_or_default();
         // Totals of an unevaluated plan are stale: callers that skip evaluation ignore them.
-        let eval = Evaluation {
-            train: self.metrics(&train),
-            test: self.test.as_ref().map(|_| self.metrics(&test)),
-        };
+        let eval = Evaluation { train: self.metrics(&train), test: self.test.as_ref().map(|_| self.metrics(&test)) };
         Ok((out, eval))
     }
 
     fn metrics(&self, totals: &[u8]) -> Vec<Metrics> {
         let v: &[f32] = cast_slice(totals);
         v.chunks(2)
-            .map(|t| Metrics {
-                loss: t[0] as f64,
-                acc: if self.model.has_accuracy() { t[1] as f64 } else { f64::NAN },
-            })
+            .map(|t| Metrics { loss: t[0] as f64, acc: if self.model.has_accuracy() { t[1] as f64 } else { f64::NAN } })
             .collect()
     }
 
@@ -210,7 +214,9 @@ impl GpuEngine {
         let (runs, classes, dim) = self.dims();
         let tables = plan.tables() as u32;
         if plan.rule != StepRule::Table || (tables != 1 && tables != runs) {
-            return Err(Error::usage("the unfused kernels support table learning rates with one shared batch order or one per run"));
+            return Err(Error::usage(
+                "the unfused kernels support table learning rates with one shared batch order or one per run",
+            ));
         }
         let b = plan.batch_size as u32;
         let [logits, dz, losses] = scratch;
@@ -391,7 +397,11 @@ impl Engine for GpuEngine {
         let mut at = 0;
         for part in self.split(req)? {
             let bufs = AnalysisBuffers::new(&self.ctx, &self.model, &part)?;
-            let qb = self.ctx.buffer_init("q", cast_slice(&q[at * bd..(at + part.count()) * bd]), wgpu::BufferUsages::STORAGE)?;
+            let qb = self.ctx.buffer_init(
+                "q",
+                cast_slice(&q[at * bd..(at + part.count()) * bd]),
+                wgpu::BufferUsages::STORAGE,
+            )?;
             at += part.count();
             let mut rec = Recording::new(&self.ctx);
             self.record_gradients(&mut rec, &part, &bufs)?;
@@ -431,7 +441,9 @@ impl Engine for GpuEngine {
             }
             let mut enc = self.ctx.encoder();
             rec.encode(&self.ctx, &mut enc, None)?;
-            let grams = self.ctx.submit_and_read(enc, &[(&gram, 0, gram_bytes), (&centered, 0, if center { gram_bytes } else { 0 })])?;
+            let grams = self
+                .ctx
+                .submit_and_read(enc, &[(&gram, 0, gram_bytes), (&centered, 0, if center { gram_bytes } else { 0 })])?;
             let coefs = direction(cast_slice(&grams[0]), center.then(|| cast_slice(&grams[1])))?;
             if coefs.len() != (groups * k) as usize {
                 return Err(Error::Runtime("the direction function returned the wrong number of coefficients".into()));
@@ -445,7 +457,9 @@ impl Engine for GpuEngine {
             self.record_projection(&mut rec, &proj, &qb, &bufs)?;
             let mut enc = self.ctx.encoder();
             rec.encode(&self.ctx, &mut enc, None)?;
-            let out = self.ctx.submit_and_read(enc, &[(&qb, 0, (groups * bd * 4) as u64), (&bufs.pairs, 0, bufs.pairs_bytes)])?;
+            let out = self
+                .ctx
+                .submit_and_read(enc, &[(&qb, 0, (groups * bd * 4) as u64), (&bufs.pairs, 0, bufs.pairs_bytes)])?;
             chunk.q.extend_from_slice(cast_slice(&out[0]));
             chunk.pairs.extend_from_slice(cast_slice(&out[1]));
         }
@@ -503,13 +517,22 @@ impl GpuEngine {
             .step_by(chunk)
             .map(|start| {
                 let end = (start + chunk).min(req.count());
-                PerturbedRequest { batches: &req.batches[start * b..end * b], batch_ids: &req.batch_ids[start..end], ..*req }
+                PerturbedRequest {
+                    batches: &req.batches[start * b..end * b],
+                    batch_ids: &req.batch_ids[start..end],
+                    ..*req
+                }
             })
             .collect())
     }
 
     /// Perturbed parameters, their logits, derivatives and block gradients into `bufs.grads`.
-    fn record_gradients<'a>(&'a self, rec: &mut Recording<'a>, req: &PerturbedRequest, bufs: &'a AnalysisBuffers) -> Result<()> {
+    fn record_gradients<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        req: &PerturbedRequest,
+        bufs: &'a AnalysisBuffers,
+    ) -> Result<()> {
         let (groups, k, b) = (req.count() as u32, req.points as u32, req.batch_size as u32);
         let (classes, dim) = (self.model.outputs as u32, self.model.dim() as u32);
         let prm = PerturbParams::new(groups * k, k, dim, req.perturbation, req.seed, req.stream);
@@ -524,7 +547,13 @@ impl GpuEngine {
         kn.weight_grad.encode(rec, data, rows, classes, block, &bufs.dlogits, &bufs.table, &bufs.grads)
     }
 
-    fn record_projection<'a>(&'a self, rec: &mut Recording<'a>, req: &PerturbedRequest, q: &'a wgpu::Buffer, bufs: &'a AnalysisBuffers) -> Result<()> {
+    fn record_projection<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        req: &PerturbedRequest,
+        q: &'a wgpu::Buffer,
+        bufs: &'a AnalysisBuffers,
+    ) -> Result<()> {
         let (c0, nrows, _) = req.block.rows(&self.model);
         let prm = ProjectParams {
             points: req.points as u32,

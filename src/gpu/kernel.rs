@@ -42,8 +42,7 @@ pub fn composed(name: &str) -> Result<shader_source::Composed> {
 /// Shader `name` parsed by naga.
 pub fn naga_module(name: &str) -> Result<naga::Module> {
     let c = composed(name)?;
-    naga::front::wgsl::parse_str(&c.source)
-        .map_err(|e| Error::gpu(format!("shaders/{name}.wgsl: {}", e.message())))
+    naga::front::wgsl::parse_str(&c.source).map_err(|e| Error::gpu(format!("shaders/{name}.wgsl: {}", e.message())))
 }
 
 /// The group-1 layout every dataset-reading kernel shares.
@@ -107,12 +106,10 @@ impl Kernel {
             .map(|e| e.workgroup_size)
             .ok_or_else(|| Error::gpu(format!("shaders/{name}.wgsl has no entry point `main`")))?;
         let declared: Vec<&str> = module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
-        let constants: Vec<(&str, f64)> =
-            overrides.iter().copied().filter(|(k, _)| declared.contains(k)).collect();
-        let layout0 = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(name),
-            entries: &entries0,
-        });
+        let constants: Vec<(&str, f64)> = overrides.iter().copied().filter(|(k, _)| declared.contains(k)).collect();
+        let layout0 = ctx
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &entries0 });
         let groups: Vec<Option<&wgpu::BindGroupLayout>> =
             if uses_data { vec![Some(&layout0), Some(data_layout)] } else { vec![Some(&layout0)] };
         let pipeline_layout = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -165,9 +162,9 @@ fn reflect_group0(
         }
         let ty = match var.space {
             naga::AddressSpace::Uniform => wgpu::BufferBindingType::Uniform,
-            naga::AddressSpace::Storage { access } => wgpu::BufferBindingType::Storage {
-                read_only: !access.contains(naga::StorageAccess::STORE),
-            },
+            naga::AddressSpace::Storage { access } => {
+                wgpu::BufferBindingType::Storage { read_only: !access.contains(naga::StorageAccess::STORE) }
+            }
             _ => return Err(Error::gpu(format!("shaders/{name}.wgsl: unsupported binding kind"))),
         };
         let is_params = binding.binding == 0;
@@ -278,10 +275,8 @@ impl<'a> Recording<'a> {
             let key = (op.kernel as *const Kernel as usize, op.buffers.iter().map(|b| (*b).clone()).collect());
             groups.entry(key).or_insert_with(|| bind_group(ctx, op, &arena));
         }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("steplens"),
-            timestamp_writes: timestamps,
-        });
+        let mut pass = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steplens"), timestamp_writes: timestamps });
         for op in &self.ops {
             let key = (op.kernel as *const Kernel as usize, op.buffers.iter().map(|b| (*b).clone()).collect());
             pass.set_pipeline(&op.kernel.pipeline);

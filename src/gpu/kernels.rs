@@ -25,7 +25,12 @@ impl Specialisation {
     }
 }
 
-fn compile<P>(ctx: &GpuContext, data: &wgpu::BindGroupLayout, name: &'static str, spec: &Specialisation) -> Result<Kernel> {
+fn compile<P>(
+    ctx: &GpuContext,
+    data: &wgpu::BindGroupLayout,
+    name: &'static str,
+    spec: &Specialisation,
+) -> Result<Kernel> {
     Kernel::new(ctx, data, name, std::mem::size_of::<P>(), &spec.constants())
 }
 
@@ -73,7 +78,8 @@ impl Logits {
             _pad1: 0,
             _pad2: 0,
         };
-        let wg = [groups_for(rows.rows as usize, 16), groups_for((rows.sets_per_group * classes) as usize, 16), rows.groups];
+        let wg =
+            [groups_for(rows.rows as usize, 16), groups_for((rows.sets_per_group * classes) as usize, 16), rows.groups];
         rec.dispatch(&self.0, &prm, &[theta, table, logits], Some(data), wg)
     }
 }
@@ -180,7 +186,8 @@ impl WeightGrad {
             _pad2: 0,
         };
         let cols = block.p + block.with_bias as u32;
-        let wg = [groups_for(cols as usize, 16), groups_for((rows.sets_per_group * block.nrows) as usize, 16), rows.groups];
+        let wg =
+            [groups_for(cols as usize, 16), groups_for((rows.sets_per_group * block.nrows) as usize, 16), rows.groups];
         rec.dispatch(&self.0, &prm, &[dlogits, table, grads], Some(data), wg)
     }
 }
@@ -481,7 +488,14 @@ impl Center {
         Ok(Center(compile::<CenterParams>(ctx, data, "center", spec)?))
     }
 
-    pub fn encode<'a>(&'a self, rec: &mut Recording<'a>, groups: u32, points: u32, dim: u32, vectors: &'a wgpu::Buffer) -> Result<()> {
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        groups: u32,
+        points: u32,
+        dim: u32,
+        vectors: &'a wgpu::Buffer,
+    ) -> Result<()> {
         let prm = CenterParams { points, dim, groups, _pad0: 0 };
         rec.dispatch(&self.0, &prm, &[vectors], None, [groups_for(dim as usize, 256), groups, 1])
     }

@@ -27,10 +27,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// flushed and fsynced, then renamed over `path` (rename is atomic within one file system,
 /// hence the same directory). On error the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let fail = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let fail = |source| Error::Write { path: path.to_path_buf(), source };
     let tmp = temp_path(path).map_err(fail)?;
     let result = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = result {
@@ -44,9 +41,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The temporary sibling of `path` that [`write_atomic`] writes first.
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
-    })?;
+    let name =
+        path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file"))?;
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut tmp = OsString::from(".");
     tmp.push(name);
@@ -96,9 +92,9 @@ impl OutDir {
     pub fn create(path: &Path, force: bool) -> Result<OutDir> {
         let shown = path.display();
         match fs::metadata(path) {
-            Ok(meta) if !meta.is_dir() => Err(Error::usage(format!(
-                "the output directory {shown} is a file: choose another --out"
-            ))),
+            Ok(meta) if !meta.is_dir() => {
+                Err(Error::usage(format!("the output directory {shown} is a file: choose another --out")))
+            }
             Ok(_) => {
                 if !force && !is_empty_dir(path)? {
                     return Err(Error::usage(format!(
@@ -106,19 +102,12 @@ impl OutDir {
                          pass --force to write into it"
                     )));
                 }
-                Ok(OutDir {
-                    path: path.to_path_buf(),
-                    created: Vec::new(),
-                })
+                Ok(OutDir { path: path.to_path_buf(), created: Vec::new() })
             }
             Err(_) => {
-                let created = create_dirs(path).map_err(|e| {
-                    Error::usage(format!("cannot create the output directory {shown}: {e}"))
-                })?;
-                Ok(OutDir {
-                    path: path.to_path_buf(),
-                    created,
-                })
+                let created = create_dirs(path)
+                    .map_err(|e| Error::usage(format!("cannot create the output directory {shown}: {e}")))?;
+                Ok(OutDir { path: path.to_path_buf(), created })
             }
         }
     }
@@ -138,15 +127,9 @@ impl OutDir {
     /// subdirectories (`plots/loss.png`), which are created.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let target = self.path.join(name);
-        check_relative(name).map_err(|source| Error::Write {
-            path: target.clone(),
-            source,
-        })?;
+        check_relative(name).map_err(|source| Error::Write { path: target.clone(), source })?;
         if let Some(parent) = target.parent().filter(|p| *p != self.path) {
-            fs::create_dir_all(parent).map_err(|source| Error::Write {
-                path: target.clone(),
-                source,
-            })?;
+            fs::create_dir_all(parent).map_err(|source| Error::Write { path: target.clone(), source })?;
         }
         write_atomic(&target, bytes)
     }
@@ -191,12 +174,8 @@ impl Drop for OutDir {
 
 /// Whether `path` (a directory) has no entries.
 fn is_empty_dir(path: &Path) -> Result<bool> {
-    let mut entries = fs::read_dir(path).map_err(|e| {
-        Error::usage(format!(
-            "cannot read the output directory {}: {e}",
-            path.display()
-        ))
-    })?;
+    let mut entries = fs::read_dir(path)
+        .map_err(|e| Error::usage(format!("cannot read the output directory {}: {e}", path.display())))?;
     Ok(entries.next().is_none())
 }
 
@@ -214,9 +193,7 @@ fn create_dirs(path: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Refuses names that would escape the output directory.
 fn check_relative(name: &str) -> io::Result<()> {
-    let inside = Path::new(name)
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)));
+    let inside = Path::new(name).components().all(|c| matches!(c, Component::Normal(_)));
     if inside && !name.is_empty() {
         Ok(())
     } else {
@@ -277,10 +254,7 @@ pub fn csv_opt(x: Option<f64>) -> String {
 /// A fresh run directory `runs/<prefix>-<UTC time YYYYmmddTHHMMSSZ>`, with `-2`, `-3`, …
 /// appended when that name is already taken (two runs started within one second).
 pub fn default_run_dir(prefix: &str) -> PathBuf {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let base = Path::new("runs").join(format!("{prefix}-{}", utc_stamp(secs)));
     let mut candidate = base.clone();
     let mut n = 2u32;
@@ -325,10 +299,8 @@ mod tests {
     use super::*;
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut v: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     }
@@ -353,17 +325,11 @@ mod tests {
         let target = tmp.path().join("taken");
         fs::create_dir_all(target.join("inner")).unwrap();
         let err = write_atomic(&target, b"x").unwrap_err();
-        assert!(
-            matches!(&err, Error::Write { path, .. } if *path == target),
-            "{err}"
-        );
+        assert!(matches!(&err, Error::Write { path, .. } if *path == target), "{err}");
         assert_eq!(names(tmp.path()), ["taken"]);
         // A missing parent: the temp file cannot even be created.
         let missing = tmp.path().join("no/such/dir/f.txt");
-        assert!(matches!(
-            write_atomic(&missing, b"x"),
-            Err(Error::Write { .. })
-        ));
+        assert!(matches!(write_atomic(&missing, b"x"), Err(Error::Write { .. })));
         assert_eq!(names(tmp.path()), ["taken"]);
     }
 
@@ -388,15 +354,9 @@ mod tests {
         let out = OutDir::create(&path, false).unwrap();
         assert_eq!(out.path(), path);
         out.write_text("notes.txt", "hello\n").unwrap();
-        out.write_json("m.json", &serde_json::json!({"a": 1, "b": f64::NAN}))
-            .unwrap();
+        out.write_json("m.json", &serde_json::json!({"a": 1, "b": f64::NAN})).unwrap();
         out.write("plots/x.bin", &[1, 2, 3]).unwrap();
-        out.write_csv(
-            "h.csv",
-            &["x", "note"],
-            vec![vec![csv_num(0.1), "a,\"b\"".into()]],
-        )
-        .unwrap();
+        out.write_csv("h.csv", &["x", "note"], vec![vec![csv_num(0.1), "a,\"b\"".into()]]).unwrap();
         drop(out);
         assert_eq!(names(&path), ["h.csv", "m.json", "notes.txt", "plots"]);
         let json = fs::read_to_string(path.join("m.json")).unwrap();
@@ -411,9 +371,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join("old.txt"), "old").unwrap();
         let err = OutDir::create(tmp.path(), false).unwrap_err();
-        assert!(
-            matches!(&err, Error::Usage(m) if m.contains("not empty") && m.contains("--force"))
-        );
+        assert!(matches!(&err, Error::Usage(m) if m.contains("not empty") && m.contains("--force")));
         let out = OutDir::create(tmp.path(), true).unwrap();
         out.write_text("new.txt", "new").unwrap();
         drop(out);
@@ -435,23 +393,14 @@ mod tests {
         let file = tmp.path().join("f");
         fs::write(&file, "x").unwrap();
         let err = OutDir::create(&file, true).unwrap_err();
-        assert!(
-            matches!(&err, Error::Usage(m) if m.contains("is a file")),
-            "{err}"
-        );
+        assert!(matches!(&err, Error::Usage(m) if m.contains("is a file")), "{err}");
         // Under a file, creation fails even as root (where permissions would not bite).
         let under = file.join("sub/run");
         let err = OutDir::create(&under, false).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::Usage(_)));
-        assert!(
-            msg.starts_with("cannot create the output directory"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(&under.display().to_string()) && msg.contains("os error"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("cannot create the output directory"), "{msg}");
+        assert!(msg.contains(&under.display().to_string()) && msg.contains("os error"), "{msg}");
         assert_eq!(names(tmp.path()), ["f"]);
     }
 
@@ -460,10 +409,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let unused = tmp.path().join("runs/a/b");
         drop(OutDir::create(&unused, false).unwrap());
-        assert!(
-            names(tmp.path()).is_empty(),
-            "all three created levels are removed"
-        );
+        assert!(names(tmp.path()).is_empty(), "all three created levels are removed");
 
         let used = tmp.path().join("runs/c");
         let out = OutDir::create(&used, false).unwrap();
@@ -493,32 +439,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let out = OutDir::create(&tmp.path().join("r"), false).unwrap();
         for bad in ["../x", "/etc/x", "", "a/../../x"] {
-            assert!(
-                matches!(out.write(bad, b"x"), Err(Error::Write { .. })),
-                "{bad}"
-            );
+            assert!(matches!(out.write(bad, b"x"), Err(Error::Write { .. })), "{bad}");
         }
     }
 
     #[test]
     fn csv_numbers_round_trip() {
-        for x in [
-            0.1,
-            1.0 / 3.0,
-            -2.5e-300,
-            1e300,
-            123456.0,
-            1e-5,
-            9.99e-6,
-            0.0,
-            -0.0,
-            5e-324,
-        ] {
-            assert_eq!(
-                csv_num(x).parse::<f64>().unwrap().to_bits(),
-                x.to_bits(),
-                "{x}"
-            );
+        for x in [0.1, 1.0 / 3.0, -2.5e-300, 1e300, 123456.0, 1e-5, 9.99e-6, 0.0, -0.0, 5e-324] {
+            assert_eq!(csv_num(x).parse::<f64>().unwrap().to_bits(), x.to_bits(), "{x}");
         }
         assert_eq!(csv_num(0.1), "0.1");
         assert_eq!(csv_num(1e-20), "1e-20");
@@ -568,10 +496,7 @@ mod tests {
     fn default_run_dir_shape() {
         let p = default_run_dir("train");
         let s = p.to_string_lossy();
-        assert!(
-            s.starts_with("runs/train-20") || s.starts_with("runs\\train-20"),
-            "{s}"
-        );
+        assert!(s.starts_with("runs/train-20") || s.starts_with("runs\\train-20"), "{s}");
         let stamp = &s[11..];
         assert_eq!(stamp.len(), 16, "{s}");
         assert!(stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T', "{s}");

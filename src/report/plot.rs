@@ -27,9 +27,8 @@ use plotters::chart::{ChartContext, SeriesLabelPosition};
 use plotters::coord::Shift;
 use plotters::drawing::IntoDrawingArea;
 use plotters::prelude::{
-    BitMapBackend, Cartesian2d, ChartBuilder, Circle, Cross, DrawingArea, DrawingAreaErrorKind,
-    DrawingBackend, EmptyElement, IntoFont, LineSeries, PathElement, Polygon, Rectangle,
-    SVGBackend, Text,
+    BitMapBackend, Cartesian2d, ChartBuilder, Circle, Cross, DrawingArea, DrawingAreaErrorKind, DrawingBackend,
+    EmptyElement, IntoFont, LineSeries, PathElement, Polygon, Rectangle, SVGBackend, Text,
 };
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{Color, RGBColor, ShapeStyle, TextStyle, WHITE};
@@ -75,29 +74,17 @@ pub struct Series {
 impl Series {
     /// A line series.
     pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
-        Series {
-            label: label.into(),
-            points,
-            style: Style::Line,
-        }
+        Series { label: label.into(), points, style: Style::Line }
     }
 
     /// A scatter of crosses.
     pub fn points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
-        Series {
-            label: label.into(),
-            points,
-            style: Style::Points,
-        }
+        Series { label: label.into(), points, style: Style::Points }
     }
 
     /// A line with a dot at each point (for few points, e.g. one per epoch).
     pub fn line_points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
-        Series {
-            label: label.into(),
-            points,
-            style: Style::LinePoints,
-        }
+        Series { label: label.into(), points, style: Style::LinePoints }
     }
 }
 
@@ -114,11 +101,7 @@ pub struct Band {
 impl Band {
     /// A band between the curves `lower` and `upper` (each in increasing x).
     pub fn new(label: impl Into<String>, lower: Vec<(f64, f64)>, upper: Vec<(f64, f64)>) -> Band {
-        Band {
-            label: label.into(),
-            lower,
-            upper,
-        }
+        Band { label: label.into(), lower, upper }
     }
 }
 
@@ -137,17 +120,8 @@ pub struct Chart {
 
 impl Chart {
     /// An empty chart with linear axes.
-    pub fn new(
-        title: impl Into<String>,
-        x_label: impl Into<String>,
-        y_label: impl Into<String>,
-    ) -> Chart {
-        Chart {
-            title: title.into(),
-            x_label: x_label.into(),
-            y_label: y_label.into(),
-            ..Chart::default()
-        }
+    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> Chart {
+        Chart { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), ..Chart::default() }
     }
 
     /// Makes the x axis logarithmic.
@@ -192,12 +166,7 @@ pub fn render_svg(chart: &Chart) -> Result<String> {
     let mut svg = String::new();
     {
         let inner = SVGBackend::with_string(&mut svg, SIZE);
-        let root = Typeset {
-            inner,
-            raster: false,
-            font,
-        }
-        .into_drawing_area();
+        let root = Typeset { inner, raster: false, font }.into_drawing_area();
         draw(&root, chart).map_err(|e| draw_error(chart, e))?;
     }
     Ok(svg)
@@ -209,22 +178,12 @@ pub fn render_png(chart: &Chart) -> Result<Vec<u8>> {
     let (w, h) = SIZE;
     let mut rgb = vec![0u8; w as usize * h as usize * 3];
     {
-        let inner = BitMapBackend::<RGBPixel>::with_buffer_and_format(&mut rgb, SIZE)
-            .map_err(|e| draw_error(chart, e))?;
-        let root = Typeset {
-            inner,
-            raster: true,
-            font,
-        }
-        .into_drawing_area();
+        let inner =
+            BitMapBackend::<RGBPixel>::with_buffer_and_format(&mut rgb, SIZE).map_err(|e| draw_error(chart, e))?;
+        let root = Typeset { inner, raster: true, font }.into_drawing_area();
         draw(&root, chart).map_err(|e| draw_error(chart, e))?;
     }
-    encode_png(&rgb, w, h).map_err(|e| {
-        Error::Runtime(format!(
-            "cannot encode the chart {:?} as PNG: {e}",
-            chart.title
-        ))
-    })
+    encode_png(&rgb, w, h).map_err(|e| Error::Runtime(format!("cannot encode the chart {:?} as PNG: {e}", chart.title)))
 }
 
 fn draw_error(chart: &Chart, e: impl std::fmt::Display) -> Error {
@@ -283,26 +242,15 @@ fn colour(i: usize) -> RGBColor {
 // ---- Drawing ------------------------------------------------------------------------------
 
 type Ctx<'a, DB> = ChartContext<'a, DB, Cartesian2d<Axis, Axis>>;
-type DrawResult<DB> =
-    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+type DrawResult<DB> = std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// Draws the whole chart on `root`.
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let (x, y) = fit_axes(chart);
     let y_area = y_label_area(root, &y, !chart.y_label.is_empty());
-    let x_area = TICK_PX as u32
-        + 18
-        + if chart.x_label.is_empty() {
-            0
-        } else {
-            DESC_PX as u32 + 12
-        };
-    let title_h = if chart.title.is_empty() {
-        0
-    } else {
-        (TITLE_PX / 1.24) as u32 + 16
-    };
+    let x_area = TICK_PX as u32 + 18 + if chart.x_label.is_empty() { 0 } else { DESC_PX as u32 + 12 };
+    let title_h = if chart.title.is_empty() { 0 } else { (TITLE_PX / 1.24) as u32 + 16 };
     let mut ctx = ChartBuilder::on(root)
         .margin(MARGIN)
         .margin_top(MARGIN + title_h)
@@ -338,8 +286,7 @@ fn draw_title<'a, DB: DrawingBackend + 'a>(
     }
     let (xs, _) = ctx.plotting_area().get_pixel_range();
     let centre = (xs.start + xs.end) / 2;
-    let style =
-        TextStyle::from((FONT, TITLE_PX).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    let style = TextStyle::from((FONT, TITLE_PX).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
     root.draw(&Text::new(title, (centre, MARGIN as i32), style))
 }
 
@@ -347,18 +294,12 @@ fn draw_title<'a, DB: DrawingBackend + 'a>(
 fn fit_axes(chart: &Chart) -> (Axis, Axis) {
     let pts: Vec<(f64, f64)> = all_points(chart).filter(|&p| accepted(chart, p)).collect();
     let x = Axis::fit(chart.x_scale, pts.iter().map(|p| p.0), X_TICKS);
-    (
-        x,
-        Axis::fit(chart.y_scale, pts.iter().map(|p| p.1), Y_TICKS),
-    )
+    (x, Axis::fit(chart.y_scale, pts.iter().map(|p| p.1), Y_TICKS))
 }
 
 fn all_points(chart: &Chart) -> impl Iterator<Item = (f64, f64)> + '_ {
     let series = chart.series.iter().flat_map(|s| s.points.iter());
-    let bands = chart
-        .bands
-        .iter()
-        .flat_map(|b| b.lower.iter().chain(&b.upper));
+    let bands = chart.bands.iter().flat_map(|b| b.lower.iter().chain(&b.upper));
     series.chain(bands).copied()
 }
 
@@ -367,11 +308,7 @@ fn accepted(chart: &Chart, (x, y): (f64, f64)) -> bool {
 }
 
 /// Width of the y label area: the widest tick label, the tick marks and the rotated title.
-fn y_label_area<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    y: &Axis,
-    has_desc: bool,
-) -> u32 {
+fn y_label_area<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, y: &Axis, has_desc: bool) -> u32 {
     let font = TextStyle::from((FONT, TICK_PX).into_font());
     let widest = y
         .ticks(Y_TICKS)
@@ -383,12 +320,7 @@ fn y_label_area<DB: DrawingBackend>(
     widest + 20 + if has_desc { DESC_PX as u32 + 14 } else { 0 }
 }
 
-fn draw_mesh<'a, DB: DrawingBackend + 'a>(
-    ctx: &mut Ctx<'a, DB>,
-    chart: &Chart,
-    x: &Axis,
-    y: &Axis,
-) -> DrawResult<DB> {
+fn draw_mesh<'a, DB: DrawingBackend + 'a>(ctx: &mut Ctx<'a, DB>, chart: &Chart, x: &Axis, y: &Axis) -> DrawResult<DB> {
     let x_fmt = |v: &f64| x.label(*v);
     let y_fmt = |v: &f64| y.label(*v);
     let mut mesh = ctx.configure_mesh();
@@ -420,13 +352,8 @@ fn draw_band<'a, DB: DrawingBackend + 'a>(
     y: &Axis,
 ) -> DrawResult<DB> {
     let ok = |p: &&(f64, f64)| Axis::accepts(x.scale, p.0) && Axis::accepts(y.scale, p.1);
-    let outline: Vec<(f64, f64)> = band
-        .lower
-        .iter()
-        .filter(ok)
-        .chain(band.upper.iter().rev().filter(ok))
-        .copied()
-        .collect();
+    let outline: Vec<(f64, f64)> =
+        band.lower.iter().filter(ok).chain(band.upper.iter().rev().filter(ok)).copied().collect();
     ctx.draw_series((outline.len() >= 3).then(|| Polygon::new(outline, band_fill(c))))?;
     Ok(())
 }
@@ -436,11 +363,7 @@ fn band_fill(c: RGBColor) -> ShapeStyle {
 }
 
 /// A band's legend entry: an empty series carrying a swatch of its fill.
-fn band_legend<'a, DB: DrawingBackend + 'a>(
-    ctx: &mut Ctx<'a, DB>,
-    band: &Band,
-    c: RGBColor,
-) -> DrawResult<DB> {
+fn band_legend<'a, DB: DrawingBackend + 'a>(ctx: &mut Ctx<'a, DB>, band: &Band, c: RGBColor) -> DrawResult<DB> {
     if !band.label.is_empty() {
         let fill = band_fill(c);
         ctx.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
@@ -453,11 +376,7 @@ fn band_legend<'a, DB: DrawingBackend + 'a>(
 /// The runs of consecutive drawable points: a skipped point breaks the line, as in matplotlib.
 fn runs(points: &[(f64, f64)], x: &Axis, y: &Axis) -> Vec<Vec<(f64, f64)>> {
     let ok = |p: &(f64, f64)| Axis::accepts(x.scale, p.0) && Axis::accepts(y.scale, p.1);
-    points
-        .split(|p| !ok(p))
-        .filter(|r| !r.is_empty())
-        .map(<[_]>::to_vec)
-        .collect()
+    points.split(|p| !ok(p)).filter(|r| !r.is_empty()).map(<[_]>::to_vec).collect()
 }
 
 fn draw_series<'a, DB: DrawingBackend + 'a>(
@@ -467,15 +386,8 @@ fn draw_series<'a, DB: DrawingBackend + 'a>(
     x: &Axis,
     y: &Axis,
 ) -> DrawResult<DB> {
-    let line = ShapeStyle {
-        color: c.to_rgba(),
-        filled: false,
-        stroke_width: 2,
-    };
-    let thin = ShapeStyle {
-        stroke_width: 1,
-        ..line
-    };
+    let line = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: 2 };
+    let thin = ShapeStyle { stroke_width: 1, ..line };
     let dot = c.filled();
     let runs = runs(&s.points, x, y);
     if s.style != Style::Points {
@@ -500,9 +412,7 @@ fn draw_series<'a, DB: DrawingBackend + 'a>(
     let anno = ctx.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?;
     let label = anno.label(s.label.as_str());
     match s.style {
-        Style::Line => {
-            label.legend(move |(px, py)| PathElement::new([(px, py), (px + SWATCH, py)], line))
-        }
+        Style::Line => label.legend(move |(px, py)| PathElement::new([(px, py), (px + SWATCH, py)], line)),
         Style::Points => label.legend(move |(px, py)| Cross::new((px + SWATCH / 2, py), 4, thin)),
         Style::LinePoints => label.legend(move |(px, py)| {
             EmptyElement::at((px, py))
@@ -517,10 +427,7 @@ fn draw_series<'a, DB: DrawingBackend + 'a>(
 fn draw_frame<'a, DB: DrawingBackend + 'a>(ctx: &Ctx<'a, DB>) -> DrawResult<DB> {
     let area = ctx.plotting_area().strip_coord_spec();
     let (w, h) = area.dim_in_pixel();
-    let (w, h) = (
-        i32::try_from(w).unwrap_or(i32::MAX),
-        i32::try_from(h).unwrap_or(i32::MAX),
-    );
+    let (w, h) = (i32::try_from(w).unwrap_or(i32::MAX), i32::try_from(h).unwrap_or(i32::MAX));
     area.draw(&Rectangle::new([(0, 0), (w - 1, h - 1)], FRAME))
 }
 
@@ -544,11 +451,7 @@ fn draw_legend<'a, DB: DrawingBackend + 'a>(
     }
     // The box plotters will draw: widest label, swatch, margins; lines 1.25 sizes apart.
     let font = TextStyle::from((FONT, LEGEND_PX).into_font());
-    let text_w = labels
-        .iter()
-        .filter_map(|l| root.estimate_text_size(l, &font).ok())
-        .map(|s| s.0)
-        .max();
+    let text_w = labels.iter().filter_map(|l| root.estimate_text_size(l, &font).ok()).map(|s| s.0).max();
     let w = f64::from(text_w.unwrap_or(0) + LEGEND_SWATCH + 2 * LEGEND_MARGIN);
     let lines = labels.len() as f64;
     let h = (lines - 1.0) * 1.25 * LEGEND_PX + LEGEND_PX / 1.24 + f64::from(2 * LEGEND_MARGIN);
@@ -566,11 +469,7 @@ fn draw_legend<'a, DB: DrawingBackend + 'a>(
 
 /// Where a legend of `size` pixels covers the fewest `samples` (unit coordinates, y up) in a
 /// plot of `plot` pixels; ties go to the earlier place in matplotlib's order for "best".
-fn legend_position(
-    samples: &[(f64, f64)],
-    plot: (f64, f64),
-    size: (f64, f64),
-) -> SeriesLabelPosition {
+fn legend_position(samples: &[(f64, f64)], plot: (f64, f64), size: (f64, f64)) -> SeriesLabelPosition {
     use SeriesLabelPosition::*;
     // (place, horizontal and vertical alignment: 0 = left/top, 1 = centre, 2 = right/bottom)
     let places = [
@@ -594,10 +493,7 @@ fn legend_position(
         let (left, top) = (start(h, plot.0, size.0), start(v, plot.1, size.1));
         let (u0, u1) = (left / plot.0, (left + size.0) / plot.0);
         let (v0, v1) = (1.0 - (top + size.1) / plot.1, 1.0 - top / plot.1);
-        samples
-            .iter()
-            .filter(|(u, v)| (u0..=u1).contains(u) && (v0..=v1).contains(v))
-            .count()
+        samples.iter().filter(|(u, v)| (u0..=u1).contains(u) && (v0..=v1).contains(v)).count()
     };
     let counts: Vec<usize> = places.iter().map(|(_, h, v)| hits(*h, *v)).collect();
     let best = (0..places.len()).min_by_key(|&i| counts[i]).unwrap_or(0);
@@ -607,17 +503,11 @@ fn legend_position(
 /// Data positions in unit plot coordinates (y up). Lines and band edges are also sampled
 /// between their points, so a legend does not land on a long segment between two of them.
 fn samples(chart: &Chart, x: &Axis, y: &Axis) -> Vec<(f64, f64)> {
-    let unit = |run: Vec<(f64, f64)>| {
-        run.into_iter()
-            .map(|(a, b)| (x.unit(a), y.unit(b)))
-            .collect::<Vec<_>>()
-    };
+    let unit = |run: Vec<(f64, f64)>| run.into_iter().map(|(a, b)| (x.unit(a), y.unit(b))).collect::<Vec<_>>();
     let mut out = Vec::new();
     for s in &chart.series {
         let joined = s.style != Style::Points;
-        runs(&s.points, x, y)
-            .into_iter()
-            .for_each(|r| push_samples(&mut out, &unit(r), joined));
+        runs(&s.points, x, y).into_iter().for_each(|r| push_samples(&mut out, &unit(r), joined));
     }
     for b in &chart.bands {
         for r in runs(&b.lower, x, y).into_iter().chain(runs(&b.upper, x, y)) {
@@ -659,8 +549,7 @@ mod tests {
             .with_series(Series::line("b", vec![(0.0, 0.9), (10.0, 0.05)]));
         assert_eq!(place(&falling), SeriesLabelPosition::UpperRight);
         // A rising diagonal: the upper left.
-        let rising =
-            Chart::new("", "", "").with_series(Series::line("a", vec![(0.0, 0.0), (1.0, 1.0)]));
+        let rising = Chart::new("", "", "").with_series(Series::line("a", vec![(0.0, 0.0), (1.0, 1.0)]));
         assert_eq!(place(&rising), SeriesLabelPosition::UpperLeft);
         // A horizontal line along the top and one along the bottom: the middle right.
         let both = Chart::new("", "", "")
@@ -668,8 +557,7 @@ mod tests {
             .with_series(Series::line("bottom", vec![(0.0, 0.0), (1.0, 0.0)]));
         assert_eq!(place(&both), SeriesLabelPosition::MiddleRight);
         // Scattered points are not joined: the gap between two crosses is free.
-        let scatter =
-            Chart::new("", "", "").with_series(Series::points("a", vec![(0.0, 0.0), (1.0, 1.0)]));
+        let scatter = Chart::new("", "", "").with_series(Series::points("a", vec![(0.0, 0.0), (1.0, 1.0)]));
         let (x, y) = fit_axes(&scatter);
         assert_eq!(samples(&scatter, &x, &y).len(), 2);
     }

@@ -27,10 +27,7 @@ pub struct Table {
 impl Table {
     /// A table with these column headers and no rows.
     pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Table {
-        Table {
-            headers: headers.into_iter().map(Into::into).collect(),
-            rows: Vec::new(),
-        }
+        Table { headers: headers.into_iter().map(Into::into).collect(), rows: Vec::new() }
     }
 
     /// Appends a row. Missing trailing cells render empty; extra cells get an untitled column.
@@ -55,10 +52,7 @@ impl Table {
         let layout = self.layout(|s| s.replace(['\n', '\r'], " "));
         let mut out = String::new();
         let rule: Vec<String> = layout.widths.iter().map(|w| "-".repeat(*w)).collect();
-        for line in std::iter::once(&layout.headers)
-            .chain([&rule])
-            .chain(&layout.rows)
-        {
+        for line in std::iter::once(&layout.headers).chain([&rule]).chain(&layout.rows) {
             let cells = line.iter().enumerate().map(|(c, s)| layout.pad(c, s));
             out.push_str(cells.collect::<Vec<_>>().join("  ").trim_end());
             out.push('\n');
@@ -75,23 +69,12 @@ impl Table {
         let rule: Vec<String> = (0..layout.widths.len())
             .map(|c| {
                 let w = layout.widths[c];
-                if layout.numeric[c] {
-                    format!("{}:", "-".repeat(w - 1))
-                } else {
-                    "-".repeat(w)
-                }
+                if layout.numeric[c] { format!("{}:", "-".repeat(w - 1)) } else { "-".repeat(w) }
             })
             .collect();
         let mut out = String::new();
-        for (i, line) in std::iter::once(&layout.headers)
-            .chain(&layout.rows)
-            .enumerate()
-        {
-            let cells: Vec<String> = line
-                .iter()
-                .enumerate()
-                .map(|(c, s)| layout.pad(c, s))
-                .collect();
+        for (i, line) in std::iter::once(&layout.headers).chain(&layout.rows).enumerate() {
+            let cells: Vec<String> = line.iter().enumerate().map(|(c, s)| layout.pad(c, s)).collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
             if i == 0 {
                 out.push_str(&format!("| {} |\n", rule.join(" | ")));
@@ -102,38 +85,16 @@ impl Table {
 
     /// Cleans every cell with `clean`, squares the rows off and measures the columns.
     fn layout(&self, clean: impl Fn(&str) -> String) -> Layout {
-        let ncols = self
-            .rows
-            .iter()
-            .map(Vec::len)
-            .chain([self.headers.len()])
-            .max()
-            .unwrap_or(0);
+        let ncols = self.rows.iter().map(Vec::len).chain([self.headers.len()]).max().unwrap_or(0);
         let square = |cells: &[String]| -> Vec<String> {
-            (0..ncols)
-                .map(|c| cells.get(c).map(|s| clean(s)).unwrap_or_default())
-                .collect()
+            (0..ncols).map(|c| cells.get(c).map(|s| clean(s)).unwrap_or_default()).collect()
         };
         let headers = square(&self.headers);
         let rows: Vec<Vec<String>> = self.rows.iter().map(|r| square(r)).collect();
-        let widths = (0..ncols)
-            .map(|c| {
-                rows.iter()
-                    .chain([&headers])
-                    .map(|r| width(&r[c]))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let numeric = (0..ncols)
-            .map(|c| is_numeric_column(rows.iter().map(|r| &r[c])))
-            .collect();
-        Layout {
-            headers,
-            rows,
-            widths,
-            numeric,
-        }
+        let widths =
+            (0..ncols).map(|c| rows.iter().chain([&headers]).map(|r| width(&r[c])).max().unwrap_or(0)).collect();
+        let numeric = (0..ncols).map(|c| is_numeric_column(rows.iter().map(|r| &r[c]))).collect();
+        Layout { headers, rows, widths, numeric }
     }
 }
 
@@ -154,11 +115,7 @@ struct Layout {
 impl Layout {
     fn pad(&self, col: usize, cell: &str) -> String {
         let fill = " ".repeat(self.widths[col].saturating_sub(width(cell)));
-        if self.numeric[col] {
-            format!("{fill}{cell}")
-        } else {
-            format!("{cell}{fill}")
-        }
+        if self.numeric[col] { format!("{fill}{cell}") } else { format!("{cell}{fill}") }
     }
 }
 
@@ -217,11 +174,7 @@ pub fn fmt_num(x: f64, sig: usize) -> String {
 
 /// Drops trailing zeros after a decimal point, and the point itself if nothing follows.
 fn trim_zeros(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
 
 #[cfg(test)]

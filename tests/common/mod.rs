@@ -11,9 +11,8 @@ use steplens::{
 
 /// The GPU every test uses: honours WGPU_BACKEND / WGPU_ADAPTER_NAME, else the best adapter.
 pub fn gpu() -> GpuContext {
-    GpuContext::new(&AdapterRequest::default()).unwrap_or_else(|e| {
-        panic!("these tests need a GPU adapter (CI installs Mesa's lavapipe): {e}")
-    })
+    GpuContext::new(&AdapterRequest::default())
+        .unwrap_or_else(|e| panic!("these tests need a GPU adapter (CI installs Mesa's lavapipe): {e}"))
 }
 
 /// Uniform in [lo, hi) from stream `tag`.

@@ -45,19 +45,12 @@ impl Axis {
     /// The axis covering `values` (all accepted by `scale`) with a small margin, aiming for
     /// `labels` labelled ticks.
     pub(super) fn fit(scale: Scale, values: impl Iterator<Item = f64>, labels: usize) -> Axis {
-        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (lo, hi) = match scale {
             Scale::Linear => fit_linear(lo, hi),
             Scale::Log => fit_log(lo, hi),
         };
-        Axis {
-            scale,
-            lo,
-            hi,
-            labels: labels.max(2),
-        }
+        Axis { scale, lo, hi, labels: labels.max(2) }
     }
 
     /// Where `v` falls between the ends of the axis: 0 at `lo`, 1 at `hi`.
@@ -85,22 +78,16 @@ impl Axis {
             }
         }
         // Narrower than one mantissa step (a loss near its floor): plain steps read best.
-        if decades >= 2 {
-            Plan::Decades(1)
-        } else {
-            linear
-        }
+        if decades >= 2 { Plan::Decades(1) } else { linear }
     }
 
     /// Labelled tick positions, at most about `n`.
     pub(super) fn ticks(&self, n: usize) -> Vec<f64> {
         match self.plan(n) {
             Plan::Step(step) => multiples(self.lo, self.hi, step),
-            Plan::Decades(k) => decades(self.lo, self.hi)
-                .into_iter()
-                .filter(|e| e.rem_euclid(k) == 0)
-                .map(pow10)
-                .collect(),
+            Plan::Decades(k) => {
+                decades(self.lo, self.hi).into_iter().filter(|e| e.rem_euclid(k) == 0).map(pow10).collect()
+            }
             Plan::Mantissas(ms) => mantissa_ticks(self.lo, self.hi, ms),
         }
     }
@@ -113,11 +100,7 @@ impl Axis {
             Plan::Decades(_) if decades(self.lo, self.hi).len() > MAX_MINOR_DECADES => Vec::new(),
             Plan::Decades(_) | Plan::Mantissas(_) => mantissa_ticks(self.lo, self.hi, &ONE_TO_NINE),
         };
-        if !minor.is_empty() && minor.len() <= max {
-            minor
-        } else {
-            self.ticks(n_bold)
-        }
+        if !minor.is_empty() && minor.len() <= max { minor } else { self.ticks(n_bold) }
     }
 
     /// A tick label: `10ⁿ` for powers of ten, the same number of decimals for every label of
@@ -131,11 +114,7 @@ impl Axis {
         match self.plan(self.labels) {
             Plan::Decades(_) => {
                 let e = v.log10().round();
-                if (v.log10() - e).abs() < 1e-9 {
-                    format!("10{}", superscript(e as i64))
-                } else {
-                    fmt_num(v, 6)
-                }
+                if (v.log10() - e).abs() < 1e-9 { format!("10{}", superscript(e as i64)) } else { fmt_num(v, 6) }
             }
             Plan::Step(step) => fixed(v, step, self.lo.abs().max(self.hi.abs())),
             Plan::Mantissas(_) => fmt_num(v, 6),
@@ -150,22 +129,14 @@ impl Ranged for Axis {
     fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
         // Only accepted points are drawn; the clamp keeps anything else from saturating.
         let t = self.unit(*value);
-        let t = if t.is_finite() {
-            t.clamp(-1.0, 2.0)
-        } else {
-            -1.0
-        };
+        let t = if t.is_finite() { t.clamp(-1.0, 2.0) } else { -1.0 };
         let (a, b) = (f64::from(limit.0), f64::from(limit.1));
         (a + (b - a) * t).round() as i32
     }
 
     fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
         let (max, bold) = (hint.max_num_points(), hint.bold_points());
-        if hint.weight().allow_light_points() && max > bold {
-            self.minor_ticks(bold, max)
-        } else {
-            self.ticks(max)
-        }
+        if hint.weight().allow_light_points() && max > bold { self.minor_ticks(bold, max) } else { self.ticks(max) }
     }
 
     fn range(&self) -> Range<f64> {
@@ -209,14 +180,7 @@ fn fixed(v: f64, step: f64, max: f64) -> String {
     }
     let s = format!("{v:.*}", decimals as usize);
     // `-0.0` formats as "-0.0"; a tick at zero should read "0.0".
-    if s.trim_start_matches('-')
-        .chars()
-        .all(|c| c == '0' || c == '.')
-    {
-        s.trim_start_matches('-').into()
-    } else {
-        s
-    }
+    if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { s.trim_start_matches('-').into() } else { s }
 }
 
 /// The 1-2-5 step closest above `raw` (0 when `raw` is not a positive number).
@@ -254,9 +218,7 @@ fn pow10(e: i64) -> f64 {
 /// The exponents `e` with 10^e in `[lo, hi]`.
 fn decades(lo: f64, hi: f64) -> Vec<i64> {
     let (e0, e1) = (lo.log10().floor() as i64, hi.log10().ceil() as i64);
-    (e0..=e1)
-        .filter(|&e| (lo..=hi).contains(&pow10(e)))
-        .collect()
+    (e0..=e1).filter(|&e| (lo..=hi).contains(&pow10(e))).collect()
 }
 
 /// The values m·10^e in `[lo, hi]` for the mantissas `ms`.
@@ -270,10 +232,7 @@ fn mantissa_ticks(lo: f64, hi: f64, ms: &[f64]) -> Vec<f64> {
 fn superscript(n: i64) -> String {
     const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
     let digits = n.unsigned_abs().to_string();
-    let digits = digits
-        .chars()
-        .filter_map(|c| c.to_digit(10))
-        .map(|d| DIGITS[d as usize]);
+    let digits = digits.chars().filter_map(|c| c.to_digit(10)).map(|d| DIGITS[d as usize]);
     (n < 0).then_some('⁻').into_iter().chain(digits).collect()
 }
 
@@ -282,19 +241,11 @@ mod tests {
     use super::*;
 
     fn axis(scale: Scale, lo: f64, hi: f64) -> Axis {
-        Axis {
-            scale,
-            lo,
-            hi,
-            labels: 8,
-        }
+        Axis { scale, lo, hi, labels: 8 }
     }
 
     fn close(a: &[f64], b: &[f64]) -> bool {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(x, y)| (x - y).abs() <= 1e-12 * y.abs().max(1.0))
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * y.abs().max(1.0))
     }
 
     fn labels(ax: &Axis) -> Vec<String> {
@@ -304,21 +255,10 @@ mod tests {
     #[test]
     fn linear_ticks_are_nice_and_labels_uniform() {
         let ax = axis(Scale::Linear, -0.04, 1.04);
-        assert!(
-            close(&ax.ticks(8), &[0.0, 0.2, 0.4, 0.6, 0.8, 1.0]),
-            "{:?}",
-            ax.ticks(8)
-        );
-        assert_eq!(
-            ax.ticks(8)[0].to_bits(),
-            0f64.to_bits(),
-            "zero is exactly zero"
-        );
+        assert!(close(&ax.ticks(8), &[0.0, 0.2, 0.4, 0.6, 0.8, 1.0]), "{:?}", ax.ticks(8));
+        assert_eq!(ax.ticks(8)[0].to_bits(), 0f64.to_bits(), "zero is exactly zero");
         assert_eq!(labels(&ax), ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
-        assert_eq!(
-            labels(&axis(Scale::Linear, -3.0, 12.0)),
-            ["−2", "0", "2", "4", "6", "8", "10", "12"]
-        );
+        assert_eq!(labels(&axis(Scale::Linear, -3.0, 12.0)), ["−2", "0", "2", "4", "6", "8", "10", "12"]);
         let big = axis(Scale::Linear, 0.0, 5e6);
         assert_eq!(labels(&big)[1], "1e6");
         let tiny = axis(Scale::Linear, 0.0, 4e-9);
@@ -328,31 +268,14 @@ mod tests {
     #[test]
     fn log_ticks_by_span() {
         let wide = axis(Scale::Log, 3e-6, 2e3);
-        assert!(
-            close(&wide.ticks(8), &[1e-4, 1e-2, 1.0, 100.0]),
-            "{:?}",
-            wide.ticks(8)
-        );
+        assert!(close(&wide.ticks(8), &[1e-4, 1e-2, 1.0, 100.0]), "{:?}", wide.ticks(8));
         let all: Vec<String> = wide.ticks(20).iter().map(|v| wide.label(*v)).collect();
-        assert_eq!(
-            all,
-            [
-                "10⁻⁵", "10⁻⁴", "10⁻³", "10⁻²", "10⁻¹", "10⁰", "10¹", "10²", "10³"
-            ]
-        );
+        assert_eq!(all, ["10⁻⁵", "10⁻⁴", "10⁻³", "10⁻²", "10⁻¹", "10⁰", "10¹", "10²", "10³"]);
         let two = axis(Scale::Log, 0.8, 60.0);
-        assert!(
-            close(&two.ticks(8), &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0]),
-            "{:?}",
-            two.ticks(8)
-        );
+        assert!(close(&two.ticks(8), &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0]), "{:?}", two.ticks(8));
         assert_eq!(labels(&two), ["1", "2", "5", "10", "20", "50"]);
         let narrow = axis(Scale::Log, 0.25, 0.8);
-        assert!(
-            close(&narrow.ticks(8), &[0.3, 0.4, 0.5, 0.6, 0.7, 0.8]),
-            "{:?}",
-            narrow.ticks(8)
-        );
+        assert!(close(&narrow.ticks(8), &[0.3, 0.4, 0.5, 0.6, 0.7, 0.8]), "{:?}", narrow.ticks(8));
         let floor = axis(Scale::Log, 0.3145, 0.3237);
         assert_eq!(labels(&floor), ["0.316", "0.318", "0.320", "0.322"]);
     }
@@ -362,11 +285,7 @@ mod tests {
         let two = axis(Scale::Log, 0.8, 60.0);
         assert_eq!(two.minor_ticks(8, 80).len(), 17, "1…9, 10…50");
         let many = axis(Scale::Log, 1e-9, 1e3);
-        assert_eq!(
-            many.minor_ticks(8, 200),
-            many.ticks(8),
-            "no clutter over 12 decades"
-        );
+        assert_eq!(many.minor_ticks(8, 200), many.ticks(8), "no clutter over 12 decades");
         let lin = axis(Scale::Linear, 0.0, 1.0);
         assert_eq!(lin.minor_ticks(8, 80).len(), 11);
     }
@@ -389,11 +308,7 @@ mod tests {
         assert!(log_one.lo > 0.0 && log_one.lo < 1e-3 && log_one.hi > 1e-3);
         let huge = Axis::fit(Scale::Linear, [-f64::MAX, f64::MAX].into_iter(), 8);
         assert!((huge.hi - huge.lo).is_finite() && !huge.ticks(8).is_empty());
-        let extreme = Axis::fit(
-            Scale::Log,
-            [f64::MIN_POSITIVE / 4.0, f64::MAX].into_iter(),
-            8,
-        );
+        let extreme = Axis::fit(Scale::Log, [f64::MIN_POSITIVE / 4.0, f64::MAX].into_iter(), 8);
         assert!(extreme.lo > 0.0 && extreme.hi.is_finite() && extreme.hi > extreme.lo);
         assert!(!extreme.ticks(8).is_empty());
         assert!(labels(&extreme).iter().all(|l| l.starts_with("10")));

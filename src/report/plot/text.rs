@@ -11,9 +11,7 @@ use std::sync::OnceLock;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use plotters::style::{FontStyle, register_font};
 use plotters_backend::text_anchor::{HPos, VPos};
-use plotters_backend::{
-    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
-};
+use plotters_backend::{BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind};
 
 use crate::{Error, Result};
 
@@ -37,9 +35,7 @@ pub(super) fn font() -> Result<&'static FontRef<'static>> {
         FontRef::try_from_slice(FONT_BYTES).ok()
     })
     .as_ref()
-    .ok_or_else(|| {
-        Error::Runtime("the embedded chart font assets/DejaVuSans.ttf cannot be parsed".into())
-    })
+    .ok_or_else(|| Error::Runtime("the embedded chart font assets/DejaVuSans.ttf cannot be parsed".into()))
 }
 
 /// A laid-out line of text: glyph pen positions relative to its top-left corner.
@@ -68,12 +64,7 @@ fn layout<'f>(font: &'f FontRef<'static>, text: &str, size: f64) -> Line<'f> {
         pen += scaled.h_advance(id);
         prev = Some(id);
     }
-    Line {
-        font: scaled,
-        glyphs,
-        width: pen,
-        height,
-    }
+    Line { font: scaled, glyphs, width: pen, height }
 }
 
 /// A backend that measures text with the embedded font and, when `raster`, also draws it
@@ -105,10 +96,7 @@ impl<B: DrawingBackend> Typeset<B> {
         };
         let transform = style.transform();
         let (w, h) = self.inner.get_size();
-        let (w, h) = (
-            i32::try_from(w).unwrap_or(i32::MAX),
-            i32::try_from(h).unwrap_or(i32::MAX),
-        );
+        let (w, h) = (i32::try_from(w).unwrap_or(i32::MAX), i32::try_from(h).unwrap_or(i32::MAX));
         for glyph in line.glyphs {
             let Some(outline) = line.font.outline_glyph(glyph) else {
                 continue;
@@ -123,13 +111,7 @@ impl<B: DrawingBackend> Typeset<B> {
                 let (px, py) = (pos.0 + tx, pos.1 + ty);
                 if coverage > 0.0 && (0..w).contains(&px) && (0..h).contains(&py) {
                     let alpha = color.alpha * f64::from(coverage.min(1.0));
-                    self.inner.draw_pixel(
-                        (px, py),
-                        BackendColor {
-                            alpha,
-                            rgb: color.rgb,
-                        },
-                    )?;
+                    self.inner.draw_pixel((px, py), BackendColor { alpha, rgb: color.rgb })?;
                 }
             }
         }
@@ -152,11 +134,7 @@ impl<B: DrawingBackend> DrawingBackend for Typeset<B> {
         self.inner.present()
     }
 
-    fn draw_pixel(
-        &mut self,
-        point: BackendCoord,
-        color: BackendColor,
-    ) -> Result<(), DrawingErrorKind<B::ErrorType>> {
+    fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> Result<(), DrawingErrorKind<B::ErrorType>> {
         self.inner.draw_pixel(point, color)
     }
 
@@ -246,9 +224,7 @@ mod tests {
     #[test]
     fn font_parses_and_covers_the_labels_we_use() {
         let f = font().unwrap();
-        for c in "Π_q(θ)∇f_i σ τ=∞ R² α β λ ⁰¹²³⁴⁵⁶⁷⁸⁹⁻ ×"
-            .chars()
-            .filter(|c| *c != ' ')
+        for c in "Π_q(θ)∇f_i σ τ=∞ R² α β λ ⁰¹²³⁴⁵⁶⁷⁸⁹⁻ ×".chars().filter(|c| *c != ' ')
         {
             assert_ne!(f.glyph_id(c).0, 0, "no glyph for {c:?}");
         }
@@ -259,12 +235,7 @@ mod tests {
         let f = font().unwrap();
         let one = layout(f, "0.5", 18.0);
         let two = layout(f, "0.50.5", 18.0);
-        assert!(
-            one.width > 10.0 && (one.height - 18.0 / 1.24).abs() < 0.01,
-            "{} {}",
-            one.width,
-            one.height
-        );
+        assert!(one.width > 10.0 && (one.height - 18.0 / 1.24).abs() < 0.01, "{} {}", one.width, one.height);
         assert!((two.width - 2.0 * one.width).abs() < 1.0);
         assert_eq!(layout(f, "", 18.0).width, 0.0);
     }

@@ -24,9 +24,11 @@ struct EpochParams {
     armijo_growth: f32,
     max_lr: f32,
     polyak_c: f32,
+    // This dispatch trains steps first_step .. first_step + count of the epoch; an epoch may be
+    // split over several dispatches of one pass (Armijo's step size then restarts each dispatch).
+    first_step: u32,
+    count: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> prm: EpochParams;
@@ -195,7 +197,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let table = run % prm.tables;
     let base = run * prm.dim;
     var h_prev = 0.0;
-    for (var s = 0u; s < prm.steps; s++) {
+    for (var s = prm.first_step; s < prm.first_step + prm.count; s++) {
         let row_base = (table * prm.steps + s) * prm.batch;
         let f = batch_pass(base, row_base, 0.0, true, lid);
         storageBarrier();
@@ -211,7 +213,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 h = min(f / (prm.polyak_c * gsq), prm.max_lr);
             }
         } else if prm.rule == 2u {
-            if s > 0u {
+            if s > prm.first_step {
                 h = min(h_prev * prm.armijo_growth, prm.max_lr);
             }
             for (var t = 0u; t < prm.max_backtracks; t++) {
@@ -232,7 +234,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             stats[o] = f;
             stats[o + 1u] = h;
             stats[o + 2u] = gsq;
-            stats[o + 3u] = f32(trials);
+            // trials + 1: the host checks every step ran (a zeroed entry means it did not).
+            stats[o + 3u] = f32(trials) + 1.0;
         }
         storageBarrier();
         workgroupBarrier();

@@ -51,8 +51,13 @@ fn train(
 }
 
 fn compare(kind: ModelKind, loss: LossKind, classes: Option<usize>, batch: usize, rule: StepRule, tag: u32) {
+    compare_p(kind, loss, classes, batch, rule, tag, 37);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare_p(kind: ModelKind, loss: LossKind, classes: Option<usize>, batch: usize, rule: StepRule, tag: u32, p: usize) {
     let u8 = tag % 2 == 0;
-    let d = data(dataset(257, 37, classes, u8, tag), Some(dataset(61, 37, classes, u8, tag + 1)));
+    let d = data(dataset(257, p, classes, u8, tag), Some(dataset(61, p, classes, u8, tag + 1)));
     let model = model_for(kind, loss, &d);
     let runs = 3;
     let theta: Vec<f32> = (0..runs).flat_map(|r| model.init(steplens::model::InitKind::Xavier, r as u64)).collect();
@@ -111,4 +116,30 @@ fn polyak_and_armijo_rules_match_cpu() {
     compare(ModelKind::Softmax, LossKind::Ce, Some(3), 32, polyak, 6);
     compare(ModelKind::Logreg, LossKind::Ce, Some(2), 16, armijo, 7);
     compare(ModelKind::Lls, LossKind::Ce, None, 64, armijo, 8);
+}
+
+#[test]
+fn mnist_sized_rows() {
+    compare_p(ModelKind::Softmax, LossKind::Ce, Some(2), 64, StepRule::Table, 10, 784);
+}
+
+/// A whole MNIST 0/1 epoch (197 steps of 64): long fused epochs must run every step (lavapipe
+/// once ended a single long dispatch after 45 steps, silently).
+#[test]
+fn full_mnist_epoch_fused_matches_cpu() {
+    let d = steplens::data::mnist::embedded_01().unwrap();
+    let model = model_for(ModelKind::Softmax, LossKind::Ce, &d);
+    let theta = model.init(steplens::model::InitKind::Xavier, 0);
+    let batching = Batching::new(d.train.n, 64, 0, false).unwrap();
+    let lrs = vec![0.005f32; batching.steps()];
+    let mut g = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Fused).unwrap();
+    let mut c = CpuEngine::new(model, &d, 1);
+    g.set_params(&theta).unwrap();
+    c.set_params(&theta).unwrap();
+    let (pg, lg, sg) = train(&mut g, &batching, 1, &lrs, StepRule::Table);
+    let (pc, lc, sc) = train(&mut c, &batching, 1, &lrs, StepRule::Table);
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    assert_close("MNIST epoch: params", &pg, &f64s(&pc), TOL);
+    assert_close("MNIST epoch: metrics", &lg.iter().map(|&x| x as f32).collect::<Vec<_>>(), &lc, TOL);
+    assert_close("MNIST epoch: step losses", &sg, &f64s(&sc), TOL);
 }

@@ -62,9 +62,9 @@ fn parameter_structs_match_wgsl() {
             armijo_growth,
             max_lr,
             polyak_c,
-            _pad0,
-            _pad1,
-            _pad2
+            first_step,
+            count,
+            _pad0
         ]
     );
     layout!("perturb", "PerturbParams", PerturbParams, [sets, points, dim, kind, scale, seed_lo, seed_hi, stream]);

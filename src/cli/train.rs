@@ -200,6 +200,8 @@ pub fn train_single(
                     what: format!("the training loss became {}", run.row.train_loss),
                 });
             }
+            // The schedule's own value, not its f32 rounding, names the epoch's rate.
+            run.row.lr = schedule.epoch_lr(epoch, epochs);
             summary.params = run.params.take().unwrap_or_default();
             summary.batches.push(batching.epoch(epoch));
             bar.set_message(format!("loss {:.4}", run.row.train_loss));
@@ -251,7 +253,7 @@ pub fn print_history(rows: &[HistoryRow], accuracy: bool) {
     for r in rows {
         t.row(vec![
             r.epoch.to_string(),
-            if r.lr.is_nan() { "-".into() } else { format!("{}", r.lr) },
+            crate::report::table::fmt_num(r.lr, 4),
             f(r.train_loss, 5),
             if accuracy { f(r.train_acc, 4) } else { "-".into() },
             f(r.test_loss, 5),

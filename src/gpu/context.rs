@@ -67,12 +67,18 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
 pub fn adapters(req: &AdapterRequest) -> Result<Vec<wgpu::Adapter>> {
     let backends = req.backends()?;
     let filter = req.name_filter();
-    let enumerate = |b: wgpu::Backends| pollster::block_on(instance(b).enumerate_adapters(b));
-    // Unless asked for, GL is only a fallback: probing it costs time and prints EGL noise.
+    // One instance per backend: with several backends in one instance wgpu 30 initialises EGL
+    // next to Vulkan, which costs time and prints XDG_RUNTIME_DIR noise on headless machines.
+    let enumerate = |mask: wgpu::Backends| -> Vec<wgpu::Adapter> {
+        let compiled = wgpu::Instance::enabled_backend_features();
+        (mask & compiled).iter().flat_map(|b| pollster::block_on(instance(b).enumerate_adapters(b))).collect()
+    };
+    // Unless asked for, GL is only a fallback.
     let explicit = req.backend.is_some() || std::env::var("WGPU_BACKEND").is_ok();
-    let mut all = if explicit { enumerate(backends) } else { enumerate(backends & wgpu::Backends::PRIMARY) };
+    let native = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+    let mut all = if explicit { enumerate(backends) } else { enumerate(backends & native) };
     if all.is_empty() && !explicit {
-        all = enumerate(backends & wgpu::Backends::SECONDARY);
+        all = enumerate(backends & wgpu::Backends::GL);
     }
     let mut found: Vec<wgpu::Adapter> = all
         .into_iter()

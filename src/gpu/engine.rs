@@ -241,6 +241,14 @@ impl GpuEngine {
     }
 }
 
+/// Steps of the fused kernel per dispatch. Mesa's lavapipe (22.3) silently ends a dispatch of
+/// this kernel after a few dozen steps (45 at b = 64), so an epoch is split into dispatches of
+/// 16 steps inside its one pass: ~13 dispatches an epoch, ~50 µs on an H200.
+/// `STEPLENS_STEPS_PER_DISPATCH` overrides it for experiments.
+fn steps_per_dispatch() -> usize {
+    std::env::var("STEPLENS_STEPS_PER_DISPATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(16).max(1)
+}
+
 fn epoch_params(plan: &EpochPlan, runs: u32, classes: u32, dim: u32) -> EpochParams {
     let mut prm = EpochParams {
         runs,
@@ -256,9 +264,9 @@ fn epoch_params(plan: &EpochPlan, runs: u32, classes: u32, dim: u32) -> EpochPar
         armijo_growth: 1.0,
         max_lr: f32::MAX,
         polyak_c: 1.0,
+        first_step: 0,
+        count: plan.steps as u32,
         _pad0: 0,
-        _pad1: 0,
-        _pad2: 0,
     };
     match plan.rule {
         StepRule::Table => {}
@@ -350,9 +358,14 @@ impl Engine for GpuEngine {
         let mut rec = Recording::new(&self.ctx);
         match &scratch {
             None => {
-                let prm = epoch_params(plan, runs, classes, dim);
                 let data = &self.train.bind;
-                self.kernels.train_epoch.encode(&mut rec, data, prm, &self.theta, &table, &lrs, &self.grads, &stats)?;
+                let per = steps_per_dispatch().min(plan.steps);
+                for first in (0..plan.steps).step_by(per) {
+                    let mut prm = epoch_params(plan, runs, classes, dim);
+                    prm.first_step = first as u32;
+                    prm.count = per.min(plan.steps - first) as u32;
+                    self.kernels.train_epoch.encode(&mut rec, data, prm, &self.theta, &table, &lrs, &self.grads, &stats)?;
+                }
             }
             Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch)?,
         }
@@ -363,10 +376,18 @@ impl Engine for GpuEngine {
         let (out, eval) = self.finish(rec, &[(&stats, 0, stats_bytes), (&self.theta, 0, params_bytes)])?;
         let params = plan.read_params.then(|| cast_slice::<u8, f32>(&out[1]).to_vec());
         let steps = match self.path {
-            KernelPath::Fused => cast_slice::<u8, f32>(&out[0])
-                .chunks(4)
-                .map(|s| StepStat { loss: s[0], lr: s[1], grad_sq: s[2], trials: s[3] })
-                .collect(),
+            KernelPath::Fused => {
+                let raw: &[f32] = cast_slice(&out[0]);
+                // The kernel writes trials + 1 for every step it ran: a zero means a skipped step.
+                if let Some(i) = raw.chunks(4).position(|s| s[3] < 1.0) {
+                    return Err(Error::gpu(format!(
+                        "the GPU did not run step {} of {} (the driver ended the dispatch early); try STEPLENS_STEPS_PER_DISPATCH=4",
+                        i % plan.steps + 1,
+                        plan.steps
+                    )));
+                }
+                raw.chunks(4).map(|s| StepStat { loss: s[0], lr: s[1], grad_sq: s[2], trials: s[3] - 1.0 }).collect()
+            }
             KernelPath::Unfused => {
                 plan.lrs.iter().map(|&lr| StepStat { loss: f32::NAN, lr, grad_sq: f32::NAN, trials: 0.0 }).collect()
             }

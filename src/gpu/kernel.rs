@@ -117,10 +117,16 @@ impl Kernel {
             bind_group_layouts: &groups,
             immediate_size: 0,
         });
-        let shader = ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        let mut checks = wgpu::ShaderRuntimeChecks::checked();
+        checks.force_loop_bounding = false;
+        // SAFETY: every loop in shaders/ is bounded by a uniform count (steps, samples, features),
+        // so dropping wgpu's injected loop bound cannot let a shader spin forever; bounds checks stay on.
+        let shader = unsafe {
+            ctx.device.create_shader_module_trusted(
+                wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) },
+                checks,
+            )
+        };
         let pipeline = ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(name),
             layout: Some(&pipeline_layout),

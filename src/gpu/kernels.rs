@@ -297,9 +297,9 @@ pub struct EpochParams {
     pub armijo_growth: f32,
     pub max_lr: f32,
     pub polyak_c: f32,
+    pub first_step: u32,
+    pub count: u32,
     pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
 }
 
 /// `shaders/train_epoch.wgsl`: a whole epoch of every run in one dispatch.

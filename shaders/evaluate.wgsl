@@ -31,14 +31,15 @@ fn main(
     if row < data_info.n {
         var z: array<f32, MAX_CLASSES>;
         let base = s * prm.dim;
+        // Classes outer: the accumulator stays a register (an array indexed in the inner loop
+        // would live in memory on CPU adapters).
         for (var c = 0u; c < prm.classes; c++) {
-            z[c] = theta[base + prm.classes * p + c];
-        }
-        for (var j = 0u; j < p; j++) {
-            let x = feature(row, j);
-            for (var c = 0u; c < prm.classes; c++) {
-                z[c] += theta[base + c * p + j] * x;
+            var acc = theta[base + prm.classes * p + c];
+            let w = base + c * p;
+            for (var j = 0u; j < p; j++) {
+                acc += theta[w + j] * feature(row, j);
             }
+            z[c] = acc;
         }
         let l = loss_and_dlogits(&z, prm.classes, targets[row]);
         result = vec2<f32>(l.loss, l.correct);

@@ -1,7 +1,8 @@
 // The gradient with respect to the parameters, from the logits' derivatives:
 //   G[s, (c, j)] = Σ_i dz[s, i, c] x[row(g, i), j]   and   G[s, bias c] = Σ_i dz[s, i, c],
 // for the rows c0 .. c0+nrows of W (one row is the notebook's `parameter_column`; all rows with
-// the biases is θ's own layout). Tiled 16 × 16 over (set·row, column), reducing over samples.
+// the biases is θ's own layout). One invocation per output entry, a plain loop over the samples
+// (consecutive invocations read consecutive features of a row; no barriers, see logits.wgsl).
 //! import data
 
 struct WeightGradParams {
@@ -18,7 +19,8 @@ struct WeightGradParams {
     out_dim: u32,
     // Distance between groups' rows in the row table.
     group_stride: u32,
-    _pad0: u32,
+    // Total parameter sets.
+    sets: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -28,51 +30,38 @@ struct WeightGradParams {
 @group(0) @binding(2) var<storage, read> row_table: array<u32>;
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
 
-const TILE: u32 = 16u;
-var<workgroup> dz_tile: array<array<f32, 17>, 16>;
-var<workgroup> x_tile: array<array<f32, 17>, 16>;
-
-// Workgroups: (⌈(p + with_bias)/16⌉, ⌈sets_per_group·nrows/16⌉, groups).
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = wg.z;
+// Workgroups: (⌈sets·out_dim/64⌉, …) as linear_groups; invocation id = set·out_dim + entry.
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let id = gid.x + gid.y * 65535u * 64u;
+    if id >= prm.sets * prm.out_dim {
+        return;
+    }
+    let ps = id / prm.out_dim;
+    let e = id % prm.out_dim;
     let p = data_info.p;
-    let cols = p + prm.with_bias;
-    let m_count = prm.sets_per_group * prm.nrows;
-    let m = wg.y * TILE + lid.y;
-    let j = wg.x * TILE + lid.x;
-    let ps = g * prm.sets_per_group + m / prm.nrows;
-    let cl = m % prm.nrows;
+    let w_entries = prm.nrows * p;
+    var cl: u32;
+    var j: u32;
+    var bias = false;
+    if e < w_entries {
+        cl = e / p;
+        j = e % p;
+    } else {
+        cl = e - w_entries;
+        bias = true;
+    }
+    let g = ps / prm.sets_per_group;
+    let table = prm.table_offset + g * prm.group_stride;
+    let dz_base = ps * prm.rows * prm.classes + prm.c0 + cl;
     var acc = 0.0;
-    for (var i0 = 0u; i0 < prm.rows; i0 += TILE) {
-        // dz of (set·row m, sample i0 + lid.x).
-        var dz = 0.0;
-        if m < m_count && i0 + lid.x < prm.rows {
-            dz = dlogits[(ps * prm.rows + i0 + lid.x) * prm.classes + prm.c0 + cl];
+    for (var i = 0u; i < prm.rows; i++) {
+        let dz = dlogits[dz_base + i * prm.classes];
+        if bias {
+            acc += dz;
+        } else {
+            acc += dz * feature(row_table[table + i], j);
         }
-        dz_tile[lid.y][lid.x] = dz;
-        // x of (sample i0 + lid.y, column j).
-        var x = 0.0;
-        let xi = i0 + lid.y;
-        if xi < prm.rows && j < cols {
-            if j < p {
-                x = feature(row_table[prm.table_offset + g * prm.group_stride + xi], j);
-            } else {
-                x = 1.0;
-            }
-        }
-        x_tile[lid.y][lid.x] = x;
-        workgroupBarrier();
-        for (var ii = 0u; ii < TILE; ii++) {
-            acc += dz_tile[lid.y][ii] * x_tile[ii][lid.x];
-        }
-        workgroupBarrier();
     }
-    if m < m_count && j < cols {
-        var e = cl * p + j;
-        if j == p {
-            e = prm.nrows * p + cl;
-        }
-        grads[ps * prm.out_dim + e] = acc;
-    }
+    grads[id] = acc;
 }

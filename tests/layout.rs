@@ -27,7 +27,7 @@ fn parameter_structs_match_wgsl() {
         "logits",
         "LogitsParams",
         LogitsParams,
-        [sets_per_group, rows, classes, dim, table_offset, group_stride, _pad1, _pad2]
+        [sets_per_group, rows, classes, dim, table_offset, group_stride, sets, _pad2]
     );
     layout!(
         "dlogits",
@@ -39,7 +39,7 @@ fn parameter_structs_match_wgsl() {
         "weight_grad",
         "WeightGradParams",
         WeightGradParams,
-        [sets_per_group, rows, classes, table_offset, c0, nrows, with_bias, out_dim, group_stride, _pad0, _pad1, _pad2]
+        [sets_per_group, rows, classes, table_offset, c0, nrows, with_bias, out_dim, group_stride, sets, _pad1, _pad2]
     );
     layout!("sgd_update", "SgdParams", SgdParams, [sets, dim, lr_stride, lr_index]);
     layout!("evaluate", "EvaluateParams", EvaluateParams, [sets, classes, dim, groups]);
@@ -68,7 +68,7 @@ fn parameter_structs_match_wgsl() {
         ]
     );
     layout!("perturb", "PerturbParams", PerturbParams, [sets, points, dim, kind, scale, seed_lo, seed_hi, stream]);
-    layout!("gram", "GramParams", GramParams, [points, dim, _pad0, _pad1]);
+    layout!("gram", "GramParams", GramParams, [points, dim, groups, _pad1]);
     layout!("center", "CenterParams", CenterParams, [points, dim, groups, _pad0]);
     layout!("combine", "CombineParams", CombineParams, [points, dim, groups, _pad0]);
     layout!("project", "ProjectParams", ProjectParams, [points, block_dim, dim, p, classes, c0, nrows, _pad0]);

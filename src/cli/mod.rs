@@ -2,6 +2,7 @@
 //! the error edge (one sentence on stderr; exit 2 for usage errors, 1 for runtime errors).
 
 pub mod analyze;
+pub mod sweep;
 pub mod train;
 
 use std::path::PathBuf;

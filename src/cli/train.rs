@@ -45,6 +45,25 @@ pub struct TrainArgs {
     /// Write into --out even if it already holds files.
     #[arg(long)]
     pub force: bool,
+    /// Train R runs at once with R log-spaced constant rates from A to B (e.g. 1e-3:10:64).
+    #[arg(long, value_name = "A:B:R", conflicts_with_all = ["lr", "schedule", "sweep_seed"])]
+    pub sweep_lr: Option<String>,
+    /// Train N runs at once with seeds seed .. seed+N−1 (initialisation and batch order).
+    #[arg(long, value_name = "N")]
+    pub sweep_seed: Option<usize>,
+}
+
+/// `A:B:R` as R log-spaced rates from A to B.
+pub fn parse_sweep(text: &str) -> Result<Vec<f64>> {
+    let bad = || Error::usage(format!("--sweep-lr `{text}`: use A:B:R with 0 < A ≤ B and R ≥ 1 runs, e.g. 1e-3:10:64"));
+    let parts: Vec<&str> = text.split(':').collect();
+    let [a, b, r] = parts.as_slice() else { return Err(bad()) };
+    let (a, b): (f64, f64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    let r: usize = r.trim().parse().map_err(|_| bad())?;
+    if !(a > 0.0 && b >= a && b.is_finite()) || r == 0 {
+        return Err(bad());
+    }
+    Ok((0..r).map(|i| if r == 1 { a } else { a * (b / a).powf(i as f64 / (r - 1) as f64) }).collect())
 }
 
 /// Every resolved setting of a run, written as config.json.
@@ -97,7 +116,7 @@ impl TrainArgs {
         }
     }
 
-    fn check(&self) -> Result<Schedule> {
+    pub fn check(&self) -> Result<Schedule> {
         if self.epochs < 1 {
             return Err(Error::usage("--epochs must be at least 1"));
         }
@@ -110,6 +129,9 @@ impl TrainArgs {
 }
 
 pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
+    if args.sweep_lr.is_some() || args.sweep_seed.is_some() {
+        return super::sweep::run(args, quiet);
+    }
     let schedule = args.check()?;
     let data = args.data.load()?;
     let model = args.model.model(&data)?;

@@ -13,6 +13,13 @@ use crate::{
     engine::{GradBlock, Perturbation, RowGroups},
 };
 
+/// Workgroups for `n` invocations of a 1-D kernel of `size`: x up to 65535, the rest in y
+/// (kernels compute the id as x + y · 65535 · size).
+pub fn linear_groups(n: usize, size: u32) -> [u32; 3] {
+    let groups = groups_for(n, size);
+    if groups <= 65535 { [groups.max(1), 1, 1] } else { [65535, groups.div_ceil(65535), 1] }
+}
+
 /// Override constants shared by every kernel of one engine (unused ones are ignored).
 pub struct Specialisation {
     pub model: u32,
@@ -43,7 +50,7 @@ pub struct LogitsParams {
     pub dim: u32,
     pub table_offset: u32,
     pub group_stride: u32,
-    pub _pad1: u32,
+    pub sets: u32,
     pub _pad2: u32,
 }
 
@@ -75,11 +82,10 @@ impl Logits {
             dim,
             table_offset: rows.offset,
             group_stride: rows.stride,
-            _pad1: 0,
+            sets: rows.sets(),
             _pad2: 0,
         };
-        let wg =
-            [groups_for(rows.rows as usize, 16), groups_for((rows.sets_per_group * classes) as usize, 16), rows.groups];
+        let wg = linear_groups(rows.sets() as usize * rows.rows as usize, 64);
         rec.dispatch(&self.0, &prm, &[theta, table, logits], Some(data), wg)
     }
 }
@@ -146,7 +152,7 @@ pub struct WeightGradParams {
     pub with_bias: u32,
     pub out_dim: u32,
     pub group_stride: u32,
-    pub _pad0: u32,
+    pub sets: u32,
     pub _pad1: u32,
     pub _pad2: u32,
 }
@@ -181,13 +187,11 @@ impl WeightGrad {
             with_bias: block.with_bias as u32,
             out_dim: block.dim(),
             group_stride: rows.stride,
-            _pad0: 0,
+            sets: rows.sets(),
             _pad1: 0,
             _pad2: 0,
         };
-        let cols = block.p + block.with_bias as u32;
-        let wg =
-            [groups_for(cols as usize, 16), groups_for((rows.sets_per_group * block.nrows) as usize, 16), rows.groups];
+        let wg = linear_groups(rows.sets() as usize * block.dim() as usize, 64);
         rec.dispatch(&self.0, &prm, &[dlogits, table, grads], Some(data), wg)
     }
 }
@@ -375,7 +379,7 @@ impl Perturb {
 pub struct GramParams {
     pub points: u32,
     pub dim: u32,
-    pub _pad0: u32,
+    pub groups: u32,
     pub _pad1: u32,
 }
 
@@ -396,9 +400,9 @@ impl Gram {
         vectors: &'a wgpu::Buffer,
         gram: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let prm = GramParams { points, dim, _pad0: 0, _pad1: 0 };
-        let t = groups_for(points as usize, 16);
-        rec.dispatch(&self.0, &prm, &[vectors, gram], None, [t, t, groups])
+        let prm = GramParams { points, dim, groups, _pad1: 0 };
+        let wg = linear_groups(groups as usize * (points * points) as usize, 64);
+        rec.dispatch(&self.0, &prm, &[vectors, gram], None, wg)
     }
 }
 

@@ -2,6 +2,8 @@
 //! the error edge (one sentence on stderr; exit 2 for usage errors, 1 for runtime errors).
 
 pub mod analyze;
+pub mod compare;
+pub mod schedule;
 pub mod sweep;
 pub mod train;
 
@@ -39,6 +41,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Principal direction, spectrum and projection picture of every batch's perturbed gradients.
     Analyze(analyze::AnalyzeArgs),
+    /// Train with learning rates from the accurate local problem; write schedule.csv.
+    Schedule(schedule::ScheduleArgs),
+    /// The derived schedule against constant (grid), step, cosine, 1/t, range test, SPS, Armijo.
+    Compare(compare::CompareArgs),
     /// List the GPU adapters wgpu can see.
     Adapters(DeviceArgs),
 }
@@ -235,6 +241,8 @@ fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Train(args) => train::run(args, cli.quiet),
         Command::Analyze(args) => analyze::run(args, cli.quiet),
+        Command::Schedule(args) => schedule::run(args, cli.quiet),
+        Command::Compare(args) => compare::run(args, cli.quiet),
         Command::Adapters(args) => list_adapters(args),
     }
 }

@@ -141,7 +141,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| crate::report::files::default_run_dir(&format!("{:?}", args.model.model).to_lowercase()));
-    let mut out = OutDir::create(&out_path, args.force)?;
+    let out = OutDir::create(&out_path, args.force)?;
     let mut engine = args.device.engine(model, &data, 1, quiet)?;
     engine.set_params(&model.init(args.model.init, args.seed))?;
     let config = RunConfig {
@@ -160,11 +160,11 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         engine: engine.info(),
     };
     out.write_json("config.json", &config)?;
-    let (summary, failure) = match train_single(engine.as_mut(), &batching, &schedule, args.epochs, &mut out, quiet) {
+    let (summary, failure) = match train_single(engine.as_mut(), &batching, &schedule, args.epochs, &out, quiet) {
         Ok(s) => (s, None),
         Err((e, s)) => (s, Some(e)),
     };
-    write_run_outputs(&mut out, &model, &batching, &summary)?;
+    write_run_outputs(&out, &model, &batching, &summary)?;
     print_history(&summary.rows, model.has_accuracy());
     match failure {
         None => {
@@ -199,7 +199,7 @@ pub fn train_single(
     batching: &Batching,
     schedule: &Schedule,
     epochs: usize,
-    out: &mut OutDir,
+    out: &OutDir,
     quiet: bool,
 ) -> std::result::Result<RunSummary, (Error, RunSummary)> {
     let mut summary = RunSummary::default();
@@ -244,13 +244,13 @@ pub fn train_single(
     }
 }
 
-pub fn write_history(out: &mut OutDir, rows: &[HistoryRow]) -> Result<()> {
+pub fn write_history(out: &OutDir, rows: &[HistoryRow]) -> Result<()> {
     out.write_text("history.csv", &history_csv(rows))?;
     out.write_json("history.json", &rows)
 }
 
 /// weights.npy, bias.npy and batches.npy of a run.
-pub fn write_run_outputs(out: &mut OutDir, model: &Model, batching: &Batching, summary: &RunSummary) -> Result<()> {
+pub fn write_run_outputs(out: &OutDir, model: &Model, batching: &Batching, summary: &RunSummary) -> Result<()> {
     let (c, p) = (model.outputs, model.p);
     if summary.params.len() == model.dim() {
         let (w, b) = summary.params.split_at(c * p);

@@ -192,15 +192,19 @@ impl GpuEngine {
         let test = out.pop().unwrap_or_default();
         let train = out.pop().unwrap_or_default();
         // Totals of an unevaluated plan are stale: callers that skip evaluation ignore them.
-        let eval = Evaluation { train: self.metrics(&train), test: self.test.as_ref().map(|_| self.metrics(&test)) };
+        let eval = Evaluation {
+            train: self.metrics(&train, self.train.n),
+            test: self.test.as_ref().map(|t| self.metrics(&test, t.n)),
+        };
         Ok((out, eval))
     }
 
-    fn metrics(&self, totals: &[u8]) -> Vec<Metrics> {
+    /// Means over the `n` samples from the device's sums.
+    fn metrics(&self, totals: &[u8], n: usize) -> Vec<Metrics> {
         let v: &[f32] = cast_slice(totals);
-        v.chunks(2)
-            .map(|t| Metrics { loss: t[0] as f64, acc: if self.model.has_accuracy() { t[1] as f64 } else { f64::NAN } })
-            .collect()
+        let n = n as f64;
+        let acc = |c: f32| if self.model.has_accuracy() { c as f64 / n } else { f64::NAN };
+        v.chunks(2).map(|t| Metrics { loss: t[0] as f64 / n, acc: acc(t[1]) }).collect()
     }
 
     fn record_unfused<'a>(

@@ -263,7 +263,7 @@ impl Evaluate {
         sets as u64 * groups_for(n, 256) as u64 * 8
     }
 
-    /// totals[set] = (mean loss, accuracy) over the `n` samples of `data`.
+    /// totals[set] = (Σ loss, number correct) over the `n` samples of `data`.
     #[allow(clippy::too_many_arguments)]
     pub fn encode<'a>(
         &'a self,
@@ -280,7 +280,8 @@ impl Evaluate {
         let groups = groups_for(n, 256);
         let prm = EvaluateParams { sets, classes, dim, groups };
         rec.dispatch(&self.partial, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
-        let prm = ReduceParams { sets, count: groups, scale: 1.0 / n as f32, _pad0: 0 };
+        // Sums, not means: the host divides in f64 (accuracy then is an exact count over n).
+        let prm = ReduceParams { sets, count: groups, scale: 1.0, _pad0: 0 };
         rec.dispatch(&self.reduce, &prm, &[partials, totals], None, [sets, 1, 1])
     }
 }

@@ -1,0 +1,117 @@
+//! The binary under bad input: one clear sentence on stderr, exit code 2 for usage errors and 1
+//! for runtime errors, no panic, and no run directory left behind; divergence keeps the good
+//! epochs. And the happy paths a user takes first.
+
+use std::{path::Path, process::Command};
+
+fn steplens(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_steplens")).args(args).env("STEPLENS_QUIET", "1").output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// A small regression problem as CSV: y = 2 x0 − x1 + 0.5 + noise.
+fn lls_csv(dir: &Path) -> String {
+    let mut s = String::from("x0,x1,y\n");
+    for i in 0..200 {
+        let (a, b) = ((i % 17) as f64 / 17.0, (i % 11) as f64 / 11.0);
+        s.push_str(&format!("{a},{b},{}\n", 2.0 * a - b + 0.5 + 0.01 * ((i * 7919 % 13) as f64 - 6.0)));
+    }
+    write(dir, "lls.csv", &s)
+}
+
+/// Runs the command, expects `code`, one line on stderr mentioning `needle`, and no `out` dir.
+#[track_caller]
+fn rejects(args: &[&str], code: i32, needle: &str, out: &Path) {
+    let (c, _, err) = steplens(args);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("steplens: computing on")).collect();
+    assert_eq!(c, code, "{args:?}: exit {c}, stderr {err}");
+    assert_eq!(lines.len(), 1, "{args:?}: expected one sentence, got {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?}: {err}");
+    assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: `{needle}` not in {err}");
+    assert!(!out.exists(), "{args:?}: left {} behind", out.display());
+}
+
+#[test]
+fn bad_input_gets_one_sentence_and_the_right_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    let good = lls_csv(d);
+    let ragged = write(d, "ragged.csv", "1,2,3\n4,5\n");
+    let text = write(d, "text.csv", "1,2,3\n4,five,6\n");
+    let empty = write(d, "empty.csv", "");
+    let three = write(d, "three.csv", "0.1,0\n0.2,1\n0.3,2\n0.4,1\n");
+    let short = write(d, "short.csv", "epoch,lr\n1,0.1\n");
+    let negative = write(d, "neg.csv", "epoch,lr\n1,0.1\n2,-0.1\n");
+    let file = write(d, "afile", "x");
+    let under_file = format!("{file}/run");
+    let lls = ["train", "--model", "lls", "--data", &good, "--out", o, "--epochs", "2"];
+    let with = |extra: &[&'static str]| -> Vec<String> { lls.iter().map(|s| s.to_string()).chain(extra.iter().map(|s| s.to_string())).collect() };
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec!["train".into(), "--data".into(), d.join("missing.csv").display().to_string(), "--out".into(), o.into()], 1, "missing.csv"),
+        (vec!["train".into(), "--model".into(), "lls".into(), "--data".into(), ragged.clone(), "--out".into(), o.into()], 1, "line 2"),
+        (vec!["train".into(), "--model".into(), "lls".into(), "--data".into(), text.clone(), "--out".into(), o.into()], 1, "five"),
+        (vec!["train".into(), "--model".into(), "lls".into(), "--data".into(), empty.clone(), "--out".into(), o.into()], 1, "empty"),
+        (vec!["train".into(), "--model".into(), "logreg".into(), "--data".into(), three.clone(), "--out".into(), o.into()], 2, "0 and 1"),
+        (with(&["--batch-size", "0"]), 2, "batch"),
+        (with(&["--batch-size", "100000"]), 2, "larger than the training set"),
+        (with(&["--lr", "0"]), 2, "learning rate"),
+        (with(&["--lr", "-1"]), 2, "learning rate"),
+        (with(&["--lr", "NaN"]), 2, "learning rate"),
+        (with(&["--lr", "inf"]), 2, "learning rate"),
+        (with(&["--epochs", "0"]), 2, "epochs"),
+        (with(&["--schedule", "wobble:1"]), 2, "schedule"),
+        (with(&["--schedule", "cosine:"]), 2, "schedule"),
+        (lls.iter().map(|s| s.to_string()).chain(["--schedule".to_string(), short.clone()]).collect(), 2, "epochs"),
+        (vec!["train".into(), "--model".into(), "perceptron".into(), "--out".into(), o.into()], 2, "perceptron"),
+        (with(&["--backend", "glide"]), 2, "glide"),
+        (with(&["--device", "gpu", "--adapter", "no-such-adapter"]), 1, "no-such-adapter"),
+        (vec!["train".into(), "--model".into(), "lls".into(), "--data".into(), good.clone(), "--out".into(), under_file.clone()], 2, "afile"),
+        (vec!["analyze".into(), "--points".into(), "0".into(), "--out".into(), o.into()], 2, "points"),
+        (vec!["analyze".into(), "--block".into(), "row:7".into(), "--out".into(), o.into()], 2, "row:7"),
+        (vec!["train".into(), "--digits".into(), "0,x".into(), "--out".into(), o.into()], 2, "digits"),
+    ];
+    for (args, code, needle) in cases {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        rejects(&refs, code, needle, &out);
+    }
+    // A negative rate inside a schedule file is a problem of the file.
+    let mut neg: Vec<&str> = lls.to_vec();
+    neg.extend(["--schedule", &negative]);
+    rejects(&neg, 1, "not positive", &out);
+}
+
+#[test]
+fn divergence_stops_with_the_epoch_and_rate_and_keeps_good_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = lls_csv(tmp.path());
+    let out = tmp.path().join("run");
+    // Epoch 1 at a stable rate, then a rate far above 2/L.
+    let sched = write(tmp.path(), "s.csv", "epoch,lr\n1,0.05\n2,1000\n3,1000\n");
+    let (code, _, err) = steplens(&["train", "--model", "lls", "--data", &good, "--schedule", &sched, "--epochs", "3", "--batch-size", "10", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("diverged in epoch 2") && err.contains("1000"), "{err}");
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 3, "header, epoch 0 and epoch 1: {history}");
+    assert!(out.join("weights.npy").exists(), "the last good weights are kept");
+}
+
+#[test]
+fn csv_lls_trains_to_the_least_squares_optimum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = lls_csv(tmp.path());
+    let out = tmp.path().join("run");
+    let (code, stdout, err) = steplens(&["train", "--model", "lls", "--data", &good, "--lr", "0.3", "--epochs", "60", "--batch-size", "20", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("wrote"));
+    let w = steplens::data::npy::read_f32(&out.join("weights.npy")).unwrap().1;
+    let b = steplens::data::npy::read_f32(&out.join("bias.npy")).unwrap().1;
+    assert!((w[0] - 2.0).abs() < 0.05 && (w[1] + 1.0).abs() < 0.05 && (b[0] - 0.5).abs() < 0.05, "{w:?} {b:?}");
+}

@@ -23,5 +23,6 @@ pub mod report;
 pub mod schedule;
 pub mod shader_source;
 pub mod train;
+pub mod validate;
 
 pub use error::{Error, Result};

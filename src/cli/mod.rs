@@ -6,6 +6,7 @@ pub mod compare;
 pub mod schedule;
 pub mod sweep;
 pub mod train;
+pub mod validate;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Schedule(schedule::ScheduleArgs),
     /// The derived schedule against constant (grid), step, cosine, 1/t, range test, SPS, Armijo.
     Compare(compare::CompareArgs),
+    /// Every kernel, a training run and the analysis on every adapter, against the f64 reference.
+    Validate(validate::ValidateArgs),
     /// List the GPU adapters wgpu can see.
     Adapters(DeviceArgs),
 }
@@ -243,6 +246,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Analyze(args) => analyze::run(args, cli.quiet),
         Command::Schedule(args) => schedule::run(args, cli.quiet),
         Command::Compare(args) => compare::run(args, cli.quiet),
+        Command::Validate(args) => validate::run(args, cli.quiet),
         Command::Adapters(args) => list_adapters(args),
     }
 }

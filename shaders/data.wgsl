@@ -19,10 +19,24 @@ struct DataInfo {
 
 // Feature `col` of sample `row`.
 fn feature(row: u32, col: u32) -> f32 {
+    return feature_raw(row, col) * feature_scale();
+}
+
+// Feature `col` of sample `row` before scaling: the pixel value 0..255, or the f32 itself.
+// Dot products sum raw features and scale once at the end: one multiply per sum instead of a
+// division per element (on CPU adapters the division dominated the inner loops).
+fn feature_raw(row: u32, col: u32) -> f32 {
     let i = row * data_info.p + col;
     if X_U8 {
-        let byte = (x_words[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
-        return f32(byte) / 255.0;
+        return f32((x_words[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu);
     }
     return bitcast<f32>(x_words[i]);
+}
+
+// What feature_raw is multiplied by to give the feature.
+fn feature_scale() -> f32 {
+    if X_U8 {
+        return 1.0 / 255.0;
+    }
+    return 1.0;
 }

@@ -34,12 +34,12 @@ fn main(
         // Classes outer: the accumulator stays a register (an array indexed in the inner loop
         // would live in memory on CPU adapters).
         for (var c = 0u; c < prm.classes; c++) {
-            var acc = theta[base + prm.classes * p + c];
+            var acc = 0.0;
             let w = base + c * p;
             for (var j = 0u; j < p; j++) {
-                acc += theta[w + j] * feature(row, j);
+                acc += theta[w + j] * feature_raw(row, j);
             }
-            z[c] = acc;
+            z[c] = acc * feature_scale() + theta[base + prm.classes * p + c];
         }
         let l = loss_and_dlogits(&z, prm.classes, targets[row]);
         result = vec2<f32>(l.loss, l.correct);

@@ -42,10 +42,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let base = ps * prm.dim;
     for (var c = 0u; c < prm.classes; c++) {
         let w = base + c * p;
-        var acc = theta[base + prm.classes * p + c];
+        var acc = 0.0;
         for (var j = 0u; j < p; j++) {
-            acc += theta[w + j] * feature(row, j);
+            acc += theta[w + j] * feature_raw(row, j);
         }
-        logits[id * prm.classes + c] = acc;
+        logits[id * prm.classes + c] = acc * feature_scale() + theta[base + prm.classes * p + c];
     }
 }

@@ -92,14 +92,14 @@ fn forward_chunk(base: u32, n: u32, h: f32, lid: u32) {
         if i < n {
             let row = rows_sh[i];
             for (var j = j_lo; j < j_hi; j++) {
-                let x = feature(row, j);
+                let x = feature_raw(row, j);
                 for (var cc = 0u; cc < nc; cc++) {
                     acc[cc] += param_at(base + (cg + cc) * p + j, h) * x;
                 }
             }
         }
         for (var cc = 0u; cc < CG; cc++) {
-            part_z[(i * PARTS + part) * CG + cc] = acc[cc];
+            part_z[(i * PARTS + part) * CG + cc] = acc[cc] * feature_scale();
         }
         workgroupBarrier();
         if lid < n {
@@ -140,8 +140,9 @@ fn accumulate_grad(base: u32, n: u32, first: bool, lid: u32) {
         for (var j = lid; j < p; j += WG) {
             var g = 0.0;
             for (var i = 0u; i < n; i++) {
-                g += z_sh[i * MAX_CLASSES + c] * feature(rows_sh[i], j);
+                g += z_sh[i * MAX_CLASSES + c] * feature_raw(rows_sh[i], j);
             }
+            g *= feature_scale();
             let k = base + c * p + j;
             if first {
                 grads[k] = g;

@@ -55,13 +55,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let table = prm.table_offset + g * prm.group_stride;
     let dz_base = ps * prm.rows * prm.classes + prm.c0 + cl;
     var acc = 0.0;
-    for (var i = 0u; i < prm.rows; i++) {
-        let dz = dlogits[dz_base + i * prm.classes];
-        if bias {
-            acc += dz;
-        } else {
-            acc += dz * feature(row_table[table + i], j);
+    if bias {
+        for (var i = 0u; i < prm.rows; i++) {
+            acc += dlogits[dz_base + i * prm.classes];
         }
+    } else {
+        for (var i = 0u; i < prm.rows; i++) {
+            acc += dlogits[dz_base + i * prm.classes] * feature_raw(row_table[table + i], j);
+        }
+        acc *= feature_scale();
     }
     grads[id] = acc;
 }

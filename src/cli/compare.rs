@@ -518,7 +518,7 @@ fn report_markdown(cx: &Context, runs: &[MethodRun], target: f64, out: &OutDir) 
                 fmt_num(spread.iter().copied().fold(f64::INFINITY, f64::min), 2),
                 fmt_num(spread.iter().copied().fold(f64::NEG_INFINITY, f64::max), 2),
             ));
-            s.push_str(&explain(run, cx.args.procedure.max_lr));
+            s.push_str(&explain(run, cx.args.procedure.max_lr, !r.final_loss().is_finite()));
         }
         s.push('\n');
     }
@@ -534,7 +534,15 @@ fn report_markdown(cx: &Context, runs: &[MethodRun], target: f64, out: &OutDir) 
 }
 
 /// Why a derived schedule did what it did, from its estimates.
-fn explain(run: &LocalRun, max_lr: f64) -> String {
+fn explain(run: &LocalRun, max_lr: f64, diverged: bool) -> String {
+    if diverged {
+        let last = run.schedule.last().map(|e| e.estimate);
+        return format!(
+            "Why: it diverged at rate {} = 1/λ for λ ≈ {}: the curvature along q is not the sharpest curvature L of the batch Hessian, and a step 1/λ > 2/L is unstable along the sharpest direction. Without centring, q is almost the batch-gradient direction (σ₂/σ₁ ≈ 0.01), which sees an average curvature; centring G turns q into the top Hessian direction, whose 1/λ ≈ 1/L is stable.",
+            last.map_or("-".into(), |e| fmt_num(e.lr, 3)),
+            last.map_or("-".into(), |e| fmt_num(e.lambda_median, 3)),
+        );
+    }
     let capped = run.schedule.iter().filter(|e| e.estimate.lr >= max_lr * 0.999).count();
     let n = run.schedule.len();
     let mut why = Vec::new();

@@ -2,6 +2,7 @@
 //! the error edge (one sentence on stderr; exit 2 for usage errors, 1 for runtime errors).
 
 pub mod analyze;
+pub mod bench;
 pub mod compare;
 pub mod schedule;
 pub mod sweep;
@@ -46,6 +47,8 @@ pub enum Command {
     Schedule(schedule::ScheduleArgs),
     /// The derived schedule against constant (grid), step, cosine, 1/t, range test, SPS, Armijo.
     Compare(compare::CompareArgs),
+    /// How fast this adapter trains, sweeps and analyses, against the anchors.
+    Bench(bench::BenchArgs),
     /// Every kernel, a training run and the analysis on every adapter, against the f64 reference.
     Validate(validate::ValidateArgs),
     /// List the GPU adapters wgpu can see.
@@ -247,6 +250,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Schedule(args) => schedule::run(args, cli.quiet),
         Command::Compare(args) => compare::run(args, cli.quiet),
         Command::Validate(args) => validate::run(args, cli.quiet),
+        Command::Bench(args) => bench::run(args, cli.quiet),
         Command::Adapters(args) => list_adapters(args),
     }
 }

@@ -113,6 +113,7 @@ pub struct GpuEngine {
     partials: wgpu::Buffer,
     totals_train: wgpu::Buffer,
     totals_test: wgpu::Buffer,
+    last_gpu_ms: std::cell::Cell<Option<f64>>,
 }
 
 impl GpuEngine {
@@ -147,6 +148,7 @@ impl GpuEngine {
             partials,
             totals_train,
             totals_test,
+            last_gpu_ms: std::cell::Cell::new(None),
         })
     }
 
@@ -180,23 +182,59 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// Record `rec`, then read back `ranges` and the evaluation totals in one submit.
+    /// Record `rec`, then read back `ranges` and the evaluation totals in one submit. Where the
+    /// adapter has timestamp queries the pass is timed ([`GpuEngine::last_gpu_ms`]).
     fn finish(&self, rec: Recording, extra: &[(&wgpu::Buffer, u64, u64)]) -> Result<(Vec<Vec<u8>>, Evaluation)> {
         let mut encoder = self.ctx.encoder();
-        rec.encode(&self.ctx, &mut encoder, None)?;
+        let timer = self.ctx.timestamps.then(|| {
+            let set = self.ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("pass time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            });
+            let resolved = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("pass time"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (set, resolved)
+        });
+        let writes = timer.as_ref().map(|(set, _)| wgpu::ComputePassTimestampWrites {
+            query_set: set,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
+        });
+        rec.encode(&self.ctx, &mut encoder, writes)?;
+        if let Some((set, resolved)) = &timer {
+            encoder.resolve_query_set(set, 0..2, resolved, 0);
+        }
         let bytes = self.runs as u64 * 8;
         let mut ranges = extra.to_vec();
         ranges.push((&self.totals_train, 0, bytes));
         ranges.push((&self.totals_test, 0, bytes));
+        if let Some((_, resolved)) = &timer {
+            ranges.push((resolved, 0, 16));
+        }
         let mut out = self.ctx.submit_and_read(encoder, &ranges)?;
+        self.last_gpu_ms.set(timer.map(|_| {
+            let raw = out.pop().unwrap_or_default();
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&raw);
+            let period = self.ctx.queue.get_timestamp_period() as f64;
+            ticks.get(1).zip(ticks.first()).map_or(f64::NAN, |(b, a)| b.wrapping_sub(*a) as f64 * period / 1e6)
+        }));
         let test = out.pop().unwrap_or_default();
         let train = out.pop().unwrap_or_default();
-        // Totals of an unevaluated plan are stale: callers that skip evaluation ignore them.
         let eval = Evaluation {
             train: self.metrics(&train, self.train.n),
             test: self.test.as_ref().map(|t| self.metrics(&test, t.n)),
         };
         Ok((out, eval))
+    }
+
+    /// GPU time of the last epoch's or evaluation's pass, in ms, where the adapter has timestamps.
+    pub fn last_gpu_ms(&self) -> Option<f64> {
+        self.last_gpu_ms.get()
     }
 
     /// Means over the `n` samples from the device's sums.

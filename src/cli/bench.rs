@@ -1,0 +1,255 @@
+//! `steplens bench`: how fast this adapter trains, sweeps and analyses, against the anchors of
+//! GUIDE §6 (measured elsewhere, quoted as ratios), each figure the median of repeats after a
+//! warm-up, GPU time from timestamp queries where the adapter has them.
+
+use std::{path::PathBuf, time::Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::DeviceArgs;
+use crate::{
+    Error, Result,
+    analysis::{self, Batches, Settings, SvdMethod},
+    engine::{Block, Engine, EpochPlan, Perturbation, StepRule},
+    gpu::{GpuContext, GpuEngine},
+    local::quantile,
+    model::{InitKind, LossKind, Model, ModelKind},
+    report::{files::write_atomic, progress::Progress, table::{Table, fmt_num}},
+    train::Batching,
+};
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Timed repeats of each figure (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub repeats: usize,
+    /// Runs in the sweep figure [default: 1024, or 64 on CPU adapters].
+    #[arg(long, value_name = "R")]
+    pub sweep_runs: Option<usize>,
+    /// Skip the analysis figure (minutes on CPU adapters).
+    #[arg(long)]
+    pub no_analysis: bool,
+    /// Write the figures as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub adapter: String,
+    pub backend: String,
+    pub driver: String,
+    pub device_type: String,
+    pub date: String,
+    pub version: String,
+    pub repeats: usize,
+    /// Softmax, MNIST 0/1, batch 64, 197 steps: wall-clock ms per epoch (submit to read-back).
+    pub train_epoch_ms: f64,
+    pub train_epoch_gpu_ms: Option<f64>,
+    pub train_steps_per_s: f64,
+    pub train_samples_per_s: f64,
+    pub train_gflops: f64,
+    pub sweep_runs: usize,
+    pub sweep_epoch_ms: f64,
+    /// Only when the sweep ran 1024 runs.
+    pub sweep_1024_epoch_ms: Option<f64>,
+    /// All 395 batches at b = 32, K = 100 (Gram path).
+    pub analysis_all_batches_ms: Option<f64>,
+    /// Of that: host eigen-decompositions.
+    pub analysis_eigen_ms: Option<f64>,
+    /// Of that: device work and read-back (the rest).
+    pub analysis_gpu_and_readback_ms: Option<f64>,
+    pub copy_gb_per_s: f64,
+}
+
+fn median(v: Vec<f64>) -> f64 {
+    quantile(v, 0.5)
+}
+
+pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
+    if args.repeats < 1 {
+        return Err(Error::usage("--repeats must be at least 1"));
+    }
+    args.device.check()?;
+    let data = crate::data::mnist::embedded_01()?;
+    let model = Model::for_data(ModelKind::Softmax, LossKind::Ce, &data.train)?;
+    let ctx = || GpuContext::new(&args.device.request());
+    let probe = ctx()?;
+    let info = probe.engine_info();
+    let is_cpu = probe.info.device_type == wgpu::DeviceType::Cpu;
+    let copy_gb_per_s = copy_bandwidth(&probe)?;
+    drop(probe);
+    let batching = Batching::new(data.train.n, 64, 0, false)?;
+    let steps = batching.steps();
+    let total = 2 + args.repeats * if args.no_analysis { 2 } else { 3 };
+    let bar = Progress::with_quiet(total as u64, "bench", quiet);
+
+    // Training: one run.
+    let mut engine = GpuEngine::new(ctx()?, model, &data, 1, args.device.kernels)?;
+    engine.set_params(&model.init(InitKind::Xavier, 0))?;
+    let (train_ms, train_gpu) = time_epochs(&mut engine, &batching, 1, args.repeats, &bar)?;
+    let flops = steps as f64 * 64.0 * model.outputs as f64 * model.p as f64 * 4.0;
+
+    // Sweep: R runs in one dispatch.
+    let runs = args.sweep_runs.unwrap_or(if is_cpu { 64 } else { 1024 });
+    let mut sweep = GpuEngine::new(ctx()?, model, &data, runs, args.device.kernels)?;
+    sweep.set_params(&model.init(InitKind::Xavier, 0).repeat(runs))?;
+    let (sweep_ms, _) = time_epochs(&mut sweep, &batching, runs, args.repeats, &bar)?;
+    drop(sweep);
+
+    // Analysis: every batch of b = 32 at K = 100.
+    let analysis = if args.no_analysis { None } else { Some(time_analysis(&mut engine, &data, args.repeats, &bar)?) };
+    bar.finish();
+    let report = BenchReport {
+        adapter: info.adapter,
+        backend: info.backend,
+        driver: info.driver,
+        device_type: info.device_type,
+        date: crate::report::files::utc_stamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())),
+        version: env!("CARGO_PKG_VERSION").into(),
+        repeats: args.repeats,
+        train_epoch_ms: train_ms,
+        train_epoch_gpu_ms: train_gpu,
+        train_steps_per_s: steps as f64 / (train_ms / 1e3),
+        train_samples_per_s: (steps * 64) as f64 / (train_ms / 1e3),
+        train_gflops: flops / (train_ms / 1e3) / 1e9,
+        sweep_runs: runs,
+        sweep_epoch_ms: sweep_ms,
+        sweep_1024_epoch_ms: (runs == 1024).then_some(sweep_ms),
+        analysis_all_batches_ms: analysis.map(|a| a.0),
+        analysis_eigen_ms: analysis.map(|a| a.1),
+        analysis_gpu_and_readback_ms: analysis.map(|a| a.0 - a.1),
+        copy_gb_per_s,
+    };
+    print_report(&report, is_cpu);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Runtime(e.to_string()))?;
+        write_atomic(path, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Median wall-clock (and GPU) ms of training epochs without evaluation, after a warm-up.
+fn time_epochs(engine: &mut GpuEngine, batching: &Batching, runs: usize, repeats: usize, bar: &Progress) -> Result<(f64, Option<f64>)> {
+    let batches = batching.epoch(1);
+    let lrs = vec![0.005f32; runs * batching.steps()];
+    let plan = EpochPlan {
+        batches: &batches,
+        batch_size: batching.batch_size,
+        steps: batching.steps(),
+        lrs: &lrs,
+        rule: StepRule::Table,
+        read_params: false,
+        evaluate: false,
+    };
+    let (mut wall, mut gpu) = (Vec::new(), Vec::new());
+    for i in 0..=repeats {
+        let t = Instant::now();
+        engine.run_epoch(&plan)?;
+        if i > 0 {
+            wall.push(t.elapsed().as_secs_f64() * 1e3);
+            gpu.extend(engine.last_gpu_ms());
+        }
+        bar.inc(1);
+    }
+    Ok((median(wall), (!gpu.is_empty()).then(|| median(gpu))))
+}
+
+/// (total ms, host eigen ms) of the whole analysis, medians.
+fn time_analysis(engine: &mut GpuEngine, data: &crate::data::Data, repeats: usize, bar: &Progress) -> Result<(f64, f64)> {
+    let batching = Batching::new(data.train.n, 32, 0, false)?;
+    let table = batching.epoch(1);
+    let batches = Batches { table: &table, batch_size: 32, n: data.train.n };
+    let which: Vec<usize> = (0..batching.steps()).collect();
+    let settings = Settings {
+        points: 100,
+        perturbation: Perturbation::Uniform { scale: 0.01 },
+        block: Block::Row(0),
+        seed: 0,
+        center: false,
+        method: SvdMethod::Gram,
+    };
+    let theta = engine.model().init(InitKind::Xavier, 0);
+    let (mut total, mut eigen) = (Vec::new(), Vec::new());
+    for _ in 0..repeats {
+        let t = Instant::now();
+        analysis::analyze(engine, &theta, &batches, &which, &settings, 64, &mut |_| {})?;
+        total.push(t.elapsed().as_secs_f64() * 1e3);
+        // The host's share: the eigen-decompositions alone, timed on the Gram matrices' sizes.
+        let t = Instant::now();
+        let gram = vec![1.0f32; 100 * 100];
+        for _ in 0..which.len() {
+            std::hint::black_box(analysis::direction_from_gram(std::hint::black_box(&gram), None, 100, 100));
+        }
+        eigen.push(t.elapsed().as_secs_f64() * 1e3);
+        bar.inc(1);
+    }
+    Ok((median(total), median(eigen)))
+}
+
+/// Device copy bandwidth: a 64 MiB buffer-to-buffer copy, GB/s (read + write).
+fn copy_bandwidth(ctx: &GpuContext) -> Result<f64> {
+    let size = (64u64 << 20).min(ctx.limits.max_storage_buffer_binding_size);
+    let a = ctx.buffer("copy source", size)?;
+    let b = ctx.buffer("copy target", size)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..4 {
+        let mut enc = ctx.encoder();
+        enc.copy_buffer_to_buffer(&a, 0, &b, 0, size);
+        let t = Instant::now();
+        ctx.submit_and_wait(enc)?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * size as f64 / best / 1e9)
+}
+
+fn print_report(r: &BenchReport, cpu: bool) {
+    // GUIDE §6 anchors: (H200, 2-core CPU).
+    let (train_anchor, sweep_anchor, analysis_anchor) = if cpu {
+        (("the notebook's PyTorch loop on 2 CPU cores", 44.0), None, ("PyTorch vectorised on 2 CPU cores", 2600.0))
+    } else {
+        (("PyTorch as a CUDA graph on an H200", 5.7), Some(("PyTorch batched matmuls on an H200", 57.0)), ("PyTorch vectorised on an H200", 2200.0))
+    };
+    println!("{} ({}, {}), {}", r.adapter, r.backend, r.driver, r.date);
+    let mut t = Table::new(["work", "ms", "GPU ms", "anchor", "anchor ms", "speed-up"]);
+    let ratio = |anchor: f64, ms: f64| format!("×{}", fmt_num(anchor / ms, 3));
+    t.row(vec![
+        "train epoch (b=64, 197 steps)".into(),
+        fmt_num(r.train_epoch_ms, 4),
+        r.train_epoch_gpu_ms.map_or("-".into(), |v| fmt_num(v, 4)),
+        train_anchor.0.into(),
+        fmt_num(train_anchor.1, 3),
+        ratio(train_anchor.1, r.train_epoch_ms),
+    ]);
+    let sweep_row = match sweep_anchor {
+        Some((name, ms)) if r.sweep_runs == 1024 => vec![name.to_string(), fmt_num(ms, 3), ratio(ms, r.sweep_epoch_ms)],
+        _ => vec!["-".into(), "-".into(), "-".into()],
+    };
+    let mut row = vec![format!("sweep epoch ({} runs)", r.sweep_runs), fmt_num(r.sweep_epoch_ms, 4), "-".into()];
+    row.extend(sweep_row);
+    t.row(row);
+    if let Some(ms) = r.analysis_all_batches_ms {
+        t.row(vec![
+            "analysis (395 batches, K=100)".into(),
+            fmt_num(ms, 4),
+            "-".into(),
+            analysis_anchor.0.into(),
+            fmt_num(analysis_anchor.1, 3),
+            ratio(analysis_anchor.1, ms),
+        ]);
+    }
+    print!("{t}");
+    println!(
+        "train: {} steps/s, {} samples/s, {} GFLOP/s; device copy {} GB/s",
+        fmt_num(r.train_steps_per_s, 4),
+        fmt_num(r.train_samples_per_s, 4),
+        fmt_num(r.train_gflops, 3),
+        fmt_num(r.copy_gb_per_s, 3)
+    );
+    if let (Some(e), Some(g)) = (r.analysis_eigen_ms, r.analysis_gpu_and_readback_ms) {
+        println!("analysis: {} ms device work and read-back, {} ms host eigen-decompositions", fmt_num(g, 4), fmt_num(e, 4));
+    }
+}

@@ -313,7 +313,7 @@ pub fn run_local(
             }
             let mut row = row.ok_or_else(|| Error::Runtime("an epoch ended without an evaluation".into()))?;
             row.lr =
-                run.schedule.iter().rev().find(|s| s.epoch == epoch && s.step == 1).map_or(f64::NAN, |s| s.estimate.lr);
+                run.schedule.iter().rev().find(|s| s.epoch == epoch && s.step == 1).map_or(f64::NAN, |s| s.estimate.lr as f32 as f64);
             row.seconds = started.elapsed().as_secs_f64();
             run.rows.push(row);
             after_epoch(&run)?;

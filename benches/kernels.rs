@@ -1,1 +1,102 @@
-fn main() {}
+//! Criterion benchmarks on the adapter wgpu picks (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`): the
+//! batched matmul and weight gradient at a few sizes, one training epoch (fused and unfused), and
+//! the analysis of one batch. Each iteration is one submit and one wait. `steplens bench` gives
+//! the headline figures against the anchors.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use steplens::{
+    analysis::{self, Batches, Settings, SvdMethod},
+    data::mnist,
+    engine::{Block, Engine, EpochPlan, GradBlock, Perturbation, RowGroups, StepRule},
+    gpu::{
+        AdapterRequest, GpuContext, GpuEngine, KernelPath,
+        engine::GpuData,
+        kernel::{Recording, data_layout},
+        kernels::{Logits, Specialisation, WeightGrad},
+    },
+    model::{InitKind, LossKind, Model, ModelKind},
+    train::Batching,
+    validate::uniforms,
+};
+
+fn context() -> GpuContext {
+    GpuContext::new(&AdapterRequest::default()).expect("a GPU adapter (e.g. Mesa's lavapipe)")
+}
+
+fn kernels(c: &mut Criterion) {
+    let data = mnist::embedded_01().unwrap();
+    let ctx = context();
+    let layout = data_layout(&ctx);
+    let gpu_data = GpuData::upload(&ctx, &layout, &data.train).unwrap();
+    let spec = Specialisation { model: 0, x_u8: true };
+    let logits = Logits::new(&ctx, &layout, &spec).unwrap();
+    let weight_grad = WeightGrad::new(&ctx, &layout, &spec).unwrap();
+    let usage = wgpu::BufferUsages::STORAGE;
+    for sets in [1u32, 100] {
+        let rows = RowGroups { groups: 1, sets_per_group: sets, rows: 64, offset: 0, stride: 64 };
+        let theta = uniforms(sets as usize * 1570, 1, -0.1, 0.1);
+        let table: Vec<u32> = (0..64).collect();
+        let tb = ctx.buffer_init("theta", bytemuck::cast_slice(&theta), usage).unwrap();
+        let rb = ctx.buffer_init("rows", bytemuck::cast_slice(&table), usage).unwrap();
+        let zb = ctx.buffer("z", sets as u64 * 64 * 2 * 4).unwrap();
+        let gb = ctx.buffer("g", sets as u64 * 1570 * 4).unwrap();
+        c.bench_function(&format!("logits {sets} sets x 64 rows x 784"), |b| {
+            b.iter(|| {
+                let mut rec = Recording::new(&ctx);
+                logits.encode(&mut rec, &gpu_data.bind, rows, 2, 1570, &tb, &rb, &zb).unwrap();
+                let mut enc = ctx.encoder();
+                rec.encode(&ctx, &mut enc, None).unwrap();
+                ctx.submit_and_wait(enc).unwrap();
+            })
+        });
+        let block = GradBlock { c0: 0, nrows: 2, with_bias: true, p: 784 };
+        c.bench_function(&format!("weight_grad {sets} sets x 64 rows x 1570"), |b| {
+            b.iter(|| {
+                let mut rec = Recording::new(&ctx);
+                weight_grad.encode(&mut rec, &gpu_data.bind, rows, 2, block, &zb, &rb, &gb).unwrap();
+                let mut enc = ctx.encoder();
+                rec.encode(&ctx, &mut enc, None).unwrap();
+                ctx.submit_and_wait(enc).unwrap();
+            })
+        });
+    }
+}
+
+fn epoch(c: &mut Criterion) {
+    let data = mnist::embedded_01().unwrap();
+    let model = Model::for_data(ModelKind::Softmax, LossKind::Ce, &data.train).unwrap();
+    let batching = Batching::new(data.train.n, 64, 0, false).unwrap();
+    let batches = batching.epoch(1);
+    let lrs = vec![0.005f32; batching.steps()];
+    let plan = EpochPlan { batches: &batches, batch_size: 64, steps: batching.steps(), lrs: &lrs, rule: StepRule::Table, read_params: false, evaluate: false };
+    let mut group = c.benchmark_group("train epoch (softmax, b=64, 197 steps)");
+    group.sample_size(10);
+    for path in [KernelPath::Fused, KernelPath::Unfused] {
+        let mut engine = GpuEngine::new(context(), model, &data, 1, path).unwrap();
+        engine.set_params(&model.init(InitKind::Xavier, 0)).unwrap();
+        group.bench_function(format!("{path:?}"), |b| b.iter(|| engine.run_epoch(&plan).unwrap()));
+    }
+    group.finish();
+}
+
+fn analysis_of_one_batch(c: &mut Criterion) {
+    let data = mnist::embedded_01().unwrap();
+    let model = Model::for_data(ModelKind::Softmax, LossKind::Ce, &data.train).unwrap();
+    let mut engine = GpuEngine::new(context(), model, &data, 1, KernelPath::Fused).unwrap();
+    let theta = model.init(InitKind::Xavier, 0);
+    let batching = Batching::new(data.train.n, 32, 0, false).unwrap();
+    let table = batching.epoch(1);
+    let batches = Batches { table: &table, batch_size: 32, n: data.train.n };
+    let mut group = c.benchmark_group("analysis of one batch (b=32, K=100)");
+    group.sample_size(10);
+    for method in [SvdMethod::Gram, SvdMethod::Full] {
+        let settings = Settings { points: 100, perturbation: Perturbation::Uniform { scale: 0.01 }, block: Block::Row(0), seed: 0, center: false, method };
+        group.bench_function(format!("{method:?}"), |b| {
+            b.iter(|| analysis::analyze(&mut engine, &theta, &batches, &[0], &settings, 1, &mut |_| {}).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, kernels, epoch, analysis_of_one_batch);
+criterion_main!(benches);

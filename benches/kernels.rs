@@ -68,7 +68,15 @@ fn epoch(c: &mut Criterion) {
     let batching = Batching::new(data.train.n, 64, 0, false).unwrap();
     let batches = batching.epoch(1);
     let lrs = vec![0.005f32; batching.steps()];
-    let plan = EpochPlan { batches: &batches, batch_size: 64, steps: batching.steps(), lrs: &lrs, rule: StepRule::Table, read_params: false, evaluate: false };
+    let plan = EpochPlan {
+        batches: &batches,
+        batch_size: 64,
+        steps: batching.steps(),
+        lrs: &lrs,
+        rule: StepRule::Table,
+        read_params: false,
+        evaluate: false,
+    };
     let mut group = c.benchmark_group("train epoch (softmax, b=64, 197 steps)");
     group.sample_size(10);
     for path in [KernelPath::Fused, KernelPath::Unfused] {
@@ -90,7 +98,14 @@ fn analysis_of_one_batch(c: &mut Criterion) {
     let mut group = c.benchmark_group("analysis of one batch (b=32, K=100)");
     group.sample_size(10);
     for method in [SvdMethod::Gram, SvdMethod::Full] {
-        let settings = Settings { points: 100, perturbation: Perturbation::Uniform { scale: 0.01 }, block: Block::Row(0), seed: 0, center: false, method };
+        let settings = Settings {
+            points: 100,
+            perturbation: Perturbation::Uniform { scale: 0.01 },
+            block: Block::Row(0),
+            seed: 0,
+            center: false,
+            method,
+        };
         group.bench_function(format!("{method:?}"), |b| {
             b.iter(|| analysis::analyze(&mut engine, &theta, &batches, &[0], &settings, 1, &mut |_| {}).unwrap())
         });

@@ -115,7 +115,7 @@ impl Procedure {
             Tau::Finite(t) => t.min(self.max_lr),
             Tau::Infinite => self.max_lr,
         };
-        if !lambda.is_finite() || lambda <= 0.0 || !(r2 >= self.min_r2) {
+        if !lambda.is_finite() || lambda <= 0.0 || r2.is_nan() || r2 < self.min_r2 {
             return (fallback, true);
         }
         match accurate_step(lambda, self.tau) {
@@ -270,7 +270,7 @@ pub fn run_local(
     batching: &crate::train::Batching,
     cfg: &LocalConfig,
     after_epoch: &mut dyn FnMut(&LocalRun) -> Result<()>,
-) -> std::result::Result<LocalRun, (Error, LocalRun)> {
+) -> std::result::Result<LocalRun, Box<(Error, LocalRun)>> {
     let mut run = LocalRun::default();
     let result = (|| -> Result<()> {
         run.params = engine.params()?;
@@ -312,8 +312,12 @@ pub fn run_local(
                 }
             }
             let mut row = row.ok_or_else(|| Error::Runtime("an epoch ended without an evaluation".into()))?;
-            row.lr =
-                run.schedule.iter().rev().find(|s| s.epoch == epoch && s.step == 1).map_or(f64::NAN, |s| s.estimate.lr as f32 as f64);
+            row.lr = run
+                .schedule
+                .iter()
+                .rev()
+                .find(|s| s.epoch == epoch && s.step == 1)
+                .map_or(f64::NAN, |s| s.estimate.lr as f32 as f64);
             row.seconds = started.elapsed().as_secs_f64();
             run.rows.push(row);
             after_epoch(&run)?;
@@ -322,7 +326,7 @@ pub fn run_local(
     })();
     match result {
         Ok(()) => Ok(run),
-        Err(e) => Err((e, run)),
+        Err(e) => Err(Box::new((e, run))),
     }
 }
 

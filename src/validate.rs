@@ -153,21 +153,32 @@ pub fn kernel_checks(ctx: &GpuContext) -> Vec<Check> {
             let n = name(&format!("dlogits {code:?}"));
             out.push(check_dlogits(ctx, k, shape, code).unwrap_or_else(|e| Check::failed(n, e.to_string())));
         }
-        out.extend(check_weight_grad(ctx, k, shape).unwrap_or_else(|e| vec![Check::failed(name("weight_grad"), e.to_string())]));
+        out.extend(
+            check_weight_grad(ctx, k, shape)
+                .unwrap_or_else(|e| vec![Check::failed(name("weight_grad"), e.to_string())]),
+        );
     }
     out.extend(check_sgd(ctx).unwrap_or_else(|e| vec![Check::failed("sgd_update", e.to_string())]));
     out.extend(check_evaluate(ctx).unwrap_or_else(|e| vec![Check::failed("evaluate", e.to_string())]));
     out
 }
 
-fn check_logits(ctx: &GpuContext, k: usize, (n, p, r, spg, groups, classes, u8): (usize, usize, u32, u32, u32, usize, bool)) -> crate::Result<Check> {
+fn check_logits(
+    ctx: &GpuContext,
+    k: usize,
+    (n, p, r, spg, groups, classes, u8): (usize, usize, u32, u32, u32, usize, bool),
+) -> crate::Result<Check> {
     let b = Bench::new(ctx, random_dataset(n, p, Some(classes.max(2)), u8, k as u32), LossCode::SoftmaxCe)?;
     let rg = row_groups(r, spg, groups);
     let dim = classes * (p + 1);
     let theta = uniforms(rg.sets() as usize * dim, 40 + k as u32, -1.0, 1.0);
     let tab = table(n, (3 + groups * (r + 2)) as usize, k as u32);
     let len = (rg.sets() * r) as usize * classes;
-    let (tb, rb, ob) = (b.storage("theta", cast_slice(&theta))?, b.storage("table", cast_slice(&tab))?, b.storage("out", &poison(len))?);
+    let (tb, rb, ob) = (
+        b.storage("theta", cast_slice(&theta))?,
+        b.storage("table", cast_slice(&tab))?,
+        b.storage("out", &poison(len))?,
+    );
     let kernel = Logits::new(ctx, &b.layout, &b.spec)?;
     let mut rec = Recording::new(ctx);
     kernel.encode(&mut rec, &b.gpu_data.bind, rg, classes as u32, dim as u32, &tb, &rb, &ob)?;
@@ -207,7 +218,11 @@ fn check_dlogits(
     Ok(Check::compare(format!("dlogits {code:?} (shape {k})"), &all_got, &all_want, KERNEL_TOL))
 }
 
-fn check_weight_grad(ctx: &GpuContext, k: usize, (n, p, r, spg, groups, classes, u8): (usize, usize, u32, u32, u32, usize, bool)) -> crate::Result<Vec<Check>> {
+fn check_weight_grad(
+    ctx: &GpuContext,
+    k: usize,
+    (n, p, r, spg, groups, classes, u8): (usize, usize, u32, u32, u32, usize, bool),
+) -> crate::Result<Vec<Check>> {
     let b = Bench::new(ctx, random_dataset(n, p, Some(classes.max(2)), u8, k as u32), LossCode::SoftmaxCe)?;
     let rg = row_groups(r, spg, groups);
     let dz = uniforms((rg.sets() * r) as usize * classes, 60 + k as u32, -1.0, 1.0);
@@ -220,7 +235,8 @@ fn check_weight_grad(ctx: &GpuContext, k: usize, (n, p, r, spg, groups, classes,
     let mut out = Vec::new();
     for block in blocks {
         let len = rg.sets() as usize * block.dim() as usize;
-        let (db, rb, gb) = (b.storage("dz", cast_slice(&dz))?, b.storage("table", cast_slice(&tab))?, b.storage("g", &poison(len))?);
+        let (db, rb, gb) =
+            (b.storage("dz", cast_slice(&dz))?, b.storage("table", cast_slice(&tab))?, b.storage("g", &poison(len))?);
         let mut rec = Recording::new(ctx);
         kernel.encode(&mut rec, &b.gpu_data.bind, rg, classes as u32, block, &db, &rb, &gb)?;
         let got = b.run(rec, &[(&gb, len)])?;
@@ -239,9 +255,19 @@ fn check_sgd(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
         let theta = uniforms(sets * dim, 1, -1.0, 1.0);
         let grads = uniforms(sets * dim, 2, -1.0, 1.0);
         let lrs = uniforms(sets * 4, 3, 0.01, 2.0);
-        let (tb, gb, lb) = (b.storage("theta", cast_slice(&theta))?, b.storage("g", cast_slice(&grads))?, b.storage("lr", cast_slice(&lrs))?);
+        let (tb, gb, lb) = (
+            b.storage("theta", cast_slice(&theta))?,
+            b.storage("g", cast_slice(&grads))?,
+            b.storage("lr", cast_slice(&lrs))?,
+        );
         let mut rec = Recording::new(ctx);
-        kernel.encode(&mut rec, SgdParams { sets: sets as u32, dim: dim as u32, lr_stride: 4, lr_index: 2 }, &tb, &gb, &lb)?;
+        kernel.encode(
+            &mut rec,
+            SgdParams { sets: sets as u32, dim: dim as u32, lr_stride: 4, lr_index: 2 },
+            &tb,
+            &gb,
+            &lb,
+        )?;
         let got = b.run(rec, &[(&tb, sets * dim)])?;
         let mut want = f64s(&theta);
         twin::sgd_update(&mut want, &f64s(&grads), &f64s(&lrs), dim, 4, 2);
@@ -252,7 +278,9 @@ fn check_sgd(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
 
 fn check_evaluate(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
     let mut out = Vec::new();
-    for (k, &(n, p, classes, sets)) in [(1usize, 1usize, 2usize, 1usize), (257, 33, 3, 2), (600, 785, 2, 3), (33, 64, 10, 1)].iter().enumerate() {
+    for (k, &(n, p, classes, sets)) in
+        [(1usize, 1usize, 2usize, 1usize), (257, 33, 3, 2), (600, 785, 2, 3), (33, 64, 10, 1)].iter().enumerate()
+    {
         for code in CODES {
             let classes = outputs_for(code, classes);
             let b = Bench::new(ctx, random_dataset(n, p, Some(classes.max(2)), k % 2 == 0, 20 + k as u32), code)?;
@@ -268,10 +296,17 @@ fn check_evaluate(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
             let reference = twin::evaluate(code, &b.data, &f64s(&theta), classes, dim);
             let losses: Vec<f32> = got[0].iter().step_by(2).copied().collect();
             let want: Vec<f64> = reference.iter().map(|(l, _)| l * n as f64).collect();
-            let mut check = Check::compare(format!("evaluate {code:?} ({n}x{p}, {sets} sets)"), &losses, &want, KERNEL_TOL);
+            let mut check =
+                Check::compare(format!("evaluate {code:?} ({n}x{p}, {sets} sets)"), &losses, &want, KERNEL_TOL);
             // Correct counts: equal unless a logit sits within f32 rounding of a tie.
             if code != LossCode::Squares {
-                let off = got[0].iter().skip(1).step_by(2).zip(&reference).map(|(g, (_, a))| (*g as f64 - a * n as f64).abs()).fold(0.0, f64::max);
+                let off = got[0]
+                    .iter()
+                    .skip(1)
+                    .step_by(2)
+                    .zip(&reference)
+                    .map(|(g, (_, a))| (*g as f64 - a * n as f64).abs())
+                    .fold(0.0, f64::max);
                 if off > 1.5 {
                     check.passed = false;
                     check.note = Some(format!("correct counts differ by {off}"));
@@ -289,12 +324,20 @@ pub fn training_checks(ctx_for: &dyn Fn() -> crate::Result<GpuContext>) -> Vec<C
         ("train softmax 2 epochs", ModelKind::Softmax, Some(3), 32, StepRule::Table),
         ("train lls 2 epochs", ModelKind::Lls, None, 65, StepRule::Table),
         ("train logreg SPS", ModelKind::Logreg, Some(2), 16, StepRule::Polyak { c: 0.5, max_lr: 0.5 }),
-        ("train lls Armijo", ModelKind::Lls, None, 64, StepRule::Armijo { c: 0.1, beta: 0.9, growth: 1.2, max_lr: 5.0 }),
+        (
+            "train lls Armijo",
+            ModelKind::Lls,
+            None,
+            64,
+            StepRule::Armijo { c: 0.1, beta: 0.9, growth: 1.2, max_lr: 5.0 },
+        ),
     ];
     cases
         .iter()
         .map(|&(name, kind, classes, batch, rule)| {
-            training_check(ctx_for, kind, classes, batch, rule).unwrap_or_else(|e| Check::failed(name, e.to_string())).named(name)
+            training_check(ctx_for, kind, classes, batch, rule)
+                .unwrap_or_else(|e| Check::failed(name, e.to_string()))
+                .named(name)
         })
         .collect()
 }
@@ -314,7 +357,8 @@ pub fn training_check(
     batch: usize,
     rule: StepRule,
 ) -> crate::Result<Check> {
-    let d = Data { train: random_dataset(257, 37, classes, true, 7), test: Some(random_dataset(61, 37, classes, true, 8)) };
+    let d =
+        Data { train: random_dataset(257, 37, classes, true, 7), test: Some(random_dataset(61, 37, classes, true, 8)) };
     let model = Model::for_data(kind, LossKind::Ce, &d.train)?;
     let runs = 3;
     let theta: Vec<f32> = (0..runs).flat_map(|r| model.init(InitKind::Xavier, r as u64)).collect();
@@ -329,7 +373,15 @@ pub fn training_check(
         let mut losses = Vec::new();
         for e in 1..=2 {
             let batches = batching.epoch(e);
-            let plan = EpochPlan { batches: &batches, batch_size: batch, steps, lrs: &lrs, rule, read_params: false, evaluate: true };
+            let plan = EpochPlan {
+                batches: &batches,
+                batch_size: batch,
+                steps,
+                lrs: &lrs,
+                rule,
+                read_params: false,
+                evaluate: true,
+            };
             let out = engine.run_epoch(&plan)?;
             losses.extend(out.eval.train.iter().map(|m| m.loss as f32));
         }
@@ -349,7 +401,14 @@ pub fn analysis_check(ctx: GpuContext) -> crate::Result<Check> {
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: 20, n: 300 };
     let which = [0usize, 3, 14];
-    let settings = |method| Settings { points: 24, perturbation: Perturbation::Uniform { scale: 0.01 }, block: Block::All, seed: 5, center: true, method };
+    let settings = |method| Settings {
+        points: 24,
+        perturbation: Perturbation::Uniform { scale: 0.01 },
+        block: Block::All,
+        seed: 5,
+        center: true,
+        method,
+    };
     let mut gpu = GpuEngine::new(ctx, model, &d, 1, KernelPath::Fused)?;
     let mut cpu = CpuEngine::new(model, &d, 1);
     let g = analysis::analyze(&mut gpu, &theta, &batches, &which, &settings(SvdMethod::Gram), 2, &mut |_| {})?;

@@ -23,6 +23,7 @@ fn setup(kind: ModelKind, classes: Option<usize>, n: usize, p: usize) -> (steple
     (d, model, theta)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn request<'a>(
     theta: &'a [f32],
     rows: &'a [u32],

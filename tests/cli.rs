@@ -6,7 +6,11 @@ use std::{path::Path, process::Command};
 
 fn steplens(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_steplens")).args(args).env("STEPLENS_QUIET", "1").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -29,7 +33,8 @@ fn lls_csv(dir: &Path) -> String {
 #[track_caller]
 fn rejects(args: &[&str], code: i32, needle: &str, out: &Path) {
     let (c, _, err) = steplens(args);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("steplens: computing on")).collect();
+    let lines: Vec<&str> =
+        err.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("steplens: computing on")).collect();
     assert_eq!(c, code, "{args:?}: exit {c}, stderr {err}");
     assert_eq!(lines.len(), 1, "{args:?}: expected one sentence, got {err}");
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?}: {err}");
@@ -53,13 +58,73 @@ fn bad_input_gets_one_sentence_and_the_right_exit_code() {
     let file = write(d, "afile", "x");
     let under_file = format!("{file}/run");
     let lls = ["train", "--model", "lls", "--data", &good, "--out", o, "--epochs", "2"];
-    let with = |extra: &[&'static str]| -> Vec<String> { lls.iter().map(|s| s.to_string()).chain(extra.iter().map(|s| s.to_string())).collect() };
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        lls.iter().map(|s| s.to_string()).chain(extra.iter().map(|s| s.to_string())).collect()
+    };
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
-        (vec!["train".into(), "--data".into(), d.join("missing.csv").display().to_string(), "--out".into(), o.into()], 1, "missing.csv"),
-        (vec!["train".into(), "--model".into(), "lls".into(), "--data".into(), ragged.clone(), "--out".into(), o.into()], 1, "line 2"),
-        (vec!["train".into(), "--model".into(), "lls".into(), "--data".into(), text.clone(), "--out".into(), o.into()], 1, "five"),
-        (vec!["train".into(), "--model".into(), "lls".into(), "--data".into(), empty.clone(), "--out".into(), o.into()], 1, "empty"),
-        (vec!["train".into(), "--model".into(), "logreg".into(), "--data".into(), three.clone(), "--out".into(), o.into()], 2, "0 and 1"),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                d.join("missing.csv").display().to_string(),
+                "--out".into(),
+                o.into(),
+            ],
+            1,
+            "missing.csv",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--model".into(),
+                "lls".into(),
+                "--data".into(),
+                ragged.clone(),
+                "--out".into(),
+                o.into(),
+            ],
+            1,
+            "line 2",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--model".into(),
+                "lls".into(),
+                "--data".into(),
+                text.clone(),
+                "--out".into(),
+                o.into(),
+            ],
+            1,
+            "five",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--model".into(),
+                "lls".into(),
+                "--data".into(),
+                empty.clone(),
+                "--out".into(),
+                o.into(),
+            ],
+            1,
+            "empty",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--model".into(),
+                "logreg".into(),
+                "--data".into(),
+                three.clone(),
+                "--out".into(),
+                o.into(),
+            ],
+            2,
+            "0 and 1",
+        ),
         (with(&["--batch-size", "0"]), 2, "batch"),
         (with(&["--batch-size", "100000"]), 2, "larger than the training set"),
         (with(&["--lr", "0"]), 2, "learning rate"),
@@ -73,7 +138,19 @@ fn bad_input_gets_one_sentence_and_the_right_exit_code() {
         (vec!["train".into(), "--model".into(), "perceptron".into(), "--out".into(), o.into()], 2, "perceptron"),
         (with(&["--backend", "glide"]), 2, "glide"),
         (with(&["--device", "gpu", "--adapter", "no-such-adapter"]), 1, "no-such-adapter"),
-        (vec!["train".into(), "--model".into(), "lls".into(), "--data".into(), good.clone(), "--out".into(), under_file.clone()], 2, "afile"),
+        (
+            vec![
+                "train".into(),
+                "--model".into(),
+                "lls".into(),
+                "--data".into(),
+                good.clone(),
+                "--out".into(),
+                under_file.clone(),
+            ],
+            2,
+            "afile",
+        ),
         (vec!["analyze".into(), "--points".into(), "0".into(), "--out".into(), o.into()], 2, "points"),
         (vec!["analyze".into(), "--block".into(), "row:7".into(), "--out".into(), o.into()], 2, "row:7"),
         (vec!["train".into(), "--digits".into(), "0,x".into(), "--out".into(), o.into()], 2, "digits"),
@@ -95,7 +172,21 @@ fn divergence_stops_with_the_epoch_and_rate_and_keeps_good_epochs() {
     let out = tmp.path().join("run");
     // Epoch 1 at a stable rate, then a rate far above 2/L.
     let sched = write(tmp.path(), "s.csv", "epoch,lr\n1,0.05\n2,1000\n3,1000\n");
-    let (code, _, err) = steplens(&["train", "--model", "lls", "--data", &good, "--schedule", &sched, "--epochs", "3", "--batch-size", "10", "--out", out.to_str().unwrap()]);
+    let (code, _, err) = steplens(&[
+        "train",
+        "--model",
+        "lls",
+        "--data",
+        &good,
+        "--schedule",
+        &sched,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("diverged in epoch 2") && err.contains("1000"), "{err}");
     let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
@@ -108,7 +199,21 @@ fn csv_lls_trains_to_the_least_squares_optimum() {
     let tmp = tempfile::tempdir().unwrap();
     let good = lls_csv(tmp.path());
     let out = tmp.path().join("run");
-    let (code, stdout, err) = steplens(&["train", "--model", "lls", "--data", &good, "--lr", "0.3", "--epochs", "60", "--batch-size", "20", "--out", out.to_str().unwrap()]);
+    let (code, stdout, err) = steplens(&[
+        "train",
+        "--model",
+        "lls",
+        "--data",
+        &good,
+        "--lr",
+        "0.3",
+        "--epochs",
+        "60",
+        "--batch-size",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("wrote"));
     let w = steplens::data::npy::read_f32(&out.join("weights.npy")).unwrap().1;

@@ -55,7 +55,15 @@ fn compare(kind: ModelKind, loss: LossKind, classes: Option<usize>, batch: usize
 }
 
 #[allow(clippy::too_many_arguments)]
-fn compare_p(kind: ModelKind, loss: LossKind, classes: Option<usize>, batch: usize, rule: StepRule, tag: u32, p: usize) {
+fn compare_p(
+    kind: ModelKind,
+    loss: LossKind,
+    classes: Option<usize>,
+    batch: usize,
+    rule: StepRule,
+    tag: u32,
+    p: usize,
+) {
     let u8 = tag % 2 == 0;
     let d = data(dataset(257, p, classes, u8, tag), Some(dataset(61, p, classes, u8, tag + 1)));
     let model = model_for(kind, loss, &d);

@@ -44,8 +44,13 @@ fn every_shader_translates_to_every_backend() {
                     .unwrap_or_else(|e| panic!("{what}: SPIR-V does not parse back: {e}"));
                 validate(&back);
                 let entry = Some((ShaderStage::Compute, "main".to_string()));
-                msl::write_string(&m, &i, &msl::Options::default(), &msl::PipelineOptions { entry_point: entry.clone(), ..Default::default() })
-                    .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+                msl::write_string(
+                    &m,
+                    &i,
+                    &msl::Options::default(),
+                    &msl::PipelineOptions { entry_point: entry.clone(), ..Default::default() },
+                )
+                .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
                 let hlsl_pipeline = hlsl::PipelineOptions { entry_point: entry.clone() };
                 let hlsl_options = hlsl::Options::default();
                 let mut text = String::new();
@@ -53,8 +58,11 @@ fn every_shader_translates_to_every_backend() {
                     .write(&m, &i, None)
                     .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
                 let glsl_options = glsl::Options { version: glsl::Version::Desktop(430), ..Default::default() };
-                let glsl_pipeline =
-                    glsl::PipelineOptions { shader_stage: ShaderStage::Compute, entry_point: "main".into(), multiview: None };
+                let glsl_pipeline = glsl::PipelineOptions {
+                    shader_stage: ShaderStage::Compute,
+                    entry_point: "main".into(),
+                    multiview: None,
+                };
                 let mut text = String::new();
                 glsl::Writer::new(&mut text, &m, &i, &glsl_options, &glsl_pipeline, Default::default())
                     .and_then(|mut w| w.write())

@@ -35,7 +35,10 @@ fn sps_and_armijo_steps_match_hand_computed_values() {
     // f(θ) = mean (w x + β − y)², ∇f = mean 2 r (x, 1).
     let f = |w: f64, b: f64| xs.iter().zip(ys).map(|(&x, y)| (w * x as f64 + b - y as f64).powi(2)).sum::<f64>() / 4.0;
     let r: Vec<f64> = xs.iter().zip(ys).map(|(&x, y)| w0 * x as f64 + b0 - y as f64).collect();
-    let g = [r.iter().zip(xs).map(|(r, x)| 2.0 * r * x as f64).sum::<f64>() / 4.0, r.iter().map(|r| 2.0 * r).sum::<f64>() / 4.0];
+    let g = [
+        r.iter().zip(xs).map(|(r, x)| 2.0 * r * x as f64).sum::<f64>() / 4.0,
+        r.iter().map(|r| 2.0 * r).sum::<f64>() / 4.0,
+    ];
     let gsq = g[0] * g[0] + g[1] * g[1];
     let f0 = f(w0, b0);
     let sps = (f0 / (0.5 * gsq)).min(100.0);
@@ -50,7 +53,15 @@ fn sps_and_armijo_steps_match_hand_computed_values() {
     ] {
         let mut e = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Fused).unwrap();
         e.set_params(&[w0 as f32, b0 as f32]).unwrap();
-        let plan = EpochPlan { batches: &batches, batch_size: 4, steps: 1, lrs: &[10.0], rule, read_params: true, evaluate: false };
+        let plan = EpochPlan {
+            batches: &batches,
+            batch_size: 4,
+            steps: 1,
+            lrs: &[10.0],
+            rule,
+            read_params: true,
+            evaluate: false,
+        };
         let out = e.run_epoch(&plan).unwrap();
         let step = out.steps[0];
         assert!((step.lr as f64 - want).abs() < 1e-5 * want, "{rule:?}: h {} vs {want}", step.lr);
@@ -73,7 +84,14 @@ fn epoch_mode_lambda_is_the_exact_curvature_for_lls() {
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: b, n };
     let which: Vec<usize> = (0..batching.steps()).collect();
-    let settings = Settings { points: 100, perturbation: Perturbation::Uniform { scale: 0.01 }, block: Block::Row(0), seed: 9, center: true, method: SvdMethod::Gram };
+    let settings = Settings {
+        points: 100,
+        perturbation: Perturbation::Uniform { scale: 0.01 },
+        block: Block::Row(0),
+        seed: 9,
+        center: true,
+        method: SvdMethod::Gram,
+    };
     let mut g = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Fused).unwrap();
     let results = analysis::analyze(&mut g, &theta, &batches, &which, &settings, 8, &mut |_| {}).unwrap();
     let procedure = Procedure { tau: Tau::Infinite, aggregate: Aggregate::Median, min_r2: 0.1, max_lr: 10.0 };
@@ -83,7 +101,10 @@ fn epoch_mode_lambda_is_the_exact_curvature_for_lls() {
         .map(|r| {
             let rows = &table[r.batch * b..(r.batch + 1) * b];
             2.0 / b as f64
-                * rows.iter().map(|&i| (0..p).map(|j| r.q[j] as f64 * d.train.x(i as usize, j)).sum::<f64>().powi(2)).sum::<f64>()
+                * rows
+                    .iter()
+                    .map(|&i| (0..p).map(|j| r.q[j] as f64 * d.train.x(i as usize, j)).sum::<f64>().powi(2))
+                    .sum::<f64>()
         })
         .collect();
     let median_exact = steplens::local::quantile(exact, 0.5);
@@ -96,20 +117,47 @@ fn epoch_mode_lambda_is_the_exact_curvature_for_lls() {
 fn train_with_schedule_csv_reproduces_the_schedule_run() {
     let tmp = tempfile::tempdir().unwrap();
     let sched = tmp.path().join("sched");
-    let (code, err) = steplens(&["schedule", "--epochs", "2", "--sample", "4", "--points", "16", "--out", sched.to_str().unwrap()]);
+    let (code, err) =
+        steplens(&["schedule", "--epochs", "2", "--sample", "4", "--points", "16", "--out", sched.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let csv = std::fs::read_to_string(sched.join("schedule.csv")).unwrap();
     assert!(csv.starts_with("epoch,lr,lambda_median,lambda_q1,lambda_q3,r2_median"), "{csv}");
     let again = tmp.path().join("again");
-    let (code, err) = steplens(&["train", "--epochs", "2", "--schedule", sched.join("schedule.csv").to_str().unwrap(), "--out", again.to_str().unwrap()]);
+    let (code, err) = steplens(&[
+        "train",
+        "--epochs",
+        "2",
+        "--schedule",
+        sched.join("schedule.csv").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let strip = |d: &std::path::Path| -> Vec<String> {
-        std::fs::read_to_string(d.join("history.csv")).unwrap().lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+        std::fs::read_to_string(d.join("history.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
     };
     assert_eq!(strip(&sched), strip(&again));
     // Online mode writes a step column that train accepts too.
     let online = tmp.path().join("online");
-    let (code, err) = steplens(&["schedule", "--mode", "online", "--every", "100", "--epochs", "1", "--sample", "2", "--points", "8", "--out", online.to_str().unwrap()]);
+    let (code, err) = steplens(&[
+        "schedule",
+        "--mode",
+        "online",
+        "--every",
+        "100",
+        "--epochs",
+        "1",
+        "--sample",
+        "2",
+        "--points",
+        "8",
+        "--out",
+        online.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let csv = std::fs::read_to_string(online.join("schedule.csv")).unwrap();
     assert!(csv.starts_with("epoch,step,lr,"), "{csv}");

@@ -89,7 +89,11 @@ fn gpu_history_matches_the_cpu_reference_and_is_reproducible() {
     };
     let (g1, g2, c) = (run("gpu1", "gpu"), run("gpu2", "gpu"), run("cpu", "cpu"));
     let strip = |d: &std::path::Path| -> Vec<String> {
-        std::fs::read_to_string(d.join("history.csv")).unwrap().lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+        std::fs::read_to_string(d.join("history.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
     };
     // Same seed, same adapter: the same history to the last bit (seconds aside).
     assert_eq!(strip(&g1), strip(&g2));
@@ -108,8 +112,9 @@ fn lls_converges_to_the_nalgebra_least_squares_solution() {
     let (n, p) = (512, 12);
     let mut d = data(dataset(n, p, None, false, 21), None);
     let theta_star: Vec<f32> = uniforms(p + 1, 22, -1.0, 1.0);
-    d.train.targets =
-        (0..n).map(|i| (0..p).map(|j| theta_star[j] as f64 * d.train.x(i, j)).sum::<f64>() as f32 + theta_star[p]).collect();
+    d.train.targets = (0..n)
+        .map(|i| (0..p).map(|j| theta_star[j] as f64 * d.train.x(i, j)).sum::<f64>() as f32 + theta_star[p])
+        .collect();
     let x = DMatrix::from_fn(n, p + 1, |i, j| if j < p { d.train.x(i, j) } else { 1.0 });
     let y = DVector::from_iterator(n, d.train.targets.iter().map(|&v| v as f64));
     let solution = x.clone().svd(true, true).solve(&y, 1e-12).unwrap();
@@ -122,6 +127,7 @@ fn lls_converges_to_the_nalgebra_least_squares_solution() {
         trainer.epoch(epoch, &vec![0.1; batching.steps()], StepRule::Table).unwrap();
     }
     let theta = engine.params().unwrap();
-    let err = theta.iter().zip(solution.iter()).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>().sqrt() / solution.norm();
+    let err =
+        theta.iter().zip(solution.iter()).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>().sqrt() / solution.norm();
     assert!(err <= 1e-3, "relative error {err:.2e} to the least-squares solution");
 }

@@ -15,7 +15,11 @@ use crate::{
     gpu::{GpuContext, GpuEngine},
     local::quantile,
     model::{InitKind, LossKind, Model, ModelKind},
-    report::{files::write_atomic, progress::Progress, table::{Table, fmt_num}},
+    report::{
+        files::write_atomic,
+        progress::Progress,
+        table::{Table, fmt_num},
+    },
     train::Batching,
 };
 
@@ -108,7 +112,9 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         backend: info.backend,
         driver: info.driver,
         device_type: info.device_type,
-        date: crate::report::files::utc_stamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())),
+        date: crate::report::files::utc_stamp(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        ),
         version: env!("CARGO_PKG_VERSION").into(),
         repeats: args.repeats,
         train_epoch_ms: train_ms,
@@ -133,7 +139,13 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
 }
 
 /// Median wall-clock (and GPU) ms of training epochs without evaluation, after a warm-up.
-fn time_epochs(engine: &mut GpuEngine, batching: &Batching, runs: usize, repeats: usize, bar: &Progress) -> Result<(f64, Option<f64>)> {
+fn time_epochs(
+    engine: &mut GpuEngine,
+    batching: &Batching,
+    runs: usize,
+    repeats: usize,
+    bar: &Progress,
+) -> Result<(f64, Option<f64>)> {
     let batches = batching.epoch(1);
     let lrs = vec![0.005f32; runs * batching.steps()];
     let plan = EpochPlan {
@@ -159,7 +171,12 @@ fn time_epochs(engine: &mut GpuEngine, batching: &Batching, runs: usize, repeats
 }
 
 /// (total ms, host eigen ms) of the whole analysis, medians.
-fn time_analysis(engine: &mut GpuEngine, data: &crate::data::Data, repeats: usize, bar: &Progress) -> Result<(f64, f64)> {
+fn time_analysis(
+    engine: &mut GpuEngine,
+    data: &crate::data::Data,
+    repeats: usize,
+    bar: &Progress,
+) -> Result<(f64, f64)> {
     let batching = Batching::new(data.train.n, 32, 0, false)?;
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: 32, n: data.train.n };
@@ -211,7 +228,11 @@ fn print_report(r: &BenchReport, cpu: bool) {
     let (train_anchor, sweep_anchor, analysis_anchor) = if cpu {
         (("the notebook's PyTorch loop on 2 CPU cores", 44.0), None, ("PyTorch vectorised on 2 CPU cores", 2600.0))
     } else {
-        (("PyTorch as a CUDA graph on an H200", 5.7), Some(("PyTorch batched matmuls on an H200", 57.0)), ("PyTorch vectorised on an H200", 2200.0))
+        (
+            ("PyTorch as a CUDA graph on an H200", 5.7),
+            Some(("PyTorch batched matmuls on an H200", 57.0)),
+            ("PyTorch vectorised on an H200", 2200.0),
+        )
     };
     println!("{} ({}, {}), {}", r.adapter, r.backend, r.driver, r.date);
     let mut t = Table::new(["work", "ms", "GPU ms", "anchor", "anchor ms", "speed-up"]);
@@ -250,6 +271,10 @@ fn print_report(r: &BenchReport, cpu: bool) {
         fmt_num(r.copy_gb_per_s, 3)
     );
     if let (Some(e), Some(g)) = (r.analysis_eigen_ms, r.analysis_gpu_and_readback_ms) {
-        println!("analysis: {} ms device work and read-back, {} ms host eigen-decompositions", fmt_num(g, 4), fmt_num(e, 4));
+        println!(
+            "analysis: {} ms device work and read-back, {} ms host eigen-decompositions",
+            fmt_num(g, 4),
+            fmt_num(e, 4)
+        );
     }
 }

@@ -134,13 +134,16 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
         return Err(Error::usage("--target-loss must be a positive number"));
     }
     let name = format!("compare-{:?}", model.kind).to_lowercase();
-    let out = OutDir::create(&args.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir(&name)), args.force)?;
+    let out =
+        OutDir::create(&args.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir(&name)), args.force)?;
     let cx = Context { args, data: &data, model, batching, theta0: model.init(args.model.init, args.seed), quiet };
 
     let mut runs = Vec::new();
     // 1. The constant grid and the notebook's 0.005, together.
-    let mut constants: Vec<(String, String, Schedule)> =
-        grid.iter().map(|&lr| (format!("constant:{}", fmt_num(lr, 3)), "constant".to_string(), Schedule::Constant { lr })).collect();
+    let mut constants: Vec<(String, String, Schedule)> = grid
+        .iter()
+        .map(|&lr| (format!("constant:{}", fmt_num(lr, 3)), "constant".to_string(), Schedule::Constant { lr }))
+        .collect();
     constants.push(("notebook:0.005".into(), "notebook".into(), Schedule::Constant { lr: 0.005 }));
     runs.extend(train_table_group(&cx, &constants)?);
     let best = runs
@@ -152,11 +155,19 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     // 2. Schedules based at the best constant, and the range test's suggestion.
     let (suggestion, range_evals) = range_test(&cx)?;
     let mut based = vec![
-        (format!("step:{}", fmt_num(best_lr, 3)), "step".into(), Schedule::Step { lr: best_lr, gamma: 0.5, every: 2.max(args.epochs / 3) }),
+        (
+            format!("step:{}", fmt_num(best_lr, 3)),
+            "step".into(),
+            Schedule::Step { lr: best_lr, gamma: 0.5, every: 2.max(args.epochs / 3) },
+        ),
         (format!("cosine:{}", fmt_num(best_lr, 3)), "cosine".into(), Schedule::Cosine { lr: best_lr, min: 0.0 }),
         (format!("inv-t:{}", fmt_num(best_lr, 3)), "inv-t".into(), Schedule::InvT { lr: best_lr, k: 1.0 }),
     ];
-    based.push((format!("range-test:{}", fmt_num(suggestion, 3)), "range-test".into(), Schedule::Constant { lr: suggestion }));
+    based.push((
+        format!("range-test:{}", fmt_num(suggestion, 3)),
+        "range-test".into(),
+        Schedule::Constant { lr: suggestion },
+    ));
     let mut group = train_table_group(&cx, &based)?;
     if let Some(rt) = group.last_mut() {
         rt.grad_evals += range_evals;
@@ -172,7 +183,9 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
         runs.push(train_local(&cx, label, cfg)?);
     }
 
-    let target = args.target_loss.unwrap_or(1.05 * runs.iter().filter(|r| r.family == "constant").map(|r| r.final_loss()).fold(f64::INFINITY, f64::min));
+    let target = args.target_loss.unwrap_or(
+        1.05 * runs.iter().filter(|r| r.family == "constant").map(|r| r.final_loss()).fold(f64::INFINITY, f64::min),
+    );
     write_compare(&out, &runs, target)?;
     plot_compare(&out, &runs, &model)?;
     let report = report_markdown(&cx, &runs, target, &out)?;
@@ -198,7 +211,13 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
 }
 
 /// `local`, `local-tau:T`, `local:key=value,…`; `;`-separated.
-fn parse_locals(text: &str, base: Procedure, analysis: &Settings, sample: Option<usize>, model: &Model) -> Result<Vec<(String, LocalConfig)>> {
+fn parse_locals(
+    text: &str,
+    base: Procedure,
+    analysis: &Settings,
+    sample: Option<usize>,
+    model: &Model,
+) -> Result<Vec<(String, LocalConfig)>> {
     let mut out = Vec::new();
     for spec in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let bad = |why: &str| Error::usage(format!("--local `{spec}`: {why}"));
@@ -287,7 +306,8 @@ fn train_table_group(cx: &Context, methods: &[(String, String, Schedule)]) -> Re
 fn range_test(cx: &Context) -> Result<(f64, u64)> {
     let steps = 100.min(cx.batching.steps());
     let (lo, hi) = (1e-7f64, 10f64);
-    let lrs: Vec<f32> = (0..steps).map(|i| (lo * (hi / lo).powf(i as f64 / (steps - 1).max(1) as f64)) as f32).collect();
+    let lrs: Vec<f32> =
+        (0..steps).map(|i| (lo * (hi / lo).powf(i as f64 / (steps - 1).max(1) as f64)) as f32).collect();
     let mut e = engine(cx, 1)?;
     let mut trainer = Trainer::new(e.as_mut(), vec![cx.batching])?;
     let out = trainer.steps_of(1, 0..steps, &lrs, StepRule::Table, false)?.remove(0);
@@ -369,12 +389,20 @@ fn train_local(cx: &Context, label: &str, cfg: &LocalConfig) -> Result<MethodRun
     // A diverged derived schedule is a result to report, not an error.
     let run = match result {
         Ok(r) => r,
-        Err((Error::Diverged { .. }, r)) => r,
-        Err((e, _)) => return Err(e),
+        Err(failed) => match *failed {
+            (Error::Diverged { .. }, r) => r,
+            (e, _) => return Err(e),
+        },
     };
     let mut history = run.rows.clone();
     while history.len() <= cfg.epochs {
-        let nan = HistoryRow::new(history.len(), f64::NAN, crate::engine::Metrics { loss: f64::INFINITY, acc: f64::NAN }, None, 0.0);
+        let nan = HistoryRow::new(
+            history.len(),
+            f64::NAN,
+            crate::engine::Metrics { loss: f64::INFINITY, acc: f64::NAN },
+            None,
+            0.0,
+        );
         history.push(nan);
     }
     let notes = run
@@ -437,15 +465,29 @@ fn plot_compare(out: &OutDir, runs: &[MethodRun], model: &Model) -> Result<()> {
     let mut curves = Chart::new(title, "epoch", "train loss (whole set)").log_y();
     let mut lrs = Chart::new("Learning rate per epoch", "epoch", "learning rate").log_y();
     for r in runs {
-        curves = curves.with_series(Series::line_points(&r.name, r.history.iter().skip(1).map(|h| (h.epoch as f64, h.train_loss)).collect()));
-        lrs = lrs.with_series(Series::line_points(&r.name, r.epoch_lrs.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect()));
+        curves = curves.with_series(Series::line_points(
+            &r.name,
+            r.history.iter().skip(1).map(|h| (h.epoch as f64, h.train_loss)).collect(),
+        ));
+        lrs = lrs.with_series(Series::line_points(
+            &r.name,
+            r.epoch_lrs.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(),
+        ));
     }
     plot::save(&curves, Some(&out.file("curves.png")), Some(&out.file("curves.svg")))?;
     plot::save(&lrs, Some(&out.file("lr.png")), Some(&out.file("lr.svg")))
 }
 
 fn table(runs: &[MethodRun], target: f64) -> Table {
-    let mut t = Table::new(["method", "final train loss", "final test loss", "test acc", "epochs to target", "grad evals", "seconds"]);
+    let mut t = Table::new([
+        "method",
+        "final train loss",
+        "final test loss",
+        "test acc",
+        "epochs to target",
+        "grad evals",
+        "seconds",
+    ]);
     for r in runs {
         let l = r.last();
         t.row(vec![
@@ -467,7 +509,11 @@ fn print_compare(runs: &[MethodRun], target: f64) {
 }
 
 fn report_markdown(cx: &Context, runs: &[MethodRun], target: f64, out: &OutDir) -> Result<String> {
-    let best = runs.iter().filter(|r| r.family == "constant").min_by(|a, b| a.final_loss().total_cmp(&b.final_loss())).expect("grid");
+    let best = runs
+        .iter()
+        .filter(|r| r.family == "constant")
+        .min_by(|a, b| a.final_loss().total_cmp(&b.final_loss()))
+        .expect("grid");
     let notebook = runs.iter().find(|r| r.family == "notebook").expect("notebook run");
     let overall = runs.iter().min_by(|a, b| a.final_loss().total_cmp(&b.final_loss())).expect("runs");
     let mut s = String::new();
@@ -508,7 +554,11 @@ fn report_markdown(cx: &Context, runs: &[MethodRun], target: f64, out: &OutDir) 
             let r2: Vec<f64> = run.schedule.iter().map(|e| e.estimate.r2_median).collect();
             let fb: usize = run.schedule.iter().map(|e| e.estimate.fallbacks).sum();
             let tot: usize = run.schedule.iter().map(|e| e.estimate.batches).sum();
-            let spread: Vec<f64> = run.schedule.iter().map(|e| (e.estimate.lambda_q3 - e.estimate.lambda_q1) / e.estimate.lambda_median.abs()).collect();
+            let spread: Vec<f64> = run
+                .schedule
+                .iter()
+                .map(|e| (e.estimate.lambda_q3 - e.estimate.lambda_q1) / e.estimate.lambda_median.abs())
+                .collect();
             s.push_str(&format!(
                 " Its median curvature along q went {} → {} over the epochs, the median R² of the projection line stayed between {} and {}, the interquartile spread of λ was {}–{} times the median, and {fb} of {tot} analysed batches fell back to τ/--max-lr. ",
                 fmt_num(*lam.first().unwrap_or(&f64::NAN), 3),
@@ -529,7 +579,10 @@ fn report_markdown(cx: &Context, runs: &[MethodRun], target: f64, out: &OutDir) 
             s.push_str(&format!("  - {n}\n"));
         }
     }
-    s.push_str(&format!("\nFiles: compare.csv, compare.json, curves.png/svg, lr.png/svg in `{}`.\n", out.path().display()));
+    s.push_str(&format!(
+        "\nFiles: compare.csv, compare.json, curves.png/svg, lr.png/svg in `{}`.\n",
+        out.path().display()
+    ));
     Ok(s)
 }
 

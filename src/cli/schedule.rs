@@ -13,7 +13,10 @@ use super::{
 use crate::{
     Error, Result,
     local::{Aggregate, LocalConfig, LocalRun, Mode, Procedure, ScheduleRow, Tau, run_local},
-    report::{files::{OutDir, csv_num}, progress::Progress},
+    report::{
+        files::{OutDir, csv_num},
+        progress::Progress,
+    },
     train::Batching,
 };
 
@@ -154,7 +157,10 @@ pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
     };
     let (run, failure) = match run_local(engine.as_mut(), &batching, &cfg, &mut after) {
         Ok(r) => (r, None),
-        Err((e, r)) => (r, Some(e)),
+        Err(failed) => {
+            let (e, r) = *failed;
+            (r, Some(e))
+        }
     };
     bar.finish();
     let batches = (1..run.rows.len()).map(|e| batching.epoch(e)).collect();
@@ -164,7 +170,11 @@ pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
     print_estimates(&run.schedule);
     match failure {
         None => {
-            println!("wrote {} (train --schedule {} reproduces the run)", out.path().display(), out.file("schedule.csv").display());
+            println!(
+                "wrote {} (train --schedule {} reproduces the run)",
+                out.path().display(),
+                out.file("schedule.csv").display()
+            );
             Ok(())
         }
         Some(e) => Err(e),
@@ -178,7 +188,18 @@ pub fn write_schedule(out: &OutDir, rows: &[ScheduleRow], mode: Mode) -> Result<
     if online {
         header.push("step");
     }
-    header.extend(["lr", "lambda_median", "lambda_q1", "lambda_q3", "r2_median", "lambda_max", "h_median", "h_min", "fallbacks", "batches"]);
+    header.extend([
+        "lr",
+        "lambda_median",
+        "lambda_q1",
+        "lambda_q3",
+        "r2_median",
+        "lambda_max",
+        "h_median",
+        "h_min",
+        "fallbacks",
+        "batches",
+    ]);
     let csv_rows = rows.iter().map(|r| {
         let e = &r.estimate;
         let mut cells = vec![r.epoch.to_string()];
@@ -187,7 +208,9 @@ pub fn write_schedule(out: &OutDir, rows: &[ScheduleRow], mode: Mode) -> Result<
         }
         // The rate as the f32 the run used, so `train --schedule` reproduces the run exactly.
         cells.push(csv_num(e.lr as f32 as f64));
-        cells.extend([e.lambda_median, e.lambda_q1, e.lambda_q3, e.r2_median, e.lambda_max, e.h_median, e.h_min].map(csv_num));
+        cells.extend(
+            [e.lambda_median, e.lambda_q1, e.lambda_q3, e.r2_median, e.lambda_max, e.h_median, e.h_min].map(csv_num),
+        );
         cells.push(e.fallbacks.to_string());
         cells.push(e.batches.to_string());
         cells

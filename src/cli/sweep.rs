@@ -41,14 +41,18 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             let lrs = parse_sweep(spec)?;
             (lrs.iter().map(|&lr| Schedule::Constant { lr }).collect(), vec![args.seed; lrs.len()])
         }
-        (None, Some(n)) if n >= 1 => (vec![args.resolved_schedule()?; n], (0..n as u64).map(|i| args.seed + i).collect()),
+        (None, Some(n)) if n >= 1 => {
+            (vec![args.resolved_schedule()?; n], (0..n as u64).map(|i| args.seed + i).collect())
+        }
         _ => return Err(Error::usage("--sweep-seed needs at least 1 run")),
     };
     args.check()?;
     let data = args.data.load()?;
     let model = args.model.model(&data)?;
-    let batchings: Vec<Batching> =
-        seeds.iter().map(|&s| Batching::new(data.train.n, args.batch_size, s, args.reshuffle)).collect::<Result<_>>()?;
+    let batchings: Vec<Batching> = seeds
+        .iter()
+        .map(|&s| Batching::new(data.train.n, args.batch_size, s, args.reshuffle))
+        .collect::<Result<_>>()?;
     // One batch order for an lr sweep; one per run for a seed sweep.
     let batchings = if args.sweep_seed.is_some() { batchings } else { batchings[..1].to_vec() };
     let steps = batchings[0].steps();
@@ -81,7 +85,12 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         .initial()?
         .into_iter()
         .enumerate()
-        .map(|(r, row)| SweepRun { run: r, lr: schedules[r].epoch_lr(1, args.epochs), seed: seeds[r], history: vec![row] })
+        .map(|(r, row)| SweepRun {
+            run: r,
+            lr: schedules[r].epoch_lr(1, args.epochs),
+            seed: seeds[r],
+            history: vec![row],
+        })
         .collect();
     let bar = Progress::with_quiet(args.epochs as u64, "sweep", quiet);
     for epoch in 1..=args.epochs {
@@ -108,7 +117,14 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
 pub fn write_sweep(out: &OutDir, sweep: &[SweepRun]) -> Result<()> {
     let rows = sweep.iter().map(|s| {
         let l = s.last();
-        vec![s.run.to_string(), csv_num(s.lr), s.seed.to_string(), csv_num(l.train_loss), csv_num(l.test_loss), csv_num(l.test_acc)]
+        vec![
+            s.run.to_string(),
+            csv_num(s.lr),
+            s.seed.to_string(),
+            csv_num(l.train_loss),
+            csv_num(l.test_loss),
+            csv_num(l.test_acc),
+        ]
     });
     out.write_csv("sweep.csv", SWEEP_HEADER, rows)?;
     let mut header = vec!["run"];
@@ -161,7 +177,15 @@ fn print_sweep(sweep: &[SweepRun]) {
         ]);
     }
     print!("{t}");
-    if let Some(best) = sweep.iter().filter(|s| !diverged(s.last())).min_by(|a, b| a.last().train_loss.total_cmp(&b.last().train_loss)) {
-        println!("best: run {} (lr {}, seed {}) with final train loss {}", best.run, fmt_num(best.lr, 4), best.seed, fmt_num(best.last().train_loss, 5));
+    if let Some(best) =
+        sweep.iter().filter(|s| !diverged(s.last())).min_by(|a, b| a.last().train_loss.total_cmp(&b.last().train_loss))
+    {
+        println!(
+            "best: run {} (lr {}, seed {}) with final train loss {}",
+            best.run,
+            fmt_num(best.lr, 4),
+            best.seed,
+            fmt_num(best.last().train_loss, 5)
+        );
     }
 }

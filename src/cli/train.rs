@@ -162,7 +162,10 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     out.write_json("config.json", &config)?;
     let (summary, failure) = match train_single(engine.as_mut(), &batching, &schedule, args.epochs, &out, quiet) {
         Ok(s) => (s, None),
-        Err((e, s)) => (s, Some(e)),
+        Err(failed) => {
+            let (e, s) = *failed;
+            (s, Some(e))
+        }
     };
     write_run_outputs(&out, &model, &batching, &summary)?;
     print_history(&summary.rows, model.has_accuracy());
@@ -201,7 +204,7 @@ pub fn train_single(
     epochs: usize,
     out: &OutDir,
     quiet: bool,
-) -> std::result::Result<RunSummary, (Error, RunSummary)> {
+) -> std::result::Result<RunSummary, Box<(Error, RunSummary)>> {
     let mut summary = RunSummary::default();
     let attempt = (|| -> Result<()> {
         summary.params = engine.params()?;
@@ -240,7 +243,7 @@ pub fn train_single(
     })();
     match attempt {
         Ok(()) => Ok(summary),
-        Err(e) => Err((e, summary)),
+        Err(e) => Err(Box::new((e, summary))),
     }
 }
 

@@ -11,7 +11,10 @@ use crate::{
     engine::{Engine, EpochPlan, StepRule},
     gpu::{AdapterRequest, GpuContext, GpuEngine, KernelPath, context::adapters},
     model::{InitKind, LossKind, Model, ModelKind},
-    report::{files::write_atomic, table::{Table, fmt_num}},
+    report::{
+        files::write_atomic,
+        table::{Table, fmt_num},
+    },
     train::Batching,
     validate::{self, Check, RUN_TOL},
 };
@@ -61,7 +64,9 @@ pub fn run(args: &ValidateArgs, quiet: bool) -> Result<()> {
             Err(e) => vec![Check::failed("open the device", e.to_string())],
         };
         checks.extend(validate::training_checks(&open));
-        checks.push(open().and_then(validate::analysis_check).unwrap_or_else(|e| Check::failed("analysis", e.to_string())));
+        checks.push(
+            open().and_then(validate::analysis_check).unwrap_or_else(|e| Check::failed("analysis", e.to_string())),
+        );
         match open().and_then(|ctx| mnist_run(ctx, &mnist)) {
             Ok(theta) => runs.push((format!("{} ({:?})", info.name, info.backend), theta)),
             Err(e) => checks.push(Check::failed("MNIST epoch", e.to_string())),
@@ -79,7 +84,13 @@ pub fn run(args: &ValidateArgs, quiet: bool) -> Result<()> {
         for (other, reference) in runs.iter().skip(i + 1) {
             let r: Vec<f64> = reference.iter().map(|&v| v as f64).collect();
             let e = validate::rel_err(theta, &r);
-            let check = Check { name: format!("MNIST epoch vs {other}"), max_error: e, tolerance: RUN_TOL, passed: e <= RUN_TOL, note: None };
+            let check = Check {
+                name: format!("MNIST epoch vs {other}"),
+                max_error: e,
+                tolerance: RUN_TOL,
+                passed: e <= RUN_TOL,
+                note: None,
+            };
             if let Some(rep) = reports.iter_mut().find(|r| name.starts_with(&r.adapter)) {
                 rep.checks.push(check);
             }
@@ -105,7 +116,15 @@ fn mnist_run(ctx: GpuContext, data: &crate::data::Data) -> Result<Vec<f32>> {
     let batching = Batching::new(data.train.n, 64, 0, false)?;
     let batches = batching.epoch(1);
     let lrs = vec![0.5f32; batching.steps()];
-    let plan = EpochPlan { batches: &batches, batch_size: 64, steps: batching.steps(), lrs: &lrs, rule: StepRule::Table, read_params: true, evaluate: false };
+    let plan = EpochPlan {
+        batches: &batches,
+        batch_size: 64,
+        steps: batching.steps(),
+        lrs: &lrs,
+        rule: StepRule::Table,
+        read_params: true,
+        evaluate: false,
+    };
     Ok(engine.run_epoch(&plan)?.params.unwrap_or_default())
 }
 
@@ -118,8 +137,17 @@ fn print_reports(reports: &[AdapterReport]) {
         });
         let worst = kernels.iter().map(|c| c.max_error).fold(0.0, f64::max);
         let failed = kernels.iter().filter(|c| !c.passed).count();
-        let mut rows = vec![(format!("{} kernel checks", kernels.len()), worst, validate::KERNEL_TOL, failed == 0, if failed > 0 { format!("{failed} failed") } else { String::new() })];
-        rows.extend(rest.iter().map(|c| (c.name.clone(), c.max_error, c.tolerance, c.passed, c.note.clone().unwrap_or_default())));
+        let mut rows = vec![(
+            format!("{} kernel checks", kernels.len()),
+            worst,
+            validate::KERNEL_TOL,
+            failed == 0,
+            if failed > 0 { format!("{failed} failed") } else { String::new() },
+        )];
+        rows.extend(
+            rest.iter()
+                .map(|c| (c.name.clone(), c.max_error, c.tolerance, c.passed, c.note.clone().unwrap_or_default())),
+        );
         for (name, err, tol, ok, note) in rows {
             t.row(vec![
                 r.adapter.clone(),

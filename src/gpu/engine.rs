@@ -406,7 +406,16 @@ impl Engine for GpuEngine {
                     let mut prm = epoch_params(plan, runs, classes, dim);
                     prm.first_step = first as u32;
                     prm.count = per.min(plan.steps - first) as u32;
-                    self.kernels.train_epoch.encode(&mut rec, data, prm, &self.theta, &table, &lrs, &self.grads, &stats)?;
+                    self.kernels.train_epoch.encode(
+                        &mut rec,
+                        data,
+                        prm,
+                        &self.theta,
+                        &table,
+                        &lrs,
+                        &self.grads,
+                        &stats,
+                    )?;
                 }
             }
             Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch)?,

@@ -276,6 +276,8 @@ impl<'a> Recording<'a> {
             return Ok(());
         }
         let arena = ctx.buffer_init("params", &self.arena, wgpu::BufferUsages::UNIFORM)?;
+        // A buffer's hash and equality are its identity, which never changes.
+        #[allow(clippy::mutable_key_type)]
         let mut groups: HashMap<(usize, Vec<wgpu::Buffer>), wgpu::BindGroup> = HashMap::new();
         for op in &self.ops {
             let key = (op.kernel as *const Kernel as usize, op.buffers.iter().map(|b| (*b).clone()).collect());

@@ -14,6 +14,7 @@ pub fn gpu() -> GpuContext {
         .unwrap_or_else(|e| panic!("these tests need a GPU adapter (CI installs Mesa's lavapipe): {e}"))
 }
 
+#[allow(unused_imports)]
 pub use steplens::validate::{random_dataset as dataset, rel_err, uniforms};
 
 pub fn data(train: Dataset, test: Option<Dataset>) -> Data {

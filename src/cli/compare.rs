@@ -609,7 +609,7 @@ fn explain(run: &LocalRun, max_lr: f64, diverged: bool) -> String {
         why.push(format!("the median curvature fell below 1e-3 in {tiny} of {n} estimates"));
     }
     if why.is_empty() {
-        why.push("the curvature estimates were positive and well fitted, so the rate is the batches' median Newton step along q".into());
+        why.push("the curvature estimates were positive and fitted well enough (R² ≥ --min-r2), so the rate is the aggregate of the batches' accurate steps h_i(τ) along q".into());
     }
     format!("Why: {}.", why.join("; "))
 }

@@ -1,7 +1,6 @@
 // Gram matrices of B groups of K vectors: gram[g, k, l] = Σ_d G[gK + k, d] G[gK + l, d].
 // The analysis eigen-decomposes these K × K matrices on the host instead of reading back and
 // decomposing every dim × K matrix G: the right singular vectors and σ² come from the Gram.
-// One invocation per entry with k ≤ l, which also writes the mirrored entry.
 
 struct GramParams {
     points: u32,
@@ -14,26 +13,61 @@ struct GramParams {
 @group(0) @binding(1) var<storage, read> vectors: array<f32>;
 @group(0) @binding(2) var<storage, read_write> gram: array<f32>;
 
-// Workgroups: linear_groups(groups·K·K, 64); invocation id = (g·K + k)·K + l.
+// Each invocation computes a 4 × 4 tile of one Gram matrix (tiles on and above the diagonal,
+// mirrored on write): 8 loads feed 16 multiply-adds, where one entry per invocation needed 2 loads
+// per multiply-add. On CPU adapters (lavapipe) every per-lane load is a scalar gather, so loads,
+// not arithmetic, set the speed; on GPUs the tile also cuts the traffic through the caches.
+const T: u32 = 4u;
+
+// Row `k` of group `g` (clamped to the last row, so partial tiles read valid memory).
+fn row_start(g: u32, k: u32) -> u32 {
+    return (g * prm.points + min(k, prm.points - 1u)) * prm.dim;
+}
+
+// Row k of the tile: gram[g, k, l .. l + 4] and its mirror, where inside the matrix.
+fn write_row(g: u32, k: u32, l: u32, v: vec4<f32>) {
+    if k >= prm.points {
+        return;
+    }
+    for (var b = 0u; b < T; b++) {
+        if l + b < prm.points {
+            gram[(g * prm.points + k) * prm.points + l + b] = v[b];
+            gram[(g * prm.points + l + b) * prm.points + k] = v[b];
+        }
+    }
+}
+
+// Workgroups: linear_groups(groups·tiles², 64) with tiles = ⌈K/4⌉; id = (g·tiles + tk)·tiles + tl.
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let id = gid.x + gid.y * 65535u * 64u;
-    let kk = prm.points * prm.points;
-    if id >= prm.groups * kk {
+    let tiles = (prm.points + T - 1u) / T;
+    let tt = tiles * tiles;
+    if id >= prm.groups * tt {
         return;
     }
-    let g = id / kk;
-    let k = (id % kk) / prm.points;
-    let l = id % prm.points;
+    let g = id / tt;
+    let k = (id % tt) / tiles * T;
+    let l = id % tiles * T;
     if l < k {
         return;
     }
-    let a = (g * prm.points + k) * prm.dim;
-    let b = (g * prm.points + l) * prm.dim;
-    var acc = 0.0;
+    let a = vec4<u32>(row_start(g, k), row_start(g, k + 1u), row_start(g, k + 2u), row_start(g, k + 3u));
+    let b = vec4<u32>(row_start(g, l), row_start(g, l + 1u), row_start(g, l + 2u), row_start(g, l + 3u));
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var d = 0u; d < prm.dim; d++) {
-        acc += vectors[a + d] * vectors[b + d];
+        let u = vec4<f32>(vectors[a.x + d], vectors[a.y + d], vectors[a.z + d], vectors[a.w + d]);
+        let v = vec4<f32>(vectors[b.x + d], vectors[b.y + d], vectors[b.z + d], vectors[b.w + d]);
+        acc0 += u.x * v;
+        acc1 += u.y * v;
+        acc2 += u.z * v;
+        acc3 += u.w * v;
     }
-    gram[id] = acc;
-    gram[(g * prm.points + l) * prm.points + k] = acc;
+    write_row(g, k, l, acc0);
+    write_row(g, k + 1u, l, acc1);
+    write_row(g, k + 2u, l, acc2);
+    write_row(g, k + 3u, l, acc3);
 }

@@ -402,7 +402,9 @@ impl Gram {
         gram: &'a wgpu::Buffer,
     ) -> Result<()> {
         let prm = GramParams { points, dim, groups, _pad1: 0 };
-        let wg = linear_groups(groups as usize * (points * points) as usize, 64);
+        // One invocation per 4 × 4 tile (shaders/gram.wgsl).
+        let tiles = points.div_ceil(4) as usize;
+        let wg = linear_groups(groups as usize * tiles * tiles, 64);
         rec.dispatch(&self.0, &prm, &[vectors, gram], None, wg)
     }
 }

@@ -1,6 +1,6 @@
 // Per-sample loss and scaled derivative with respect to the logits (softmax cross-entropy,
 // the notebook's double softmax, the sigmoid's, least squares': the override MODEL):
-//   dz[s, i, :] = scale · d loss_i / d z,   loss[s, i] = loss_i.
+//   dz[s, i, :] = scale · d loss_i / d z,   loss[offset + s·rows + i] = loss_i.
 // scale = 1/b gives the gradient of the batch's mean loss.
 //! import data
 //! import loss
@@ -15,7 +15,8 @@ struct DlogitsParams {
     scale: f32,
     // Distance between groups' rows in the row table.
     group_stride: u32,
-    _pad1: u32,
+    // Where this dispatch's losses start in `losses` (training keeps every step's losses).
+    loss_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> prm: DlogitsParams;
@@ -44,5 +45,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var c = 0u; c < prm.classes; c++) {
         dlogits[base + c] = prm.scale * z[c];
     }
-    losses[id] = l.loss;
+    losses[prm.loss_offset + id] = l.loss;
 }

@@ -1,9 +1,9 @@
 // The batched matmul: logits of many parameter sets on many groups of rows at once,
 //   z[s, i, c] = Σ_j W_s[c, j] x[row(g, i), j] + b_s[c],   g = s / sets_per_group.
 // Training uses one group (R runs on one batch); the analysis one group per batch with its K
-// perturbed copies. One invocation per (set, sample) with a plain loop over the features and
-// no workgroup memory: on CPU adapters (lavapipe) barriers cost more than the arithmetic, and on
-// GPUs the rows stay in cache across the sets that share them.
+// perturbed copies. One invocation per (set, sample), or per 4 × 4 tile of them, with a plain
+// loop over the features and no workgroup memory: on CPU adapters (lavapipe) barriers cost more
+// than the arithmetic, and on GPUs the rows stay in cache across the sets that share them.
 //! import data
 
 struct LogitsParams {
@@ -27,25 +27,57 @@ struct LogitsParams {
 @group(0) @binding(2) var<storage, read> row_table: array<u32>;
 @group(0) @binding(3) var<storage, read_write> logits: array<f32>;
 
-// Workgroups: (⌈sets·rows/64⌉, 1, 1); invocation id = set·rows + sample.
+// Sets and rows per invocation: 1, or 4 where many sets share their rows (the analysis' K
+// perturbed copies). A 4 × 4 tile makes 8 loads feed 16 multiply-adds instead of 2 loads per
+// multiply-add: on CPU adapters every per-lane load is a scalar gather, so loads set the speed.
+override TILE: u32 = 1u;
+const MAX_TILE: u32 = 4u;
+
+// Workgroups: linear_groups(groups·⌈sets_per_group/TILE⌉·⌈rows/TILE⌉, 64);
+// invocation id = (g·set_tiles + set_tile)·row_tiles + row_tile.
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let id = gid.x + gid.y * 65535u * 64u;
-    if id >= prm.sets * prm.rows {
+    let set_tiles = (prm.sets_per_group + TILE - 1u) / TILE;
+    let row_tiles = (prm.rows + TILE - 1u) / TILE;
+    if id >= prm.sets / prm.sets_per_group * set_tiles * row_tiles {
         return;
     }
-    let ps = id / prm.rows;
-    let i = id % prm.rows;
-    let g = ps / prm.sets_per_group;
-    let row = row_table[prm.table_offset + g * prm.group_stride + i];
+    let g = id / (set_tiles * row_tiles);
+    let s0 = id / row_tiles % set_tiles * TILE;
+    let i0 = id % row_tiles * TILE;
     let p = data_info.p;
-    let base = ps * prm.dim;
+    // The tile's rows and sets, clamped to the last one so partial tiles read valid memory.
+    var rows: array<u32, MAX_TILE>;
+    var bases: array<u32, MAX_TILE>;
+    for (var a = 0u; a < TILE; a++) {
+        rows[a] = row_table[prm.table_offset + g * prm.group_stride + min(i0 + a, prm.rows - 1u)];
+        bases[a] = (g * prm.sets_per_group + min(s0 + a, prm.sets_per_group - 1u)) * prm.dim;
+    }
     for (var c = 0u; c < prm.classes; c++) {
-        let w = base + c * p;
-        var acc = 0.0;
+        var acc: array<f32, 16>; // [set][row] of the tile
         for (var j = 0u; j < p; j++) {
-            acc += theta[w + j] * feature_raw(row, j);
+            var x: array<f32, MAX_TILE>;
+            for (var a = 0u; a < TILE; a++) {
+                x[a] = feature_raw(rows[a], j);
+            }
+            for (var s = 0u; s < TILE; s++) {
+                let w = theta[bases[s] + c * p + j];
+                for (var a = 0u; a < TILE; a++) {
+                    acc[s * MAX_TILE + a] += w * x[a];
+                }
+            }
         }
-        logits[id * prm.classes + c] = acc * feature_scale() + theta[base + prm.classes * p + c];
+        for (var s = 0u; s < TILE; s++) {
+            let ps = s0 + s;
+            let bias = theta[bases[s] + prm.classes * p + c];
+            for (var a = 0u; a < TILE; a++) {
+                let i = i0 + a;
+                if ps < prm.sets_per_group && i < prm.rows {
+                    let out = ((g * prm.sets_per_group + ps) * prm.rows + i) * prm.classes + c;
+                    logits[out] = acc[s * MAX_TILE + a] * feature_scale() + bias;
+                }
+            }
+        }
     }
 }

@@ -1,8 +1,9 @@
 // The gradient with respect to the parameters, from the logits' derivatives:
 //   G[s, (c, j)] = Σ_i dz[s, i, c] x[row(g, i), j]   and   G[s, bias c] = Σ_i dz[s, i, c],
 // for the rows c0 .. c0+nrows of W (one row is the notebook's `parameter_column`; all rows with
-// the biases is θ's own layout). One invocation per output entry, a plain loop over the samples
-// (consecutive invocations read consecutive features of a row; no barriers, see logits.wgsl).
+// the biases is θ's own layout). One invocation per output entry, or per tile of 4 sets × 4
+// features, a plain loop over the samples (consecutive invocations read consecutive features of
+// a row; no barriers, see logits.wgsl).
 //! import data
 
 struct WeightGradParams {
@@ -30,40 +31,61 @@ struct WeightGradParams {
 @group(0) @binding(2) var<storage, read> row_table: array<u32>;
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
 
-// Workgroups: (⌈sets·out_dim/64⌉, …) as linear_groups; invocation id = set·out_dim + entry.
+// Sets and entries per invocation: 1, or 4 sets × 4 consecutive features of one row of W where
+// many sets share their rows (the analysis): 8 loads feed 16 multiply-adds instead of 2 loads per
+// multiply-add (see logits.wgsl). Bias entries take one invocation per (set tile, row).
+override TILE: u32 = 1u;
+const MAX_TILE: u32 = 4u;
+
+// Workgroups: linear_groups(groups·⌈sets_per_group/TILE⌉·tiles_per_set, 64) where
+// tiles_per_set = nrows·⌈p/TILE⌉ (+ nrows with the biases); id = (g·set_tiles + set_tile)·tiles_per_set + t.
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let id = gid.x + gid.y * 65535u * 64u;
-    if id >= prm.sets * prm.out_dim {
+    let p = data_info.p;
+    let j_tiles = (p + TILE - 1u) / TILE;
+    let w_tiles = prm.nrows * j_tiles;
+    let tiles_per_set = w_tiles + select(0u, prm.nrows, prm.with_bias == 1u);
+    let set_tiles = (prm.sets_per_group + TILE - 1u) / TILE;
+    if id >= prm.sets / prm.sets_per_group * set_tiles * tiles_per_set {
         return;
     }
-    let ps = id / prm.out_dim;
-    let e = id % prm.out_dim;
-    let p = data_info.p;
-    let w_entries = prm.nrows * p;
-    var cl: u32;
-    var j: u32;
-    var bias = false;
-    if e < w_entries {
-        cl = e / p;
-        j = e % p;
-    } else {
-        cl = e - w_entries;
-        bias = true;
-    }
-    let g = ps / prm.sets_per_group;
+    let g = id / (set_tiles * tiles_per_set);
+    let s0 = id / tiles_per_set % set_tiles * TILE;
+    let t = id % tiles_per_set;
+    let bias = t >= w_tiles;
+    let cl = select(t / j_tiles, t - w_tiles, bias);
+    let j0 = select(t % j_tiles * TILE, 0u, bias);
     let table = prm.table_offset + g * prm.group_stride;
-    let dz_base = ps * prm.rows * prm.classes + prm.c0 + cl;
-    var acc = 0.0;
-    if bias {
-        for (var i = 0u; i < prm.rows; i++) {
-            acc += dlogits[dz_base + i * prm.classes];
-        }
-    } else {
-        for (var i = 0u; i < prm.rows; i++) {
-            acc += dlogits[dz_base + i * prm.classes] * feature_raw(row_table[table + i], j);
-        }
-        acc *= feature_scale();
+    // d loss / d z of the tile's sets (clamped to the last set) for row c0 + cl of W.
+    var dz_base: array<u32, MAX_TILE>;
+    for (var s = 0u; s < TILE; s++) {
+        let ps = g * prm.sets_per_group + min(s0 + s, prm.sets_per_group - 1u);
+        dz_base[s] = ps * prm.rows * prm.classes + prm.c0 + cl;
     }
-    grads[id] = acc;
+    var acc: array<f32, 16>; // [set][feature] of the tile
+    for (var i = 0u; i < prm.rows; i++) {
+        let row = row_table[table + i];
+        var x: array<f32, MAX_TILE>;
+        for (var a = 0u; a < TILE; a++) {
+            x[a] = select(feature_raw(row, min(j0 + a, p - 1u)), 1.0, bias);
+        }
+        for (var s = 0u; s < TILE; s++) {
+            let dz = dlogits[dz_base[s] + i * prm.classes];
+            for (var a = 0u; a < TILE; a++) {
+                acc[s * MAX_TILE + a] += dz * x[a];
+            }
+        }
+    }
+    let scale = select(feature_scale(), 1.0, bias);
+    for (var s = 0u; s < TILE; s++) {
+        let ps = s0 + s;
+        let out = (g * prm.sets_per_group + ps) * prm.out_dim;
+        for (var a = 0u; a < select(TILE, 1u, bias); a++) {
+            let j = j0 + a;
+            if ps < prm.sets_per_group && j < p {
+                grads[out + select(cl * p + j, prm.nrows * p + cl, bias)] = acc[s * MAX_TILE + a] * scale;
+            }
+        }
+    }
 }

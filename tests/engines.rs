@@ -87,8 +87,9 @@ fn compare_p(
     if rule == StepRule::Table {
         let mut unfused = GpuEngine::new(gpu(), model, &d, runs, KernelPath::Unfused).unwrap();
         unfused.set_params(&theta).unwrap();
-        let (pu, lu, _) = train(&mut unfused, &batching, 2, &lrs, rule);
+        let (pu, lu, su) = train(&mut unfused, &batching, 2, &lrs, rule);
         assert_close(&format!("{what}: params, fused vs unfused"), &pf, &f64s(&pu), TOL);
+        assert_close(&format!("{what}: step losses and rates, unfused vs CPU"), &su, &f64s(&sc), TOL);
         assert_close(
             &format!("{what}: losses, fused vs unfused"),
             &lf.iter().map(|&x| x as f32).collect::<Vec<_>>(),

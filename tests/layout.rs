@@ -33,7 +33,7 @@ fn parameter_structs_match_wgsl() {
         "dlogits",
         "DlogitsParams",
         DlogitsParams,
-        [sets_per_group, rows, classes, table_offset, sets, scale, group_stride, _pad1]
+        [sets_per_group, rows, classes, table_offset, sets, scale, group_stride, loss_offset]
     );
     layout!(
         "weight_grad",

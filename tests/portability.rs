@@ -23,52 +23,60 @@ fn every_shader_translates_to_every_backend() {
         if !module.entry_points.iter().any(|e| e.name == "main") {
             continue; // a library of functions (data, loss, prng): checked through its importers
         }
-        // The engine's specialisations: every loss, both feature encodings.
-        for model in 0..4 {
-            for x_u8 in [0.0, 1.0] {
-                let mut constants = naga::back::PipelineConstants::default();
-                for o in module.overrides.iter().filter_map(|(_, o)| o.name.clone()) {
-                    constants.insert(o.clone(), if o == "MODEL" { model as f64 } else { x_u8 });
-                }
-                let (m, i) = naga::back::pipeline_constants::process_overrides(
-                    &module,
-                    &info,
-                    Some((ShaderStage::Compute, "main")),
-                    &constants,
-                )
-                .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
-                let what = format!("{name} (MODEL {model}, X_U8 {x_u8})");
-                let words = spv::write_vec(&m, &i, &spv::Options::default(), None)
-                    .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
-                let back = naga::front::spv::parse_u8_slice(bytemuck::cast_slice(&words), &Default::default())
-                    .unwrap_or_else(|e| panic!("{what}: SPIR-V does not parse back: {e}"));
-                validate(&back);
-                let entry = Some((ShaderStage::Compute, "main".to_string()));
-                msl::write_string(
-                    &m,
-                    &i,
-                    &msl::Options::default(),
-                    &msl::PipelineOptions { entry_point: entry.clone(), ..Default::default() },
-                )
-                .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
-                let hlsl_pipeline = hlsl::PipelineOptions { entry_point: entry.clone() };
-                let hlsl_options = hlsl::Options::default();
-                let mut text = String::new();
-                hlsl::Writer::new(&mut text, &hlsl_options, &hlsl_pipeline)
-                    .write(&m, &i, None)
-                    .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
-                let glsl_options = glsl::Options { version: glsl::Version::Desktop(430), ..Default::default() };
-                let glsl_pipeline = glsl::PipelineOptions {
-                    shader_stage: ShaderStage::Compute,
-                    entry_point: "main".into(),
-                    multiview: None,
+        // The engine's specialisations: every loss, both feature encodings, both tile sizes.
+        let has_tile = module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("TILE"));
+        let tiles: &[f64] = if has_tile { &[1.0, 4.0] } else { &[1.0] };
+        for (model, x_u8, tile) in
+            (0..4).flat_map(|m| [0.0, 1.0].map(|x| (m, x))).flat_map(|(m, x)| tiles.iter().map(move |&t| (m, x, t)))
+        {
+            let mut constants = naga::back::PipelineConstants::default();
+            for o in module.overrides.iter().filter_map(|(_, o)| o.name.clone()) {
+                let value = match o.as_str() {
+                    "MODEL" => model as f64,
+                    "X_U8" => x_u8,
+                    "TILE" => tile,
+                    other => panic!("{name}: an override the engine does not set: {other}"),
                 };
-                let mut text = String::new();
-                glsl::Writer::new(&mut text, &m, &i, &glsl_options, &glsl_pipeline, Default::default())
-                    .and_then(|mut w| w.write())
-                    .unwrap_or_else(|e| panic!("{what}: GLSL: {e}"));
-                translated += 1;
+                constants.insert(o.clone(), value);
             }
+            let (m, i) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                Some((ShaderStage::Compute, "main")),
+                &constants,
+            )
+            .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
+            let what = format!("{name} (MODEL {model}, X_U8 {x_u8}, TILE {tile})");
+            let words = spv::write_vec(&m, &i, &spv::Options::default(), None)
+                .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
+            let back = naga::front::spv::parse_u8_slice(bytemuck::cast_slice(&words), &Default::default())
+                .unwrap_or_else(|e| panic!("{what}: SPIR-V does not parse back: {e}"));
+            validate(&back);
+            let entry = Some((ShaderStage::Compute, "main".to_string()));
+            msl::write_string(
+                &m,
+                &i,
+                &msl::Options::default(),
+                &msl::PipelineOptions { entry_point: entry.clone(), ..Default::default() },
+            )
+            .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+            let hlsl_pipeline = hlsl::PipelineOptions { entry_point: entry.clone() };
+            let hlsl_options = hlsl::Options::default();
+            let mut text = String::new();
+            hlsl::Writer::new(&mut text, &hlsl_options, &hlsl_pipeline)
+                .write(&m, &i, None)
+                .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
+            let glsl_options = glsl::Options { version: glsl::Version::Desktop(430), ..Default::default() };
+            let glsl_pipeline = glsl::PipelineOptions {
+                shader_stage: ShaderStage::Compute,
+                entry_point: "main".into(),
+                multiview: None,
+            };
+            let mut text = String::new();
+            glsl::Writer::new(&mut text, &m, &i, &glsl_options, &glsl_pipeline, Default::default())
+                .and_then(|mut w| w.write())
+                .unwrap_or_else(|e| panic!("{what}: GLSL: {e}"));
+            translated += 1;
         }
     }
     assert!(translated >= 12 * 8, "{translated} translations");

@@ -50,6 +50,8 @@ pub struct BenchReport {
     pub date: String,
     pub version: String,
     pub repeats: usize,
+    /// The `--kernels` choice (`auto` is unfused on CPU adapters, fused elsewhere).
+    pub kernels: crate::gpu::KernelPath,
     /// Softmax, MNIST 0/1, batch 64, 197 steps: wall-clock ms per epoch (submit to read-back).
     pub train_epoch_ms: f64,
     pub train_epoch_gpu_ms: Option<f64>,
@@ -117,6 +119,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         ),
         version: env!("CARGO_PKG_VERSION").into(),
         repeats: args.repeats,
+        kernels: args.device.kernels,
         train_epoch_ms: train_ms,
         train_epoch_gpu_ms: train_gpu,
         train_steps_per_s: steps as f64 / (train_ms / 1e3),
@@ -225,16 +228,23 @@ fn copy_bandwidth(ctx: &GpuContext) -> Result<f64> {
 
 fn print_report(r: &BenchReport, cpu: bool) {
     // GUIDE §6 anchors: (H200, 2-core CPU).
-    let (train_anchor, sweep_anchor, analysis_anchor) = if cpu {
-        (("the notebook's PyTorch loop on 2 CPU cores", 44.0), None, ("PyTorch vectorised on 2 CPU cores", 2600.0))
+    let (train_anchor, burn_anchor, sweep_anchor, analysis_anchor) = if cpu {
+        (
+            ("the notebook's PyTorch loop on 2 CPU cores", 44.0),
+            ("Burn 0.22 on wgpu, lavapipe 2 cores", 860.0),
+            None,
+            ("PyTorch vectorised on 2 CPU cores", 2600.0),
+        )
     } else {
         (
             ("PyTorch as a CUDA graph on an H200", 5.7),
+            ("Burn 0.22 on wgpu, H200", 94.0),
             Some(("PyTorch batched matmuls on an H200", 57.0)),
             ("PyTorch vectorised on an H200", 2200.0),
         )
     };
-    println!("{} ({}, {}), {}", r.adapter, r.backend, r.driver, r.date);
+    let kernels = format!("{:?}", r.kernels).to_lowercase();
+    println!("{} ({}, {}), {}, --kernels {kernels}", r.adapter, r.backend, r.driver, r.date);
     let mut t = Table::new(["work", "ms", "GPU ms", "anchor", "anchor ms", "speed-up"]);
     let ratio = |anchor: f64, ms: f64| format!("×{}", fmt_num(anchor / ms, 3));
     t.row(vec![
@@ -244,6 +254,14 @@ fn print_report(r: &BenchReport, cpu: bool) {
         train_anchor.0.into(),
         fmt_num(train_anchor.1, 3),
         ratio(train_anchor.1, r.train_epoch_ms),
+    ]);
+    t.row(vec![
+        "".into(),
+        "".into(),
+        "".into(),
+        burn_anchor.0.into(),
+        fmt_num(burn_anchor.1, 3),
+        ratio(burn_anchor.1, r.train_epoch_ms),
     ]);
     let sweep_row = match sweep_anchor {
         Some((name, ms)) if r.sweep_runs == 1024 => vec![name.to_string(), fmt_num(ms, 3), ratio(ms, r.sweep_epoch_ms)],

@@ -157,8 +157,10 @@ pub struct DeviceArgs {
     /// Use the adapter whose name contains NAME [default: $WGPU_ADAPTER_NAME, else the best].
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
-    /// Training kernels: `fused` (one dispatch per epoch) or `unfused` (the reference kernels).
-    #[arg(long, value_enum, default_value_t = KernelPath::Fused)]
+    /// Training kernels: `fused` (one workgroup per run does every step), `unfused` (four
+    /// dispatches per step over the whole device) or `auto` (unfused on CPU adapters where the
+    /// step rule allows, fused elsewhere).
+    #[arg(long, value_enum, default_value_t = KernelPath::Auto)]
     pub kernels: KernelPath,
 }
 

@@ -41,6 +41,34 @@ fn compile<P>(
     Kernel::new(ctx, data, name, std::mem::size_of::<P>(), &spec.constants())
 }
 
+/// A kernel compiled twice from one shader: one invocation per output (override TILE = 1), and
+/// 4 × 4 tiles (TILE = 4) for dispatches where at least 4 parameter sets share their rows.
+struct TilePair {
+    plain: Kernel,
+    tiled: Kernel,
+}
+
+impl TilePair {
+    fn new<P>(
+        ctx: &GpuContext,
+        data: &wgpu::BindGroupLayout,
+        name: &'static str,
+        spec: &Specialisation,
+    ) -> Result<Self> {
+        let with_tile = |tile: f64| {
+            let mut constants = spec.constants().to_vec();
+            constants.push(("TILE", tile));
+            Kernel::new(ctx, data, name, std::mem::size_of::<P>(), &constants)
+        };
+        Ok(TilePair { plain: with_tile(1.0)?, tiled: with_tile(4.0)? })
+    }
+
+    /// The variant for `rows` and its tile size.
+    fn pick(&self, rows: &RowGroups) -> (&Kernel, u32) {
+        if rows.sets_per_group >= 4 && rows.rows >= 4 { (&self.tiled, 4) } else { (&self.plain, 1) }
+    }
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct LogitsParams {
@@ -54,12 +82,13 @@ pub struct LogitsParams {
     pub _pad2: u32,
 }
 
-/// `shaders/logits.wgsl`: the batched matmul z = W x + b for many parameter sets.
-pub struct Logits(Kernel);
+/// `shaders/logits.wgsl`: the batched matmul z = W x + b for many parameter sets; one
+/// invocation per (set, row), or per 4 × 4 tile of them.
+pub struct Logits(TilePair);
 
 impl Logits {
     pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Logits(compile::<LogitsParams>(ctx, data, "logits", spec)?))
+        Ok(Logits(TilePair::new::<LogitsParams>(ctx, data, "logits", spec)?))
     }
 
     /// logits[set, row, class] for `sets` (sets × dim) on the rows of `table`.
@@ -85,8 +114,10 @@ impl Logits {
             sets: rows.sets(),
             _pad2: 0,
         };
-        let wg = linear_groups(rows.sets() as usize * rows.rows as usize, 64);
-        rec.dispatch(&self.0, &prm, &[theta, table, logits], Some(data), wg)
+        let (kernel, tile) = self.0.pick(&rows);
+        let invocations = rows.groups * rows.sets_per_group.div_ceil(tile) * rows.rows.div_ceil(tile);
+        let wg = linear_groups(invocations as usize, 64);
+        rec.dispatch(kernel, &prm, &[theta, table, logits], Some(data), wg)
     }
 }
 
@@ -100,7 +131,7 @@ pub struct DlogitsParams {
     pub sets: u32,
     pub scale: f32,
     pub group_stride: u32,
-    pub _pad1: u32,
+    pub loss_offset: u32,
 }
 
 /// `shaders/dlogits.wgsl`: per-sample loss and scaled d loss / d z (softmax CE, seed-compat,
@@ -123,7 +154,7 @@ impl Dlogits {
         logits: &'a wgpu::Buffer,
         table: &'a wgpu::Buffer,
         dlogits: &'a wgpu::Buffer,
-        losses: &'a wgpu::Buffer,
+        (losses, loss_offset): (&'a wgpu::Buffer, u32),
     ) -> Result<()> {
         let prm = DlogitsParams {
             sets_per_group: rows.sets_per_group,
@@ -133,7 +164,7 @@ impl Dlogits {
             sets: rows.sets(),
             scale,
             group_stride: rows.stride,
-            _pad1: 0,
+            loss_offset,
         };
         let wg = [groups_for((rows.sets() * rows.rows) as usize, 64), 1, 1];
         rec.dispatch(&self.0, &prm, &[logits, table, dlogits, losses], Some(data), wg)
@@ -158,11 +189,11 @@ pub struct WeightGradParams {
 }
 
 /// `shaders/weight_grad.wgsl`: G = dzᵀ X over a block of rows of W.
-pub struct WeightGrad(Kernel);
+pub struct WeightGrad(TilePair);
 
 impl WeightGrad {
     pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(WeightGrad(compile::<WeightGradParams>(ctx, data, "weight_grad", spec)?))
+        Ok(WeightGrad(TilePair::new::<WeightGradParams>(ctx, data, "weight_grad", spec)?))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -191,8 +222,11 @@ impl WeightGrad {
             _pad1: 0,
             _pad2: 0,
         };
-        let wg = linear_groups(rows.sets() as usize * block.dim() as usize, 64);
-        rec.dispatch(&self.0, &prm, &[dlogits, table, grads], Some(data), wg)
+        // Tiles of `tile` sets × `tile` features of one row of W, and one per (set tile, bias).
+        let (kernel, tile) = self.0.pick(&rows);
+        let per_set = block.nrows * block.p.div_ceil(tile) + if block.with_bias { block.nrows } else { 0 };
+        let invocations = rows.groups * rows.sets_per_group.div_ceil(tile) * per_set;
+        rec.dispatch(kernel, &prm, &[dlogits, table, grads], Some(data), linear_groups(invocations as usize, 64))
     }
 }
 

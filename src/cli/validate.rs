@@ -133,7 +133,9 @@ fn print_reports(reports: &[AdapterReport]) {
     for r in reports {
         // Kernels summarised in one row; the rest one row each.
         let (kernels, rest): (Vec<&Check>, Vec<&Check>) = r.checks.iter().partition(|c| {
-            ["logits", "dlogits", "weight_grad", "sgd_update", "evaluate"].iter().any(|k| c.name.starts_with(k))
+            ["logits", "dlogits", "weight_grad", "sgd_update", "evaluate", "gram", "combine", "center"]
+                .iter()
+                .any(|k| c.name.starts_with(k))
         });
         let worst = kernels.iter().map(|c| c.max_error).fold(0.0, f64::max);
         let failed = kernels.iter().filter(|c| !c.passed).count();

@@ -31,13 +31,15 @@ struct WeightGradParams {
 @group(0) @binding(2) var<storage, read> row_table: array<u32>;
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
 
-// Sets and entries per invocation: 1, or 4 sets × 4 consecutive features of one row of W where
-// many sets share their rows (the analysis): 8 loads feed 16 multiply-adds instead of 2 loads per
-// multiply-add (see logits.wgsl). Bias entries take one invocation per (set tile, row).
+// Sets and features per invocation: SET_TILE sets (4 where many sets share their rows, as in the
+// analysis, else 1) × TILE consecutive features of one row of W. 4 × 4 makes 8 loads feed 16
+// multiply-adds instead of 2 loads per multiply-add (see logits.wgsl); 1 × 4 shares each sample's
+// row index and d loss / d z between 4 features. Bias entries take one invocation per (set tile, row).
+override SET_TILE: u32 = 1u;
 override TILE: u32 = 1u;
 const MAX_TILE: u32 = 4u;
 
-// Workgroups: linear_groups(groups·⌈sets_per_group/TILE⌉·tiles_per_set, 64) where
+// Workgroups: linear_groups(groups·⌈sets_per_group/SET_TILE⌉·tiles_per_set, 64) where
 // tiles_per_set = nrows·⌈p/TILE⌉ (+ nrows with the biases); id = (g·set_tiles + set_tile)·tiles_per_set + t.
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -46,12 +48,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j_tiles = (p + TILE - 1u) / TILE;
     let w_tiles = prm.nrows * j_tiles;
     let tiles_per_set = w_tiles + select(0u, prm.nrows, prm.with_bias == 1u);
-    let set_tiles = (prm.sets_per_group + TILE - 1u) / TILE;
+    let set_tiles = (prm.sets_per_group + SET_TILE - 1u) / SET_TILE;
     if id >= prm.sets / prm.sets_per_group * set_tiles * tiles_per_set {
         return;
     }
     let g = id / (set_tiles * tiles_per_set);
-    let s0 = id / tiles_per_set % set_tiles * TILE;
+    let s0 = id / tiles_per_set % set_tiles * SET_TILE;
     let t = id % tiles_per_set;
     let bias = t >= w_tiles;
     let cl = select(t / j_tiles, t - w_tiles, bias);
@@ -59,7 +61,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let table = prm.table_offset + g * prm.group_stride;
     // d loss / d z of the tile's sets (clamped to the last set) for row c0 + cl of W.
     var dz_base: array<u32, MAX_TILE>;
-    for (var s = 0u; s < TILE; s++) {
+    for (var s = 0u; s < SET_TILE; s++) {
         let ps = g * prm.sets_per_group + min(s0 + s, prm.sets_per_group - 1u);
         dz_base[s] = ps * prm.rows * prm.classes + prm.c0 + cl;
     }
@@ -70,7 +72,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var a = 0u; a < TILE; a++) {
             x[a] = select(feature_raw(row, min(j0 + a, p - 1u)), 1.0, bias);
         }
-        for (var s = 0u; s < TILE; s++) {
+        for (var s = 0u; s < SET_TILE; s++) {
             let dz = dlogits[dz_base[s] + i * prm.classes];
             for (var a = 0u; a < TILE; a++) {
                 acc[s * MAX_TILE + a] += dz * x[a];
@@ -78,7 +80,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     let scale = select(feature_scale(), 1.0, bias);
-    for (var s = 0u; s < TILE; s++) {
+    for (var s = 0u; s < SET_TILE; s++) {
         let ps = s0 + s;
         let out = (g * prm.sets_per_group + ps) * prm.out_dim;
         for (var a = 0u; a < select(TILE, 1u, bias); a++) {

@@ -24,9 +24,10 @@ fn every_shader_translates_to_every_backend() {
             continue; // a library of functions (data, loss, prng): checked through its importers
         }
         // The engine's specialisations: every loss, both feature encodings, both tile sizes.
-        let has_tile = module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("TILE"));
-        let tiles: &[f64] = if has_tile { &[1.0, 4.0] } else { &[1.0] };
-        for (model, x_u8, tile) in
+        // Tile shapes (SET_TILE, TILE) the engine compiles: plain, one set × 4, and 4 × 4.
+        let declares = |n: &str| module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(n));
+        let tiles: &[(f64, f64)] = if declares("TILE") { &[(1.0, 1.0), (1.0, 4.0), (4.0, 4.0)] } else { &[(1.0, 1.0)] };
+        for (model, x_u8, (set_tile, tile)) in
             (0..4).flat_map(|m| [0.0, 1.0].map(|x| (m, x))).flat_map(|(m, x)| tiles.iter().map(move |&t| (m, x, t)))
         {
             let mut constants = naga::back::PipelineConstants::default();
@@ -35,6 +36,7 @@ fn every_shader_translates_to_every_backend() {
                     "MODEL" => model as f64,
                     "X_U8" => x_u8,
                     "TILE" => tile,
+                    "SET_TILE" => set_tile,
                     other => panic!("{name}: an override the engine does not set: {other}"),
                 };
                 constants.insert(o.clone(), value);
@@ -46,7 +48,7 @@ fn every_shader_translates_to_every_backend() {
                 &constants,
             )
             .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
-            let what = format!("{name} (MODEL {model}, X_U8 {x_u8}, TILE {tile})");
+            let what = format!("{name} (MODEL {model}, X_U8 {x_u8}, SET_TILE {set_tile}, TILE {tile})");
             let words = spv::write_vec(&m, &i, &spv::Options::default(), None)
                 .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
             let back = naga::front::spv::parse_u8_slice(bytemuck::cast_slice(&words), &Default::default())

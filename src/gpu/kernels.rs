@@ -41,31 +41,34 @@ fn compile<P>(
     Kernel::new(ctx, data, name, std::mem::size_of::<P>(), &spec.constants())
 }
 
-/// A kernel compiled twice from one shader: one invocation per output (override TILE = 1), and
-/// 4 × 4 tiles (TILE = 4) for dispatches where at least 4 parameter sets share their rows.
+/// A kernel compiled twice from one shader: `single` for dispatches where each set has its own rows
+/// (training one run), and 4 × 4 tiles (overrides SET_TILE = TILE = 4) where at least 4 parameter
+/// sets share their rows (the analysis, sweeps).
 struct TilePair {
-    plain: Kernel,
+    single: (Kernel, [u32; 2]),
     tiled: Kernel,
 }
 
 impl TilePair {
+    /// `single` is the (SET_TILE, TILE) of the variant for unshared rows.
     fn new<P>(
         ctx: &GpuContext,
         data: &wgpu::BindGroupLayout,
         name: &'static str,
         spec: &Specialisation,
+        single: [u32; 2],
     ) -> Result<Self> {
-        let with_tile = |tile: f64| {
+        let with_tiles = |[sets, other]: [u32; 2]| {
             let mut constants = spec.constants().to_vec();
-            constants.push(("TILE", tile));
+            constants.extend([("SET_TILE", sets as f64), ("TILE", other as f64)]);
             Kernel::new(ctx, data, name, std::mem::size_of::<P>(), &constants)
         };
-        Ok(TilePair { plain: with_tile(1.0)?, tiled: with_tile(4.0)? })
+        Ok(TilePair { single: (with_tiles(single)?, single), tiled: with_tiles([4, 4])? })
     }
 
-    /// The variant for `rows` and its tile size.
-    fn pick(&self, rows: &RowGroups) -> (&Kernel, u32) {
-        if rows.sets_per_group >= 4 && rows.rows >= 4 { (&self.tiled, 4) } else { (&self.plain, 1) }
+    /// The variant for `rows` and its tile sizes (sets, other).
+    fn pick(&self, rows: &RowGroups) -> (&Kernel, [u32; 2]) {
+        if rows.sets_per_group >= 4 && rows.rows >= 4 { (&self.tiled, [4, 4]) } else { (&self.single.0, self.single.1) }
     }
 }
 
@@ -88,7 +91,8 @@ pub struct Logits(TilePair);
 
 impl Logits {
     pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Logits(TilePair::new::<LogitsParams>(ctx, data, "logits", spec)?))
+        // One invocation per (set, row) for a single run: 4-row tiles would leave cores idle there.
+        Ok(Logits(TilePair::new::<LogitsParams>(ctx, data, "logits", spec, [1, 1])?))
     }
 
     /// logits[set, row, class] for `sets` (sets × dim) on the rows of `table`.
@@ -114,8 +118,8 @@ impl Logits {
             sets: rows.sets(),
             _pad2: 0,
         };
-        let (kernel, tile) = self.0.pick(&rows);
-        let invocations = rows.groups * rows.sets_per_group.div_ceil(tile) * rows.rows.div_ceil(tile);
+        let (kernel, [set_tile, row_tile]) = self.0.pick(&rows);
+        let invocations = rows.groups * rows.sets_per_group.div_ceil(set_tile) * rows.rows.div_ceil(row_tile);
         let wg = linear_groups(invocations as usize, 64);
         rec.dispatch(kernel, &prm, &[theta, table, logits], Some(data), wg)
     }
@@ -193,7 +197,8 @@ pub struct WeightGrad(TilePair);
 
 impl WeightGrad {
     pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(WeightGrad(TilePair::new::<WeightGradParams>(ctx, data, "weight_grad", spec)?))
+        // A single run still takes 4 features per invocation: 1,570 outputs leave enough of them.
+        Ok(WeightGrad(TilePair::new::<WeightGradParams>(ctx, data, "weight_grad", spec, [1, 4])?))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -222,10 +227,10 @@ impl WeightGrad {
             _pad1: 0,
             _pad2: 0,
         };
-        // Tiles of `tile` sets × `tile` features of one row of W, and one per (set tile, bias).
-        let (kernel, tile) = self.0.pick(&rows);
+        // Tiles of `set_tile` sets × `tile` features of one row of W, and one per (set tile, bias).
+        let (kernel, [set_tile, tile]) = self.0.pick(&rows);
         let per_set = block.nrows * block.p.div_ceil(tile) + if block.with_bias { block.nrows } else { 0 };
-        let invocations = rows.groups * rows.sets_per_group.div_ceil(tile) * per_set;
+        let invocations = rows.groups * rows.sets_per_group.div_ceil(set_tile) * per_set;
         rec.dispatch(kernel, &prm, &[dlogits, table, grads], Some(data), linear_groups(invocations as usize, 64))
     }
 }

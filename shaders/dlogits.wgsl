@@ -25,10 +25,10 @@ struct DlogitsParams {
 @group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
 @group(0) @binding(4) var<storage, read_write> losses: array<f32>;
 
-// One thread per (set, sample): workgroups (⌈sets·rows/64⌉, 1, 1).
+// One thread per (set, sample): workgroups linear_groups(sets·rows, 64).
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let id = gid.x;
+    let id = gid.x + gid.y * 65535u * 64u;
     if id >= prm.sets * prm.rows {
         return;
     }

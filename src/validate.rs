@@ -364,24 +364,24 @@ fn check_evaluate(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
     Ok(out)
 }
 
-/// Two epochs of the fused kernel (every rule) against the CPU reference.
+/// Two epochs against the CPU reference: the fused kernel under every rule, and the unfused
+/// kernels (what `--kernels auto` runs on CPU adapters) for one run and for 5 runs sharing their
+/// batches (the tiled variants, as in a sweep).
 pub fn training_checks(ctx_for: &dyn Fn() -> crate::Result<GpuContext>) -> Vec<Check> {
-    let cases: [(&str, ModelKind, Option<usize>, usize, StepRule); 4] = [
-        ("train softmax 2 epochs", ModelKind::Softmax, Some(3), 32, StepRule::Table),
-        ("train lls 2 epochs", ModelKind::Lls, None, 65, StepRule::Table),
-        ("train logreg SPS", ModelKind::Logreg, Some(2), 16, StepRule::Polyak { c: 0.5, max_lr: 0.5 }),
-        (
-            "train lls Armijo",
-            ModelKind::Lls,
-            None,
-            64,
-            StepRule::Armijo { c: 0.1, beta: 0.9, growth: 1.2, max_lr: 5.0 },
-        ),
+    let (fused, unfused) = (KernelPath::Fused, KernelPath::Unfused);
+    let armijo = StepRule::Armijo { c: 0.1, beta: 0.9, growth: 1.2, max_lr: 5.0 };
+    let cases: [(&str, ModelKind, Option<usize>, usize, StepRule, KernelPath, usize); 6] = [
+        ("train softmax 2 epochs", ModelKind::Softmax, Some(3), 32, StepRule::Table, fused, 3),
+        ("train lls 2 epochs", ModelKind::Lls, None, 65, StepRule::Table, fused, 3),
+        ("train logreg SPS", ModelKind::Logreg, Some(2), 16, StepRule::Polyak { c: 0.5, max_lr: 0.5 }, fused, 3),
+        ("train lls Armijo", ModelKind::Lls, None, 64, armijo, fused, 3),
+        ("train softmax unfused, 1 run", ModelKind::Softmax, Some(3), 32, StepRule::Table, unfused, 1),
+        ("train logreg unfused, 5 runs", ModelKind::Logreg, Some(2), 33, StepRule::Table, unfused, 5),
     ];
     cases
         .iter()
-        .map(|&(name, kind, classes, batch, rule)| {
-            training_check(ctx_for, kind, classes, batch, rule)
+        .map(|&(name, kind, classes, batch, rule, path, runs)| {
+            training_check(ctx_for, kind, classes, batch, rule, path, runs)
                 .unwrap_or_else(|e| Check::failed(name, e.to_string()))
                 .named(name)
         })
@@ -395,23 +395,25 @@ impl Check {
     }
 }
 
-/// Parameters after two epochs on the GPU and on the CPU reference, 3 runs at once.
+/// Parameters after two epochs on the GPU (kernels `path`) and on the CPU reference, `runs` at once.
+#[allow(clippy::too_many_arguments)]
 pub fn training_check(
     ctx_for: &dyn Fn() -> crate::Result<GpuContext>,
     kind: ModelKind,
     classes: Option<usize>,
     batch: usize,
     rule: StepRule,
+    path: KernelPath,
+    runs: usize,
 ) -> crate::Result<Check> {
     let d =
         Data { train: random_dataset(257, 37, classes, true, 7), test: Some(random_dataset(61, 37, classes, true, 8)) };
     let model = Model::for_data(kind, LossKind::Ce, &d.train)?;
-    let runs = 3;
     let theta: Vec<f32> = (0..runs).flat_map(|r| model.init(InitKind::Xavier, r as u64)).collect();
     let batching = Batching::new(d.train.n, batch, 7, true)?;
     let steps = batching.steps();
     let lrs: Vec<f32> = (0..runs * steps).map(|i| 0.05 + 0.1 * (i / steps) as f32).collect();
-    let mut gpu = GpuEngine::new(ctx_for()?, model, &d, runs, KernelPath::Fused)?;
+    let mut gpu = GpuEngine::new(ctx_for()?, model, &d, runs, path)?;
     let mut cpu = CpuEngine::new(model, &d, runs);
     let mut results = Vec::new();
     for engine in [&mut gpu as &mut dyn Engine, &mut cpu] {

@@ -51,7 +51,7 @@ fn train(
 }
 
 fn compare(kind: ModelKind, loss: LossKind, classes: Option<usize>, batch: usize, rule: StepRule, tag: u32) {
-    compare_p(kind, loss, classes, batch, rule, tag, 37);
+    compare_p(kind, loss, classes, batch, rule, tag, 37, 3);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -63,11 +63,11 @@ fn compare_p(
     rule: StepRule,
     tag: u32,
     p: usize,
+    runs: usize,
 ) {
     let u8 = tag % 2 == 0;
     let d = data(dataset(257, p, classes, u8, tag), Some(dataset(61, p, classes, u8, tag + 1)));
     let model = model_for(kind, loss, &d);
-    let runs = 3;
     let theta: Vec<f32> = (0..runs).flat_map(|r| model.init(steplens::model::InitKind::Xavier, r as u64)).collect();
     let batching = Batching::new(d.train.n, batch, 7, true).unwrap();
     let steps = batching.steps();
@@ -129,7 +129,14 @@ fn polyak_and_armijo_rules_match_cpu() {
 
 #[test]
 fn mnist_sized_rows() {
-    compare_p(ModelKind::Softmax, LossKind::Ce, Some(2), 64, StepRule::Table, 10, 784);
+    compare_p(ModelKind::Softmax, LossKind::Ce, Some(2), 64, StepRule::Table, 10, 784, 3);
+}
+
+/// Five runs sharing their batches take the unfused kernels' 4 × 4 tiles (a sweep on a CPU adapter).
+#[test]
+fn sweep_sized_runs_take_the_tiled_kernels() {
+    compare_p(ModelKind::Softmax, LossKind::Ce, Some(3), 32, StepRule::Table, 11, 37, 5);
+    compare_p(ModelKind::Logreg, LossKind::Ce, Some(2), 17, StepRule::Table, 12, 37, 6);
 }
 
 /// A whole MNIST 0/1 epoch (197 steps of 64): long fused epochs must run every step (lavapipe

@@ -1,6 +1,6 @@
 //! Every WGSL kernel against its f64 CPU twin, on fresh random inputs (never zeros) at awkward
-//! sizes (1, 7, 17, 33, 64, 784, 785 …), outputs poisoned with NaN first so unwritten elements
-//! show. Tolerance: normwise relative error ≤ 1e-5 (f32 arithmetic against f64). The checks live
+//! sizes (1, 17, 33, 64, 784, 785 features; partial 4 × 4 tiles), outputs poisoned with NaN first
+//! so unwritten elements show. Tolerance: normwise relative error ≤ 1e-5 (f32 arithmetic against f64). The checks live
 //! in `steplens::validate`, which `steplens validate` runs on every adapter.
 
 mod common;

@@ -50,7 +50,7 @@ pub struct BenchReport {
     pub date: String,
     pub version: String,
     pub repeats: usize,
-    /// The `--kernels` choice (`auto` is unfused on CPU adapters, fused elsewhere).
+    /// The kernels the training and sweep figures ran on (`--kernels auto` resolved).
     pub kernels: crate::gpu::KernelPath,
     /// Softmax, MNIST 0/1, batch 64, 197 steps: wall-clock ms per epoch (submit to read-back).
     pub train_epoch_ms: f64,
@@ -96,6 +96,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     // Training: one run.
     let mut engine = GpuEngine::new(ctx()?, model, &data, 1, args.device.kernels)?;
     engine.set_params(&model.init(InitKind::Xavier, 0))?;
+    let kernels = engine.kernel_path(StepRule::Table, 1);
     let (train_ms, train_gpu) = time_epochs(&mut engine, &batching, 1, args.repeats, &bar)?;
     let flops = steps as f64 * 64.0 * model.outputs as f64 * model.p as f64 * 4.0;
 
@@ -119,7 +120,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         ),
         version: env!("CARGO_PKG_VERSION").into(),
         repeats: args.repeats,
-        kernels: args.device.kernels,
+        kernels,
         train_epoch_ms: train_ms,
         train_epoch_gpu_ms: train_gpu,
         train_steps_per_s: steps as f64 / (train_ms / 1e3),

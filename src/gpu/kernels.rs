@@ -170,7 +170,7 @@ impl Dlogits {
             group_stride: rows.stride,
             loss_offset,
         };
-        let wg = [groups_for((rows.sets() * rows.rows) as usize, 64), 1, 1];
+        let wg = linear_groups((rows.sets() * rows.rows) as usize, 64);
         rec.dispatch(&self.0, &prm, &[logits, table, dlogits, losses], Some(data), wg)
     }
 }

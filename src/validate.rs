@@ -369,23 +369,32 @@ fn check_evaluate(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
 /// batches (the tiled variants, as in a sweep).
 pub fn training_checks(ctx_for: &dyn Fn() -> crate::Result<GpuContext>) -> Vec<Check> {
     let (fused, unfused) = (KernelPath::Fused, KernelPath::Unfused);
+    let polyak = StepRule::Polyak { c: 0.5, max_lr: 0.5 };
     let armijo = StepRule::Armijo { c: 0.1, beta: 0.9, growth: 1.2, max_lr: 5.0 };
-    let cases: [(&str, ModelKind, Option<usize>, usize, StepRule, KernelPath, usize); 6] = [
-        ("train softmax 2 epochs", ModelKind::Softmax, Some(3), 32, StepRule::Table, fused, 3),
-        ("train lls 2 epochs", ModelKind::Lls, None, 65, StepRule::Table, fused, 3),
-        ("train logreg SPS", ModelKind::Logreg, Some(2), 16, StepRule::Polyak { c: 0.5, max_lr: 0.5 }, fused, 3),
-        ("train lls Armijo", ModelKind::Lls, None, 64, armijo, fused, 3),
-        ("train softmax unfused, 1 run", ModelKind::Softmax, Some(3), 32, StepRule::Table, unfused, 1),
-        ("train logreg unfused, 5 runs", ModelKind::Logreg, Some(2), 33, StepRule::Table, unfused, 5),
-    ];
-    cases
-        .iter()
-        .map(|&(name, kind, classes, batch, rule, path, runs)| {
-            training_check(ctx_for, kind, classes, batch, rule, path, runs)
-                .unwrap_or_else(|e| Check::failed(name, e.to_string()))
-                .named(name)
-        })
-        .collect()
+    let case =
+        |name, kind, classes, batch, rule, path, runs| TrainingCase { name, kind, classes, batch, rule, path, runs };
+    [
+        case("train softmax 2 epochs", ModelKind::Softmax, Some(3), 32, StepRule::Table, fused, 3),
+        case("train lls 2 epochs", ModelKind::Lls, None, 65, StepRule::Table, fused, 3),
+        case("train logreg SPS", ModelKind::Logreg, Some(2), 16, polyak, fused, 3),
+        case("train lls Armijo", ModelKind::Lls, None, 64, armijo, fused, 3),
+        case("train softmax unfused, 1 run", ModelKind::Softmax, Some(3), 32, StepRule::Table, unfused, 1),
+        case("train logreg unfused, 5 runs", ModelKind::Logreg, Some(2), 33, StepRule::Table, unfused, 5),
+    ]
+    .iter()
+    .map(|c| training_check(ctx_for, c).unwrap_or_else(|e| Check::failed(c.name, e.to_string())).named(c.name))
+    .collect()
+}
+
+/// Two epochs of `runs` runs of a random problem, on the kernels `path`, under `rule`.
+pub struct TrainingCase {
+    pub name: &'static str,
+    pub kind: ModelKind,
+    pub classes: Option<usize>,
+    pub batch: usize,
+    pub rule: StepRule,
+    pub path: KernelPath,
+    pub runs: usize,
 }
 
 impl Check {
@@ -395,17 +404,9 @@ impl Check {
     }
 }
 
-/// Parameters after two epochs on the GPU (kernels `path`) and on the CPU reference, `runs` at once.
-#[allow(clippy::too_many_arguments)]
-pub fn training_check(
-    ctx_for: &dyn Fn() -> crate::Result<GpuContext>,
-    kind: ModelKind,
-    classes: Option<usize>,
-    batch: usize,
-    rule: StepRule,
-    path: KernelPath,
-    runs: usize,
-) -> crate::Result<Check> {
+/// Parameters after two epochs on the GPU and on the CPU reference.
+pub fn training_check(ctx_for: &dyn Fn() -> crate::Result<GpuContext>, case: &TrainingCase) -> crate::Result<Check> {
+    let &TrainingCase { kind, classes, batch, rule, path, runs, .. } = case;
     let d =
         Data { train: random_dataset(257, 37, classes, true, 7), test: Some(random_dataset(61, 37, classes, true, 8)) };
     let model = Model::for_data(kind, LossKind::Ce, &d.train)?;

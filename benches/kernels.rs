@@ -12,7 +12,7 @@ use steplens::{
         AdapterRequest, GpuContext, GpuEngine, KernelPath,
         engine::GpuData,
         kernel::{Recording, data_layout},
-        kernels::{Logits, Specialisation, WeightGrad},
+        kernels::{Gram, Logits, Perturb, PerturbParams, Project, ProjectParams, Specialisation, WeightGrad},
     },
     model::{InitKind, LossKind, Model, ModelKind},
     train::Batching,
@@ -60,6 +60,47 @@ fn kernels(c: &mut Criterion) {
             })
         });
     }
+    analysis_kernels(c, &ctx, &layout, &spec);
+}
+
+/// Record with `record`, then one submit and one wait.
+fn submit<'a>(ctx: &'a GpuContext, record: impl FnOnce(&mut Recording<'a>)) {
+    let mut rec = Recording::new(ctx);
+    record(&mut rec);
+    let mut enc = ctx.encoder();
+    rec.encode(ctx, &mut enc, None).unwrap();
+    ctx.submit_and_wait(enc).unwrap();
+}
+
+/// The analysis' other kernels at its sizes (one batch: K = 100 copies, the row-0 block of 784).
+fn analysis_kernels(c: &mut Criterion, ctx: &GpuContext, layout: &wgpu::BindGroupLayout, spec: &Specialisation) {
+    let usage = wgpu::BufferUsages::STORAGE;
+    let (k, dim, bd) = (100u32, 1570u32, 784u32);
+    let buffer = |label: &str, v: &[f32]| ctx.buffer_init(label, bytemuck::cast_slice(v), usage).unwrap();
+    let theta = buffer("theta", &uniforms(dim as usize, 1, -0.1, 0.1));
+    let ids = ctx.buffer_init("ids", bytemuck::cast_slice(&[0u32]), usage).unwrap();
+    let perturbed = ctx.buffer("perturbed", (k * dim * 4) as u64).unwrap();
+    let grads = buffer("g", &uniforms((k * bd) as usize, 2, -1.0, 1.0));
+    let q = buffer("q", &uniforms(bd as usize, 3, -1.0, 1.0));
+    let gram_out = ctx.buffer("gram", (k * k * 4) as u64).unwrap();
+    let pairs = ctx.buffer("pairs", (k * 8) as u64).unwrap();
+    let (perturb, gram, project) = (
+        Perturb::new(ctx, layout, spec).unwrap(),
+        Gram::new(ctx, layout, spec).unwrap(),
+        Project::new(ctx, layout, spec).unwrap(),
+    );
+    let prm = PerturbParams::new(k, k, dim, Perturbation::Uniform { scale: 0.01 }, 0, 0);
+    c.bench_function("perturb 100 x 1570", |b| {
+        b.iter(|| submit(ctx, |rec| perturb.encode(rec, prm, &theta, &ids, &perturbed).unwrap()))
+    });
+    c.bench_function("gram 100 x 784", |b| {
+        b.iter(|| submit(ctx, |rec| gram.encode(rec, 1, k, bd, &grads, &gram_out).unwrap()))
+    });
+    let prm = ProjectParams { points: k, block_dim: bd, dim, p: 784, classes: 2, c0: 0, nrows: 1, sets: k };
+    c.bench_function("project 100 x 784", |b| {
+        b.iter(|| submit(ctx, |rec| project.encode(rec, prm, &q, &perturbed, &grads, &pairs).unwrap()))
+    });
+    c.bench_function("empty submit and wait", |b| b.iter(|| submit(ctx, |_| {})));
 }
 
 fn epoch(c: &mut Criterion) {

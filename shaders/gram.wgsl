@@ -20,7 +20,7 @@ struct GramParams {
 const T: u32 = 4u;
 
 // Row `k` of group `g` (clamped to the last row, so partial tiles read valid memory).
-fn row_start(g: u32, k: u32) -> u32 {
+fn vector_start(g: u32, k: u32) -> u32 {
     return (g * prm.points + min(k, prm.points - 1u)) * prm.dim;
 }
 
@@ -37,23 +37,41 @@ fn write_row(g: u32, k: u32, l: u32, v: vec4<f32>) {
     }
 }
 
-// Workgroups: linear_groups(groups·tiles², 64) with tiles = ⌈K/4⌉; id = (g·tiles + tk)·tiles + tl.
+// First tile of tile-row r in the row-major upper triangle of an n × n grid of tiles.
+fn row_start(r: u32, n: u32) -> u32 {
+    return r * n - r * (r - 1u) / 2u;
+}
+
+// Tile (row, column), row ≤ column, of index t of the upper triangle of an n × n grid: the
+// closed form from the quadratic, corrected by one where f32 rounding lands on a neighbour.
+fn triangle_tile(t: u32, n: u32) -> vec2<u32> {
+    let b = f32(2u * n + 1u);
+    var r = u32(max(0.0, floor((b - sqrt(max(0.0, b * b - 8.0 * f32(t)))) * 0.5)));
+    r = min(r, n - 1u);
+    if row_start(r, n) > t {
+        r -= 1u;
+    } else if r + 1u < n && row_start(r + 1u, n) <= t {
+        r += 1u;
+    }
+    return vec2<u32>(r, r + t - row_start(r, n));
+}
+
+// Workgroups: linear_groups(groups·tiles·(tiles + 1)/2, 64) with tiles = ⌈K/4⌉: only tiles on
+// and above the diagonal are enumerated, so no lane idles on a mirrored tile.
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let id = gid.x + gid.y * 65535u * 64u;
     let tiles = (prm.points + T - 1u) / T;
-    let tt = tiles * tiles;
-    if id >= prm.groups * tt {
+    let per_group = tiles * (tiles + 1u) / 2u;
+    if id >= prm.groups * per_group {
         return;
     }
-    let g = id / tt;
-    let k = (id % tt) / tiles * T;
-    let l = id % tiles * T;
-    if l < k {
-        return;
-    }
-    let a = vec4<u32>(row_start(g, k), row_start(g, k + 1u), row_start(g, k + 2u), row_start(g, k + 3u));
-    let b = vec4<u32>(row_start(g, l), row_start(g, l + 1u), row_start(g, l + 2u), row_start(g, l + 3u));
+    let g = id / per_group;
+    let tile = triangle_tile(id % per_group, tiles) * T;
+    let k = tile.x;
+    let l = tile.y;
+    let a = vec4<u32>(vector_start(g, k), vector_start(g, k + 1u), vector_start(g, k + 2u), vector_start(g, k + 3u));
+    let b = vec4<u32>(vector_start(g, l), vector_start(g, l + 1u), vector_start(g, l + 2u), vector_start(g, l + 3u));
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);

@@ -1,7 +1,8 @@
 // The projection picture: for every perturbed set s of group g = s / K,
 //   pairs[s] = (q_g · (θ + δ_s)|block, q_g · G[s]),
 // with the block (rows c0 .. c0 + nrows of W, optionally their biases) read out of the full
-// perturbed parameter vector. One workgroup per set, a tree reduction in workgroup memory.
+// perturbed parameter vector. One invocation per set with a plain loop over the block: no
+// workgroup memory, no barriers (on lavapipe a barrier-tree reduction cost 3× more).
 
 struct ProjectParams {
     points: u32,
@@ -12,7 +13,8 @@ struct ProjectParams {
     classes: u32,
     c0: u32,
     nrows: u32,
-    _pad0: u32,
+    // Perturbed sets in all (groups · K).
+    sets: u32,
 }
 
 @group(0) @binding(0) var<uniform> prm: ProjectParams;
@@ -20,9 +22,6 @@ struct ProjectParams {
 @group(0) @binding(2) var<storage, read> perturbed: array<f32>;
 @group(0) @binding(3) var<storage, read> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> pairs: array<vec2<f32>>;
-
-const WG: u32 = 256u;
-var<workgroup> sums: array<vec2<f32>, WG>;
 
 // Index in θ of block entry e.
 fn theta_index(e: u32) -> u32 {
@@ -33,24 +32,18 @@ fn theta_index(e: u32) -> u32 {
     return prm.classes * prm.p + prm.c0 + (e - w_entries);
 }
 
-// Workgroups: (sets, 1, 1).
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let s = wg.x;
+// Workgroups: linear_groups(sets, 64); invocation id = set.
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let s = gid.x + gid.y * 65535u * 64u;
+    if s >= prm.sets {
+        return;
+    }
     let g = s / prm.points;
     var acc = vec2<f32>(0.0);
-    for (var e = lid; e < prm.block_dim; e += WG) {
+    for (var e = 0u; e < prm.block_dim; e++) {
         let qe = q[g * prm.block_dim + e];
         acc += qe * vec2<f32>(perturbed[s * prm.dim + theta_index(e)], grads[s * prm.block_dim + e]);
     }
-    sums[lid] = acc;
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        workgroupBarrier();
-        if lid < half {
-            sums[lid] += sums[lid + half];
-        }
-    }
-    if lid == 0u {
-        pairs[s] = sums[0];
-    }
+    pairs[s] = acc;
 }

@@ -290,7 +290,7 @@ fn check_subspace(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
         Combine::new(ctx, &b.layout, &b.spec)?,
     );
     let mut out = Vec::new();
-    for (groups, points, dim) in [(1usize, 1usize, 1usize), (2, 5, 33), (3, 33, 785), (1, 100, 784)] {
+    for (groups, points, dim) in [(1usize, 1usize, 1usize), (2, 5, 33), (3, 33, 785), (1, 100, 784), (2, 257, 9)] {
         let vectors = uniforms(groups * points * dim, 5, -1.0, 1.0);
         let coefs = uniforms(groups * points, 6, -1.0, 1.0);
         let poison = |n: usize| vec![f32::NAN; n];

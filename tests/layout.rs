@@ -71,7 +71,7 @@ fn parameter_structs_match_wgsl() {
     layout!("gram", "GramParams", GramParams, [points, dim, groups, _pad1]);
     layout!("center", "CenterParams", CenterParams, [points, dim, groups, _pad0]);
     layout!("combine", "CombineParams", CombineParams, [points, dim, groups, _pad0]);
-    layout!("project", "ProjectParams", ProjectParams, [points, block_dim, dim, p, classes, c0, nrows, _pad0]);
+    layout!("project", "ProjectParams", ProjectParams, [points, block_dim, dim, p, classes, c0, nrows, sets]);
 }
 
 #[test]

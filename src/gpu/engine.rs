@@ -689,10 +689,9 @@ impl GpuEngine {
             classes: self.model.outputs as u32,
             c0: c0 as u32,
             nrows: nrows as u32,
-            _pad0: 0,
+            sets: (req.count() * req.points) as u32,
         };
-        let sets = (req.count() * req.points) as u32;
-        self.kernels.project.encode(rec, sets, prm, q, &bufs.perturbed, &bufs.grads, &bufs.pairs)
+        self.kernels.project.encode(rec, prm, q, &bufs.perturbed, &bufs.grads, &bufs.pairs)
     }
 }
 

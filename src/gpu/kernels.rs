@@ -441,9 +441,9 @@ impl Gram {
         gram: &'a wgpu::Buffer,
     ) -> Result<()> {
         let prm = GramParams { points, dim, groups, _pad1: 0 };
-        // One invocation per 4 × 4 tile (shaders/gram.wgsl).
+        // One invocation per 4 × 4 tile on or above the diagonal (shaders/gram.wgsl).
         let tiles = points.div_ceil(4) as usize;
-        let wg = linear_groups(groups as usize * tiles * tiles, 64);
+        let wg = linear_groups(groups as usize * tiles * (tiles + 1) / 2, 64);
         rec.dispatch(&self.0, &prm, &[vectors, gram], None, wg)
     }
 }
@@ -491,7 +491,7 @@ pub struct ProjectParams {
     pub classes: u32,
     pub c0: u32,
     pub nrows: u32,
-    pub _pad0: u32,
+    pub sets: u32,
 }
 
 /// `shaders/project.wgsl`: the projection pairs (q·(θ+δ)|block, q·g).
@@ -502,18 +502,17 @@ impl Project {
         Ok(Project(compile::<ProjectParams>(ctx, data, "project", spec)?))
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
-        sets: u32,
         prm: ProjectParams,
         q: &'a wgpu::Buffer,
         perturbed: &'a wgpu::Buffer,
         grads: &'a wgpu::Buffer,
         pairs: &'a wgpu::Buffer,
     ) -> Result<()> {
-        rec.dispatch(&self.0, &prm, &[q, perturbed, grads, pairs], None, [sets, 1, 1])
+        let wg = linear_groups(prm.sets as usize, 64);
+        rec.dispatch(&self.0, &prm, &[q, perturbed, grads, pairs], None, wg)
     }
 }
 

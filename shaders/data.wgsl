@@ -33,6 +33,29 @@ fn feature_raw(row: u32, col: u32) -> f32 {
     return bitcast<f32>(x_words[i]);
 }
 
+// Feature `col` of sample `row` before scaling, or 0 past the last feature.
+fn feature_raw_or_zero(row: u32, col: u32) -> f32 {
+    return select(0.0, feature_raw(row, min(col, data_info.p - 1u)), col < data_info.p);
+}
+
+// Features col .. col + 3 of sample `row` before scaling, 0 past the last feature. When the four
+// pixels share a word (u8 data whose rows start on a word, as MNIST's 784 do) that is one load
+// instead of four: on CPU adapters every load is a per-lane gather, and loads set the speed.
+fn features4_raw(row: u32, col: u32) -> vec4<f32> {
+    let p = data_info.p;
+    let i = row * p + col;
+    if X_U8 && (i & 3u) == 0u && col + 4u <= p {
+        let w = x_words[i >> 2u];
+        return vec4<f32>((vec4<u32>(w) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu));
+    }
+    return vec4<f32>(
+        feature_raw_or_zero(row, col),
+        feature_raw_or_zero(row, col + 1u),
+        feature_raw_or_zero(row, col + 2u),
+        feature_raw_or_zero(row, col + 3u),
+    );
+}
+
 // What feature_raw is multiplied by to give the feature.
 fn feature_scale() -> f32 {
     if X_U8 {

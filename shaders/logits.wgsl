@@ -56,15 +56,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var c = 0u; c < prm.classes; c++) {
         var acc: array<f32, 16>; // [set][row] of the tile
-        for (var j = 0u; j < p; j++) {
-            var x: array<f32, MAX_TILE>;
+        // Four features at a time: past the last one x is 0, and θ's index is clamped to it.
+        for (var j = 0u; j < p; j += 4u) {
+            var x: array<vec4<f32>, MAX_TILE>;
             for (var a = 0u; a < TILE; a++) {
-                x[a] = feature_raw(rows[a], j);
+                x[a] = features4_raw(rows[a], j);
             }
+            let last = p - 1u;
             for (var s = 0u; s < TILE; s++) {
-                let w = theta[bases[s] + c * p + j];
+                let w_row = bases[s] + c * p;
+                let w = vec4<f32>(
+                    theta[w_row + j],
+                    theta[w_row + min(j + 1u, last)],
+                    theta[w_row + min(j + 2u, last)],
+                    theta[w_row + min(j + 3u, last)],
+                );
                 for (var a = 0u; a < TILE; a++) {
-                    acc[s * MAX_TILE + a] += w * x[a];
+                    acc[s * MAX_TILE + a] += dot(w, x[a]);
                 }
             }
         }

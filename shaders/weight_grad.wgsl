@@ -68,10 +68,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc: array<f32, 16>; // [set][feature] of the tile
     for (var i = 0u; i < prm.rows; i++) {
         let row = row_table[table + i];
-        var x: array<f32, MAX_TILE>;
-        for (var a = 0u; a < TILE; a++) {
-            x[a] = select(feature_raw(row, min(j0 + a, p - 1u)), 1.0, bias);
+        // The tile's features of this sample (one word load for four u8 pixels), 1 for a bias.
+        var x = vec4<f32>(feature_raw(row, j0), 0.0, 0.0, 0.0);
+        if TILE == 4u {
+            x = features4_raw(row, j0);
         }
+        x = select(x, vec4<f32>(1.0), bias);
         for (var s = 0u; s < SET_TILE; s++) {
             let dz = dlogits[dz_base[s] + i * prm.classes];
             for (var a = 0u; a < TILE; a++) {

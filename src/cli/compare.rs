@@ -19,7 +19,7 @@ use crate::{
     data::Data,
     engine::{Block, Engine, StepRule},
     local::{Aggregate, LocalConfig, LocalRun, Mode, Procedure, Tau, quantile, run_local},
-    model::Model,
+    model::{Model, ModelKind},
     report::{
         files::{OutDir, csv_num},
         plot::{self, Chart, Series},
@@ -460,17 +460,35 @@ fn write_compare(out: &OutDir, runs: &[MethodRun], target: f64) -> Result<()> {
     out.write_json("compare.json", &runs)
 }
 
+/// `curves` and `lr`: the best constant of the grid, the notebook's rate and every other method
+/// (the rest of the grid is in the table; 18 lines in one chart cannot be told apart). Diverged
+/// runs keep their legend entry, marked as such.
 fn plot_compare(out: &OutDir, runs: &[MethodRun], model: &Model) -> Result<()> {
-    let title = format!("{:?} on MNIST: training loss", model.kind);
-    let mut curves = Chart::new(title, "epoch", "train loss (whole set)").log_y();
-    let mut lrs = Chart::new("Learning rate per epoch", "epoch", "learning rate").log_y();
-    for r in runs {
+    let best = runs
+        .iter()
+        .filter(|r| r.family == "constant" && r.final_loss().is_finite())
+        .min_by(|a, b| a.final_loss().total_cmp(&b.final_loss()))
+        .map(|r| r.name.clone());
+    let shown = runs.iter().filter(|r| r.family != "constant" || Some(&r.name) == best.as_ref());
+    let model_name = match model.kind {
+        ModelKind::Softmax => "Softmax regression",
+        ModelKind::Logreg => "Logistic regression",
+        ModelKind::Lls => "Least squares",
+    };
+    let mut curves = Chart::new(format!("{model_name}: training loss"), "epoch", "train loss (whole set)").log_y();
+    let mut lrs = Chart::new(format!("{model_name}: learning rate"), "epoch", "learning rate").log_y();
+    for r in shown {
+        let label = match (Some(&r.name) == best.as_ref(), r.final_loss().is_finite()) {
+            (true, _) => format!("{} (best constant)", r.name),
+            (false, false) => format!("{} (diverged)", r.name),
+            (false, true) => r.name.clone(),
+        };
         curves = curves.with_series(Series::line_points(
-            &r.name,
+            &label,
             r.history.iter().skip(1).map(|h| (h.epoch as f64, h.train_loss)).collect(),
         ));
         lrs = lrs.with_series(Series::line_points(
-            &r.name,
+            &label,
             r.epoch_lrs.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(),
         ));
     }

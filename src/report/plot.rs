@@ -221,8 +221,8 @@ const GRID: RGBColor = RGBColor(222, 222, 222);
 const GRID_MINOR: RGBColor = RGBColor(241, 241, 241);
 const FRAME: RGBColor = RGBColor(64, 64, 64);
 
-/// matplotlib's "tab10" palette: distinct, colour-blind-friendlier than pure hues.
-const PALETTE: [RGBColor; 10] = [
+/// matplotlib's "tab10" palette (distinct, colour-blind-friendlier than pure hues), then black and navy.
+const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -233,6 +233,8 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(0, 0, 139),
 ];
 
 fn colour(i: usize) -> RGBColor {

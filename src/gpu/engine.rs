@@ -291,8 +291,13 @@ impl GpuEngine {
 impl GpuEngine {
     /// The kernels an epoch runs on: `auto` takes the unfused kernels on CPU adapters, where they
     /// spread each step over every core, when the plan's step rule is one they support.
+    /// `auto` also keeps the fused kernel when the unfused path's per-step losses (steps × runs × b)
+    /// would not fit one storage binding, as in very large sweeps.
     fn path_for(&self, plan: &EpochPlan) -> KernelPath {
-        self.kernel_path(plan.rule, plan.tables())
+        let path = self.kernel_path(plan.rule, plan.tables());
+        let losses_bytes = (plan.steps * self.runs * plan.batch_size * 4) as u64;
+        let too_big = losses_bytes > self.ctx.limits.max_storage_buffer_binding_size;
+        if self.path == KernelPath::Auto && path == KernelPath::Unfused && too_big { KernelPath::Fused } else { path }
     }
 
     /// The kernels an epoch with step rule `rule` and `tables` batch orders runs on (never `Auto`).

@@ -36,8 +36,12 @@ fn main(
         for (var c = 0u; c < prm.classes; c++) {
             var acc = 0.0;
             let w = base + c * p;
-            for (var j = 0u; j < p; j++) {
-                acc += theta[w + j] * feature_raw(row, j);
+            // Four features at a time (one word load for four u8 pixels); past the last feature
+            // x is 0 and θ's index is clamped to it.
+            let last = p - 1u;
+            for (var j = 0u; j < p; j += 4u) {
+                let w4 = vec4<f32>(theta[w + j], theta[w + min(j + 1u, last)], theta[w + min(j + 2u, last)], theta[w + min(j + 3u, last)]);
+                acc += dot(w4, features4_raw(row, j));
             }
             z[c] = acc * feature_scale() + theta[base + prm.classes * p + c];
         }

@@ -22,21 +22,25 @@ struct PerturbParams {
 @group(0) @binding(3) var<storage, read_write> perturbed: array<f32>;
 
 // Workgroups: (⌈dim/256⌉, sets, 1).
+// Four consecutive parameters per invocation: the set's batch and the hash of (seed, stream,
+// batch, k) are shared by the four. Workgroups: (⌈dim/1024⌉, sets, 1).
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let d = gid.x;
+    let d0 = gid.x * 4u;
     let s = gid.y;
-    if d >= prm.dim || s >= prm.sets {
+    if d0 >= prm.dim || s >= prm.sets {
         return;
     }
     let seed = vec2<u32>(prm.seed_lo, prm.seed_hi);
     let batch = batch_ids[s / prm.points];
     let k = s % prm.points;
-    var delta: f32;
-    if prm.kind == 0u {
-        delta = prm.scale * prng_uniform(seed, prm.stream, batch, k, d);
-    } else {
-        delta = prm.scale * prng_normal(seed, prm.stream, batch, k, d);
+    for (var d = d0; d < min(d0 + 4u, prm.dim); d++) {
+        var delta: f32;
+        if prm.kind == 0u {
+            delta = prm.scale * prng_uniform(seed, prm.stream, batch, k, d);
+        } else {
+            delta = prm.scale * prng_normal(seed, prm.stream, batch, k, d);
+        }
+        perturbed[s * prm.dim + d] = theta[d] + delta;
     }
-    perturbed[s * prm.dim + d] = theta[d] + delta;
 }

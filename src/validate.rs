@@ -14,7 +14,10 @@ use crate::{
         GpuContext, GpuEngine, KernelPath,
         engine::GpuData,
         kernel::{Recording, data_layout},
-        kernels::{Center, Combine, Dlogits, Evaluate, Gram, Logits, SgdParams, SgdUpdate, Specialisation, WeightGrad},
+        kernels::{
+            Center, Combine, Dlogits, Evaluate, Gram, Logits, Perturb, PerturbParams, SgdParams, SgdUpdate,
+            Specialisation, WeightGrad,
+        },
     },
     model::{InitKind, LossCode, LossKind, Model, ModelKind},
     prng,
@@ -162,6 +165,7 @@ pub fn kernel_checks(ctx: &GpuContext) -> Vec<Check> {
     out.extend(check_sgd(ctx).unwrap_or_else(|e| vec![Check::failed("sgd_update", e.to_string())]));
     out.extend(check_evaluate(ctx).unwrap_or_else(|e| vec![Check::failed("evaluate", e.to_string())]));
     out.extend(check_subspace(ctx).unwrap_or_else(|e| vec![Check::failed("gram/center/combine", e.to_string())]));
+    out.extend(check_perturb(ctx).unwrap_or_else(|e| vec![Check::failed("perturb", e.to_string())]));
     out
 }
 
@@ -276,6 +280,31 @@ fn check_sgd(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
         let mut want = f64s(&theta);
         twin::sgd_update(&mut want, &f64s(&grads), &f64s(&lrs), dim, 4, 2);
         out.push(Check::compare(format!("sgd_update {sets}x{dim}"), &got[0], &want, KERNEL_TOL));
+    }
+    Ok(out)
+}
+
+/// K perturbed copies of θ per batch (four parameters per invocation, so dims 1, 33 and 785 leave
+/// partial quads), uniform and Gaussian, against the CPU's draws of the same counter PRNG.
+fn check_perturb(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
+    let b = Bench::new(ctx, random_dataset(4, 3, Some(2), false, 0), LossCode::SoftmaxCe)?;
+    let kernel = Perturb::new(ctx, &b.layout, &b.spec)?;
+    let mut out = Vec::new();
+    let kinds = [Perturbation::Uniform { scale: 0.01 }, Perturbation::Gaussian { sigma: 0.5 }];
+    for ((batches, points, dim), perturbation) in
+        [(1usize, 1usize, 1usize), (2, 5, 33), (3, 7, 785), (1, 100, 1570)].into_iter().zip(kinds.into_iter().cycle())
+    {
+        let theta = uniforms(dim, 7, -1.0, 1.0);
+        let ids: Vec<u32> = (0..batches as u32).map(|i| 3 * i + 1).collect();
+        let sets = batches * points;
+        let (tb, ib) = (b.storage("theta", cast_slice(&theta))?, b.storage("ids", cast_slice(&ids))?);
+        let pb = b.storage("perturbed", &poison(sets * dim))?;
+        let prm = PerturbParams::new(sets as u32, points as u32, dim as u32, perturbation, 42, 3);
+        let mut rec = Recording::new(ctx);
+        kernel.encode(&mut rec, prm, &tb, &ib, &pb)?;
+        let got = b.run(rec, &[(&pb, sets * dim)])?;
+        let want = twin::perturb(&theta, &ids, points, perturbation, 42, 3);
+        out.push(Check::compare(format!("perturb {batches}x{points}x{dim}"), &got[0], &want, KERNEL_TOL));
     }
     Ok(out)
 }

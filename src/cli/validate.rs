@@ -133,7 +133,7 @@ fn print_reports(reports: &[AdapterReport]) {
     for r in reports {
         // Kernels summarised in one row; the rest one row each.
         let (kernels, rest): (Vec<&Check>, Vec<&Check>) = r.checks.iter().partition(|c| {
-            ["logits", "dlogits", "weight_grad", "sgd_update", "evaluate", "gram", "combine", "center"]
+            ["logits", "dlogits", "weight_grad", "sgd_update", "evaluate", "gram", "combine", "center", "perturb"]
                 .iter()
                 .any(|k| c.name.starts_with(k))
         });

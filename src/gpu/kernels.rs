@@ -409,7 +409,7 @@ impl Perturb {
         batch_ids: &'a wgpu::Buffer,
         perturbed: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let wg = [groups_for(prm.dim as usize, 256), prm.sets, 1];
+        let wg = [groups_for(prm.dim.div_ceil(4) as usize, 256), prm.sets, 1];
         rec.dispatch(&self.0, &prm, &[theta, batch_ids, perturbed], None, wg)
     }
 }

@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Instant};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataArgs, DeviceArgs, ModelArgs, train::DataSummary};
+use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, train::DataSummary};
 use crate::{
     Error, Result,
     analysis::{self, BatchAnalysis, Batches, Settings, SvdMethod},
@@ -41,11 +41,8 @@ pub struct AnalyzeArgs {
     pub batches: String,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output directory [default: runs/analyze-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub output: OutArgs,
 }
 
 /// The analysis knobs shared by `analyze` and `schedule`.
@@ -196,8 +193,7 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     let settings = args.analysis.settings(&model, args.seed)?;
     let batching = Batching::new(data.train.n, args.batch_size, args.seed, false)?;
     let which = analysis::parse_batches(&args.batches, batching.steps())?;
-    let out_path = args.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir("analyze"));
-    let out = OutDir::create(&out_path, args.force)?;
+    let out = args.output.open("analyze")?;
     let mut engine = args.device.engine(model, &data, 1, quiet)?;
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: args.batch_size, n: data.train.n };

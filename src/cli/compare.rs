@@ -2,13 +2,13 @@
 //! seed, initialisation, batch order and epochs. Runs that share a rule train together on the
 //! engine (one workgroup each in one dispatch).
 
-use std::{path::PathBuf, time::Instant};
+use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
 
 use super::{
-    DataArgs, DeviceArgs, ModelArgs,
+    DataArgs, DeviceArgs, ModelArgs, OutArgs,
     analyze::{AnalysisArgs, parse_block, parse_perturbation},
     schedule::ProcedureArgs,
     train::DataSummary,
@@ -58,11 +58,8 @@ pub struct CompareArgs {
     /// `local:key=value,…` with keys tau, aggregate, center (true/false), block, perturb, sample.
     #[arg(long, default_value = "local;local-tau:1;local:center=true,aggregate=max", value_name = "LIST")]
     pub local: String,
-    /// Output directory [default: runs/compare-<model>-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub output: OutArgs,
 }
 
 /// One method's run.
@@ -134,8 +131,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
         return Err(Error::usage("--target-loss must be a positive number"));
     }
     let name = format!("compare-{:?}", model.kind).to_lowercase();
-    let out =
-        OutDir::create(&args.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir(&name)), args.force)?;
+    let out = args.output.open(&name)?;
     let cx = Context { args, data: &data, model, batching, theta0: model.init(args.model.init, args.seed), quiet };
 
     let mut runs = Vec::new();

@@ -146,6 +146,25 @@ pub enum DeviceChoice {
     Cpu,
 }
 
+/// Where a command writes its files.
+#[derive(Debug, Clone, Args)]
+pub struct OutArgs {
+    /// Output directory [default: runs/<model>-<UTC time> for train, runs/<command>-… otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write into --out even if it already holds files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl OutArgs {
+    /// The run directory: --out, or `runs/<prefix>-<UTC time>`.
+    pub fn open(&self, prefix: &str) -> crate::Result<crate::report::files::OutDir> {
+        let path = self.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir(prefix));
+        crate::report::files::OutDir::create(&path, self.force)
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DeviceArgs {
     /// Where to compute.

@@ -1,12 +1,10 @@
 //! `steplens schedule`: train with rates from the accurate local problem (GUIDE §4) and write
 //! the schedule as a file `train --schedule` accepts.
 
-use std::path::PathBuf;
-
 use clap::{Args, ValueEnum};
 
 use super::{
-    DataArgs, DeviceArgs, ModelArgs,
+    DataArgs, DeviceArgs, ModelArgs, OutArgs,
     analyze::AnalysisArgs,
     train::{DataSummary, RunSummary, print_history, write_history, write_run_outputs},
 };
@@ -94,11 +92,8 @@ pub struct ScheduleArgs {
     pub seed: u64,
     #[arg(long)]
     pub reshuffle: bool,
-    /// Output directory [default: runs/schedule-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub output: OutArgs,
 }
 
 pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
@@ -120,8 +115,7 @@ pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
         ModeArg::Online => Mode::Online { every: args.every },
     };
     let cfg = LocalConfig { procedure, analysis, mode, sample: args.procedure.sample, epochs: args.epochs };
-    let out_path = args.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir("schedule"));
-    let out = OutDir::create(&out_path, args.force)?;
+    let out = args.output.open("schedule")?;
     let mut engine = args.device.engine(model, &data, 1, quiet)?;
     engine.set_params(&model.init(args.model.init, args.seed))?;
     out.write_json(

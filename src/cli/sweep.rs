@@ -59,8 +59,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     for s in &schedules {
         s.check(args.epochs, steps)?;
     }
-    let out_path = args.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir("sweep"));
-    let out = OutDir::create(&out_path, args.force)?;
+    let out = args.output.open("sweep")?;
     let runs = schedules.len();
     let mut engine = args.device.engine(model, &data, runs, quiet)?;
     let theta: Vec<f32> = seeds.iter().flat_map(|&s| model.init(args.model.init, s)).collect();

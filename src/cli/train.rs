@@ -1,11 +1,9 @@
 //! `steplens train`: one run (or a sweep of runs) of SGD, written to a run directory.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataArgs, DeviceArgs, ModelArgs, interrupted};
+use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, interrupted};
 use crate::{
     Error, Result,
     data::{Data, npy},
@@ -39,12 +37,8 @@ pub struct TrainArgs {
     /// A new batch permutation every epoch (the notebook shuffles once).
     #[arg(long)]
     pub reshuffle: bool,
-    /// Output directory [default: runs/<model>-<UTC time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Write into --out even if it already holds files.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub output: OutArgs,
     /// Train R runs at once with R log-spaced constant rates from A to B (e.g. 1e-3:10:64).
     #[arg(long, value_name = "A:B:R", conflicts_with_all = ["lr", "schedule", "sweep_seed"])]
     pub sweep_lr: Option<String>,
@@ -137,11 +131,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     let model = args.model.model(&data)?;
     let batching = Batching::new(data.train.n, args.batch_size, args.seed, args.reshuffle)?;
     schedule.check(args.epochs, batching.steps())?;
-    let out_path = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::report::files::default_run_dir(&format!("{:?}", args.model.model).to_lowercase()));
-    let out = OutDir::create(&out_path, args.force)?;
+    let out = args.output.open(&format!("{:?}", args.model.model).to_lowercase())?;
     let mut engine = args.device.engine(model, &data, 1, quiet)?;
     engine.set_params(&model.init(args.model.init, args.seed))?;
     let config = RunConfig {

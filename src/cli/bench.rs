@@ -96,7 +96,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     // Training: one run.
     let mut engine = GpuEngine::new(ctx()?, model, &data, 1, args.device.kernels)?;
     engine.set_params(&model.init(InitKind::Xavier, 0))?;
-    let kernels = engine.kernel_path(StepRule::Table, 1);
+    let kernels = engine.kernel_path(StepRule::Table, 1, steps, 64);
     let (train_ms, train_gpu) = time_epochs(&mut engine, &batching, 1, args.repeats, &bar)?;
     let flops = steps as f64 * 64.0 * model.outputs as f64 * model.p as f64 * 4.0;
 

@@ -255,7 +255,8 @@ impl GpuEngine {
         plan: &EpochPlan,
         table: &'a wgpu::Buffer,
         lrs: &'a wgpu::Buffer,
-        scratch: &'a [wgpu::Buffer; 3],
+        [logits, dz]: &'a [wgpu::Buffer; 2],
+        losses: &'a wgpu::Buffer,
     ) -> Result<()> {
         let (runs, classes, dim) = self.dims();
         let tables = plan.tables() as u32;
@@ -265,7 +266,6 @@ impl GpuEngine {
             ));
         }
         let b = plan.batch_size as u32;
-        let [logits, dz, losses] = scratch;
         let block = GradBlock { c0: 0, nrows: classes, with_bias: true, p: self.model.p as u32 };
         let k = &self.kernels;
         for s in 0..plan.steps as u32 {
@@ -289,20 +289,19 @@ impl GpuEngine {
 }
 
 impl GpuEngine {
-    /// The kernels an epoch runs on: `auto` takes the unfused kernels on CPU adapters, where they
-    /// spread each step over every core, when the plan's step rule is one they support.
-    /// `auto` also keeps the fused kernel when the unfused path's per-step losses (steps × runs × b)
-    /// would not fit one storage binding, as in very large sweeps.
+    /// The kernels `plan` runs on.
     fn path_for(&self, plan: &EpochPlan) -> KernelPath {
-        let path = self.kernel_path(plan.rule, plan.tables());
-        let losses_bytes = (plan.steps * self.runs * plan.batch_size * 4) as u64;
-        let too_big = losses_bytes > self.ctx.limits.max_storage_buffer_binding_size;
-        if self.path == KernelPath::Auto && path == KernelPath::Unfused && too_big { KernelPath::Fused } else { path }
+        self.kernel_path(plan.rule, plan.tables(), plan.steps, plan.batch_size)
     }
 
-    /// The kernels an epoch with step rule `rule` and `tables` batch orders runs on (never `Auto`).
-    pub fn kernel_path(&self, rule: StepRule, tables: usize) -> KernelPath {
-        let unfused_can = rule == StepRule::Table && (tables == 1 || tables == self.runs);
+    /// The kernels an epoch runs on (never `Auto`): `auto` takes the unfused kernels on CPU
+    /// adapters, where they spread each step over every core, when the step rule is one they
+    /// support and their per-step losses (steps × runs × batch) fit one storage binding.
+    pub fn kernel_path(&self, rule: StepRule, tables: usize, steps: usize, batch_size: usize) -> KernelPath {
+        let losses_bytes = (steps * self.runs * batch_size * 4) as u64;
+        let unfused_can = rule == StepRule::Table
+            && (tables == 1 || tables == self.runs)
+            && losses_bytes <= self.ctx.limits.max_storage_buffer_binding_size;
         match self.path {
             KernelPath::Auto if unfused_can && self.ctx.info.device_type == wgpu::DeviceType::Cpu => {
                 KernelPath::Unfused
@@ -430,18 +429,19 @@ impl Engine for GpuEngine {
         let storage = wgpu::BufferUsages::STORAGE;
         let table = self.ctx.buffer_init("batches", cast_slice(plan.batches), storage)?;
         let lrs = self.ctx.buffer_init("learning rates", cast_slice(plan.lrs), storage)?;
-        let stats_bytes = (self.runs * plan.steps * 16) as u64;
+        let path = self.path_for(plan);
+        // What the host reads for the step statistics: the fused kernel's (loss, lr, |g|², trials)
+        // per step, or the unfused kernels' per-sample losses of every step.
+        let stats_bytes = match path {
+            KernelPath::Unfused => plan.steps * self.runs * plan.batch_size * 4,
+            _ => self.runs * plan.steps * 16,
+        } as u64;
         let stats = self.ctx.buffer("step stats", stats_bytes)?;
         let scratch_size = (self.runs * plan.batch_size * self.model.outputs * 4) as u64;
-        // Every step's per-sample losses, read back for the step statistics.
-        let losses_bytes = (plan.steps * self.runs * plan.batch_size * 4) as u64;
-        let path = self.path_for(plan);
         let scratch = match path {
-            KernelPath::Unfused => Some([
-                self.ctx.buffer("logits", scratch_size)?,
-                self.ctx.buffer("dlogits", scratch_size)?,
-                self.ctx.buffer("losses", losses_bytes)?,
-            ]),
+            KernelPath::Unfused => {
+                Some([self.ctx.buffer("logits", scratch_size)?, self.ctx.buffer("dlogits", scratch_size)?])
+            }
             _ => None,
         };
         let mut rec = Recording::new(&self.ctx);
@@ -465,17 +465,13 @@ impl Engine for GpuEngine {
                     )?;
                 }
             }
-            Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch)?,
+            Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch, &stats)?,
         }
         if plan.evaluate {
             self.record_evaluation(&mut rec)?;
         }
         let params_bytes = if plan.read_params { (self.runs * self.model.dim() * 4) as u64 } else { 0 };
-        let (stats_read, stats_len) = match &scratch {
-            Some([_, _, losses]) => (losses, losses_bytes),
-            None => (&stats, stats_bytes),
-        };
-        let (out, eval) = self.finish(rec, &[(stats_read, 0, stats_len), (&self.theta, 0, params_bytes)])?;
+        let (out, eval) = self.finish(rec, &[(&stats, 0, stats_bytes), (&self.theta, 0, params_bytes)])?;
         let params = plan.read_params.then(|| cast_slice::<u8, f32>(&out[1]).to_vec());
         let steps = match path {
             KernelPath::Unfused => unfused_step_stats(cast_slice(&out[0]), plan, self.runs),

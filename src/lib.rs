@@ -16,6 +16,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod gpu;
+pub mod interrupt;
 pub mod local;
 pub mod model;
 pub mod prng;

@@ -218,22 +218,7 @@ impl DeviceArgs {
     }
 }
 
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether the user pressed Ctrl-C: long loops finish their current unit of work, save, and stop.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            // A second Ctrl-C: the user wants out now. Files are written atomically, so none is half-written.
-            std::process::exit(130);
-        }
-        eprintln!("\nsteplens: interrupted; finishing the current epoch and saving (Ctrl-C again to quit now)");
-    });
-}
+pub use crate::interrupt::interrupted;
 
 /// Parse the command line and run it; returns the process exit code.
 pub fn main() -> i32 {
@@ -251,7 +236,7 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    install_interrupt_handler();
+    crate::interrupt::install();
     match run(&cli) {
         Ok(()) => 0,
         Err(e) => {

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::{Result, model::Model};
+use crate::{Error, Result, model::Model};
 
 /// How each step's learning rate is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -189,6 +189,9 @@ pub trait Engine {
     fn run_epoch(&mut self, plan: &EpochPlan) -> Result<EpochOutcome>;
     /// The perturbed gradients G_i (B × K × block_dim), for the reference SVD path and tests.
     fn perturbed_gradients(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>>;
+    /// Gradients of one batch's mean loss at each of S parameter vectors (`sets`, S × dim, θ's
+    /// layout), S × dim. The finite-difference Hessian–vector products of the schedule use it.
+    fn gradients(&mut self, sets: &[f32], batch: &[u32]) -> Result<Vec<f32>>;
     /// Projection pairs (B × K × 2) of fresh perturbations (`req.stream`) onto given q (B × block_dim).
     fn project(&mut self, req: &PerturbedRequest, q: &[f32]) -> Result<Vec<f32>>;
     /// The fast analysis: Gram matrices of the `svd` request's gradients (and of the centred
@@ -249,5 +252,95 @@ impl Block {
     pub fn grad_block(&self, model: &Model) -> GradBlock {
         let (c0, nrows, with_bias) = self.rows(model);
         GradBlock { c0: c0 as u32, nrows: nrows as u32, with_bias, p: model.p as u32 }
+    }
+}
+
+/// Checks of an epoch plan both engines make before any work.
+pub fn check_plan(plan: &EpochPlan, runs: usize, n: usize) -> Result<()> {
+    let per_table = plan.steps * plan.batch_size;
+    if plan.steps == 0 || plan.batch_size == 0 || plan.batches.is_empty() || plan.batches.len() % per_table != 0 {
+        return Err(Error::usage("an epoch needs at least one step of a non-empty batch"));
+    }
+    if plan.lrs.len() != runs * plan.steps {
+        return Err(Error::usage(format!("expected {} learning rates, got {}", runs * plan.steps, plan.lrs.len())));
+    }
+    check_rows(plan.batches, n)
+}
+
+fn check_rows(rows: &[u32], n: usize) -> Result<()> {
+    if rows.iter().any(|&i| i as usize >= n) {
+        return Err(Error::usage("a batch refers to a sample outside the training set"));
+    }
+    Ok(())
+}
+
+/// Checks of an analysis request both engines make before any work.
+pub fn check_perturbed(req: &PerturbedRequest, model: &Model, n: usize) -> Result<()> {
+    if req.points == 0 {
+        return Err(Error::usage("the analysis needs at least one perturbation point"));
+    }
+    if req.theta.len() != model.dim() {
+        return Err(Error::usage(format!("expected {} parameters, got {}", model.dim(), req.theta.len())));
+    }
+    if req.batch_size == 0 || req.batches.len() != req.count() * req.batch_size {
+        return Err(Error::usage("every analysed batch needs batch_size training-set indices"));
+    }
+    check_rows(req.batches, n)?;
+    if let Block::Row(c) = req.block
+        && c >= model.outputs
+    {
+        return Err(Error::usage(format!("--block row:{c} does not exist: the model has {} row(s)", model.outputs)));
+    }
+    Ok(())
+}
+
+/// Checks of a gradient request both engines make before any work.
+pub fn check_gradients(sets: &[f32], batch: &[u32], model: &Model, n: usize) -> Result<()> {
+    if sets.is_empty() || sets.len() % model.dim() != 0 {
+        return Err(Error::usage(format!(
+            "expected parameter sets of {} values each, got {}",
+            model.dim(),
+            sets.len()
+        )));
+    }
+    if batch.is_empty() {
+        return Err(Error::usage("a gradient needs a non-empty batch"));
+    }
+    check_rows(batch, n)
+}
+
+impl std::str::FromStr for Perturbation {
+    type Err = Error;
+
+    /// `uniform:SCALE` or `gaussian:SIGMA`, a positive finite number.
+    fn from_str(text: &str) -> Result<Perturbation> {
+        let bad =
+            || Error::usage(format!("--perturb `{text}`: use uniform:SCALE or gaussian:SIGMA with a positive number"));
+        let (kind, v) = text.split_once(':').ok_or_else(bad)?;
+        let v: f32 = v.trim().parse().map_err(|_| bad())?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(bad());
+        }
+        match kind.trim() {
+            "uniform" => Ok(Perturbation::Uniform { scale: v }),
+            "gaussian" => Ok(Perturbation::Gaussian { sigma: v }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::str::FromStr for Block {
+    type Err = Error;
+
+    /// `row:c` (c = 0, 1, …) or `all`.
+    fn from_str(text: &str) -> Result<Block> {
+        match text.trim() {
+            "all" => Ok(Block::All),
+            t => t
+                .strip_prefix("row:")
+                .and_then(|c| c.trim().parse().ok())
+                .map(Block::Row)
+                .ok_or_else(|| Error::usage(format!("--block `{text}`: use row:c (c = 0, 1, …) or all"))),
+        }
     }
 }

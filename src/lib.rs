@@ -11,18 +11,24 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod compare;
 pub mod cpu;
 pub mod data;
+pub mod driver;
 pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod interrupt;
 pub mod local;
 pub mod model;
+pub mod pcg;
 pub mod prng;
+pub mod procedure;
+pub mod rates;
 pub mod report;
 pub mod schedule;
 pub mod shader_source;
+pub mod stats;
 pub mod train;
 pub mod validate;
 

@@ -11,7 +11,13 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::{Error, Result, analysis::BatchAnalysis};
+use crate::{
+    Error, Result,
+    analysis::BatchAnalysis,
+    driver::{Planning, RateSource, Segment},
+    engine::{StepRule, StepStat},
+    stats::quantile,
+};
 
 /// The time τ one step should cover.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -85,6 +91,14 @@ impl Aggregate {
             Aggregate::Max => 0.0,
             Aggregate::Quantile(p) => 1.0 - p,
         }
+    }
+}
+
+impl std::str::FromStr for Aggregate {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Aggregate> {
+        Aggregate::parse(text)
     }
 }
 
@@ -166,16 +180,109 @@ pub struct Estimate {
     pub batches: usize,
 }
 
-/// The q-quantile (linear interpolation) of the finite values; NaN when there are none.
-pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return f64::NAN;
+/// When the procedure re-estimates the rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Mode {
+    /// At each epoch's start.
+    Epoch,
+    /// Every `every` steps (restarting at each epoch's start).
+    Online { every: usize },
+}
+
+/// Everything a scheduled run needs besides the engine and the batching.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalConfig {
+    pub procedure: Procedure,
+    pub analysis: crate::analysis::Settings,
+    pub mode: Mode,
+    /// Batches analysed per estimate (None: all).
+    pub sample: Option<usize>,
+}
+
+/// One row of schedule.csv: an estimate and the steps it governs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleRow {
+    pub epoch: usize,
+    /// First step (1-based) the rate applies to.
+    pub step: usize,
+    pub estimate: Estimate,
+}
+
+/// Rates from the accurate local problem, re-estimated at each epoch's start or every M steps
+/// from the analysis of sampled batches at the current parameters (run 0).
+#[derive(Debug, Clone)]
+pub struct LocalRates {
+    pub config: LocalConfig,
+    /// Every estimate so far, with the steps it governs.
+    pub schedule: Vec<ScheduleRow>,
+    /// Perturbed gradients evaluated: K twice per analysed batch (the SVD and the fresh projection).
+    pub analysis_grad_evals: u64,
+    /// Seconds spent in the analysis.
+    pub analysis_seconds: f64,
+}
+
+impl LocalRates {
+    pub fn new(config: LocalConfig) -> LocalRates {
+        LocalRates { config, schedule: Vec::new(), analysis_grad_evals: 0, analysis_seconds: 0.0 }
     }
-    v.sort_by(f64::total_cmp);
-    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+
+    /// The steps one estimate governs.
+    fn every(&self, steps: usize) -> usize {
+        match self.config.mode {
+            Mode::Epoch => steps,
+            Mode::Online { every } => every.clamp(1, steps),
+        }
+    }
+
+    /// One estimate at the engine's parameters on the sampled batches of this epoch's table.
+    fn estimate(&self, cx: &mut Planning) -> Result<Estimate> {
+        let cfg = &self.config;
+        let chunk = cx.start / self.every(cx.steps);
+        let which: Vec<usize> = match cfg.sample {
+            Some(s) if s < cx.steps => {
+                let seed = cfg.analysis.seed ^ ((crate::prng::stream::SAMPLE_BATCHES as u64) << 40);
+                let mut w: Vec<usize> = crate::prng::permutation(cx.steps, seed, (cx.epoch * 100_003 + chunk) as u32)
+                    [..s]
+                    .iter()
+                    .map(|&i| i as usize)
+                    .collect();
+                w.sort();
+                w
+            }
+            _ => (0..cx.steps).collect(),
+        };
+        let dim = cx.engine.model().dim();
+        let theta = cx.engine.params()?[..dim].to_vec();
+        let batches =
+            crate::analysis::Batches { table: cx.table, batch_size: cx.batching.batch_size, n: cx.batching.n };
+        let results = crate::analysis::analyze(cx.engine, &theta, &batches, &which, &cfg.analysis, 64, &mut |_| {})?;
+        Ok(cfg.procedure.estimate(&results))
+    }
+}
+
+impl RateSource for LocalRates {
+    fn plan(&mut self, cx: &mut Planning) -> Result<Segment> {
+        let t = std::time::Instant::now();
+        let estimate = self.estimate(cx)?;
+        self.analysis_seconds += t.elapsed().as_secs_f64();
+        self.analysis_grad_evals += (estimate.batches * self.config.analysis.points * 2) as u64;
+        self.schedule.push(ScheduleRow { epoch: cx.epoch, step: cx.start + 1, estimate });
+        let count = self.every(cx.steps).min(cx.left);
+        Ok(Segment { count, lrs: vec![estimate.lr as f32; count * cx.engine.runs()], rule: StepRule::Table })
+    }
+
+    /// The rate of the epoch's first estimate, as the f32 the run used.
+    fn epoch_lr(&self, _: usize, epoch: usize, _: usize, _: &[StepStat]) -> f64 {
+        self.schedule
+            .iter()
+            .rev()
+            .find(|s| s.epoch == epoch && s.step == 1)
+            .map_or(f64::NAN, |s| s.estimate.lr as f32 as f64)
+    }
+
+    fn extra_grad_evals(&self) -> u64 {
+        self.analysis_grad_evals
+    }
 }
 
 #[cfg(test)]
@@ -218,142 +325,4 @@ mod tests {
         assert!(Tau::parse("0").is_err() && Tau::parse("-1").is_err());
         assert_eq!(Tau::parse("inf").unwrap(), Tau::Infinite);
     }
-}
-
-/// When the procedure re-estimates the rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Mode {
-    /// At each epoch's start.
-    Epoch,
-    /// Every `every` steps (restarting at each epoch's start).
-    Online { every: usize },
-}
-
-/// Everything a scheduled run needs besides the engine and the batching.
-#[derive(Debug, Clone, Serialize)]
-pub struct LocalConfig {
-    pub procedure: Procedure,
-    pub analysis: crate::analysis::Settings,
-    pub mode: Mode,
-    /// Batches analysed per estimate (None: all).
-    pub sample: Option<usize>,
-    pub epochs: usize,
-}
-
-/// One row of schedule.csv: an estimate and the steps it governs.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScheduleRow {
-    pub epoch: usize,
-    /// First step (1-based) the rate applies to.
-    pub step: usize,
-    pub estimate: Estimate,
-}
-
-/// A training run whose rates come from the procedure.
-#[derive(Debug, Clone, Default)]
-pub struct LocalRun {
-    pub rows: Vec<crate::train::HistoryRow>,
-    pub schedule: Vec<ScheduleRow>,
-    /// Parameters after the last completed epoch.
-    pub params: Vec<f32>,
-    /// Batch gradients evaluated: training steps plus the analysis's K perturbed gradients twice
-    /// per analysed batch.
-    pub grad_evals: u64,
-    /// Seconds spent in the analysis (also included in the rows' seconds).
-    pub analysis_seconds: f64,
-}
-
-/// Train `epochs` epochs from the engine's current parameters (run 0), estimating rates as
-/// `cfg` says; `after_epoch` sees the run after each epoch (to write files, show progress).
-pub fn run_local(
-    engine: &mut dyn crate::engine::Engine,
-    batching: &crate::train::Batching,
-    cfg: &LocalConfig,
-    after_epoch: &mut dyn FnMut(&LocalRun) -> Result<()>,
-) -> std::result::Result<LocalRun, Box<(Error, LocalRun)>> {
-    let mut run = LocalRun::default();
-    let result = (|| -> Result<()> {
-        run.params = engine.params()?;
-        let steps = batching.steps();
-        let every = match cfg.mode {
-            Mode::Epoch => steps,
-            Mode::Online { every } => every.clamp(1, steps),
-        };
-        let mut trainer = crate::train::Trainer::new(engine, vec![*batching])?;
-        trainer.read_params = true;
-        run.rows.push(trainer.initial()?.remove(0));
-        for epoch in 1..=cfg.epochs {
-            let table = batching.epoch(epoch);
-            let started = std::time::Instant::now();
-            let mut row = None;
-            for (chunk, start) in (0..steps).step_by(every).enumerate() {
-                let count = every.min(steps - start);
-                let t = std::time::Instant::now();
-                let estimate = estimate_at(trainer.engine, &run.params, &table, batching, cfg, epoch, chunk)?;
-                run.analysis_seconds += t.elapsed().as_secs_f64();
-                run.grad_evals += (estimate.batches * cfg.analysis.points * 2) as u64;
-                run.schedule.push(ScheduleRow { epoch, step: start + 1, estimate });
-                let lrs = vec![estimate.lr as f32; count];
-                let last = start + count == steps;
-                let mut out = trainer
-                    .steps_of(epoch, start..start + count, &lrs, crate::engine::StepRule::Table, last)?
-                    .remove(0);
-                run.grad_evals += count as u64;
-                if out.steps.iter().any(|s| !s.loss.is_finite()) || (last && crate::train::diverged(&out.row)) {
-                    return Err(Error::Diverged {
-                        epoch,
-                        lr: estimate.lr,
-                        what: "the loss became NaN or infinite".into(),
-                    });
-                }
-                run.params = out.params.take().unwrap_or_default();
-                if last {
-                    row = Some(out.row);
-                }
-            }
-            let mut row = row.ok_or_else(|| Error::Runtime("an epoch ended without an evaluation".into()))?;
-            row.lr = run
-                .schedule
-                .iter()
-                .rev()
-                .find(|s| s.epoch == epoch && s.step == 1)
-                .map_or(f64::NAN, |s| s.estimate.lr as f32 as f64);
-            row.seconds = started.elapsed().as_secs_f64();
-            run.rows.push(row);
-            after_epoch(&run)?;
-        }
-        Ok(())
-    })();
-    match result {
-        Ok(()) => Ok(run),
-        Err(e) => Err(Box::new((e, run))),
-    }
-}
-
-/// One estimate at θ on the sampled batches of this epoch's table.
-fn estimate_at(
-    engine: &mut dyn crate::engine::Engine,
-    theta: &[f32],
-    table: &[u32],
-    batching: &crate::train::Batching,
-    cfg: &LocalConfig,
-    epoch: usize,
-    chunk: usize,
-) -> Result<Estimate> {
-    let steps = batching.steps();
-    let which: Vec<usize> = match cfg.sample {
-        Some(s) if s < steps => {
-            let seed = cfg.analysis.seed ^ ((crate::prng::stream::SAMPLE_BATCHES as u64) << 40);
-            let mut w: Vec<usize> = crate::prng::permutation(steps, seed, (epoch * 100_003 + chunk) as u32)[..s]
-                .iter()
-                .map(|&i| i as usize)
-                .collect();
-            w.sort();
-            w
-        }
-        _ => (0..steps).collect(),
-    };
-    let batches = crate::analysis::Batches { table, batch_size: batching.batch_size, n: batching.n };
-    let results = crate::analysis::analyze(engine, theta, &batches, &which, &cfg.analysis, 64, &mut |_| {})?;
-    Ok(cfg.procedure.estimate(&results))
 }

@@ -14,6 +14,8 @@ pub mod stream {
     /// Fresh perturbations for the projection picture.
     pub const PERTURB_PROJECT: u32 = 4;
     pub const SAMPLE_BATCHES: u32 = 5;
+    /// The start vectors of the schedule's Hessian subspace iteration.
+    pub const HESSIAN_START: u32 = 6;
 }
 
 #[inline]

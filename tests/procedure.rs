@@ -107,7 +107,7 @@ fn epoch_mode_lambda_is_the_exact_curvature_for_lls() {
                     .sum::<f64>()
         })
         .collect();
-    let median_exact = steplens::local::quantile(exact, 0.5);
+    let median_exact = steplens::stats::quantile(exact, 0.5);
     let ratio = estimate.lambda_median / median_exact;
     assert!((ratio - 1.0).abs() < 0.05, "λ median {} vs exact {median_exact}", estimate.lambda_median);
     assert!((estimate.lr - 1.0 / estimate.lambda_median).abs() < 0.05 * estimate.lr, "h = 1/λ for τ = ∞");

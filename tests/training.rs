@@ -11,10 +11,13 @@ use nalgebra::{DMatrix, DVector};
 use steplens::{
     cpu::kernels as twin,
     data::npy,
-    engine::{Engine, StepRule},
+    driver::{OnDivergence, RunSpec, drive},
+    engine::Engine,
     gpu::{GpuEngine, KernelPath},
     model::{InitKind, LossKind, Model, ModelKind},
-    train::{Batching, Trainer},
+    rates::Scheduled,
+    schedule::Schedule,
+    train::Batching,
 };
 
 fn steplens(args: &[&str]) -> (i32, String) {
@@ -122,10 +125,9 @@ fn lls_converges_to_the_nalgebra_least_squares_solution() {
     let mut engine = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Fused).unwrap();
     engine.set_params(&model.init(InitKind::Zeros, 0)).unwrap();
     let batching = Batching::new(n, 32, 1, true).unwrap();
-    let mut trainer = Trainer::new(&mut engine, vec![batching]).unwrap();
-    for epoch in 1..=60 {
-        trainer.epoch(epoch, &vec![0.1; batching.steps()], StepRule::Table).unwrap();
-    }
+    let spec = RunSpec { batching: vec![batching], epochs: 60, on_divergence: OnDivergence::Stop, keep_params: false };
+    let mut rates = Scheduled { schedules: vec![Schedule::Constant { lr: 0.1 }] };
+    drive(&mut engine, &spec, &mut rates, &mut |_, _| Ok(())).into_result().unwrap();
     let theta = engine.params().unwrap();
     let err =
         theta.iter().zip(solution.iter()).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>().sqrt() / solution.norm();

@@ -6,7 +6,8 @@ use std::{path::PathBuf, time::Instant};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, train::DataSummary};
+use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs};
+use crate::report::record::DataSummary;
 use crate::{
     Error, Result,
     analysis::{self, BatchAnalysis, Batches, Settings, SvdMethod},

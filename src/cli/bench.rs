@@ -13,13 +13,13 @@ use crate::{
     analysis::{self, Batches, Settings, SvdMethod},
     engine::{Block, Engine, EpochPlan, Perturbation, StepRule},
     gpu::{GpuContext, GpuEngine},
-    local::quantile,
     model::{InitKind, LossKind, Model, ModelKind},
     report::{
         files::write_atomic,
         progress::Progress,
         table::{Table, fmt_num},
     },
+    stats::quantile,
     train::Batching,
 };
 

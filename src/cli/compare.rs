@@ -1,33 +1,25 @@
-//! `steplens compare`: the derived schedule against the schedules people use, on the same data,
-//! seed, initialisation, batch order and epochs. Runs that share a rule train together on the
-//! engine (one workgroup each in one dispatch).
-
-use std::time::Instant;
+//! `steplens compare`: the learning-rate procedures against the schedules people use, on the
+//! same data, initialisation, batch order and epochs, over `--seeds` seeds.
 
 use clap::Args;
-use serde::Serialize;
 
 use super::{
     DataArgs, DeviceArgs, ModelArgs, OutArgs,
-    analyze::{AnalysisArgs, parse_block, parse_perturbation},
-    schedule::ProcedureArgs,
-    train::DataSummary,
+    analyze::AnalysisArgs,
+    args::{ProcedureArgs, RunArgs, Setup},
+    train::parse_sweep,
 };
 use crate::{
     Error, Result,
-    analysis::{Settings, SvdMethod},
-    data::Data,
-    engine::{Block, Engine, StepRule},
-    local::{Aggregate, LocalConfig, LocalRun, Mode, Procedure, Tau, quantile, run_local},
-    model::{Model, ModelKind},
+    compare::{MethodRun, MethodSummary, Trial, roster, run_roster, summarize},
+    engine::{Block, Engine},
+    local::{LocalConfig, Mode, Tau},
+    procedure::{ProcedureName, ProcedureSpec},
     report::{
-        files::{OutDir, csv_num},
-        plot::{self, Chart, Series},
-        progress::Progress,
-        table::{Table, fmt_num},
+        comparison::{SUMMARY_HEADER, plot_comparison, summary_cells, summary_table},
+        table::fmt_num,
     },
-    schedule::Schedule,
-    train::{Batching, HistoryRow, Trainer, diverged},
+    train::Batching,
 };
 
 #[derive(Debug, Clone, Args)]
@@ -42,188 +34,56 @@ pub struct CompareArgs {
     pub analysis: AnalysisArgs,
     #[command(flatten)]
     pub procedure: ProcedureArgs,
-    #[arg(long, default_value_t = 6, value_name = "N")]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 64, value_name = "B")]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Seeds seed .. seed+N−1: every method on each (initialisation and batch order), reported
+    /// as the median and quartiles over seeds.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seeds: usize,
     /// The constant-rate grid: A:B:R, R log-spaced rates from A to B.
     #[arg(long, default_value = "1e-3:10:8", value_name = "A:B:R")]
     pub grid: String,
-    /// Epochs-to-target threshold [default: 1.05 × the best constant's final training loss].
+    /// Epochs-to-target threshold [default: 1.05 × the tuned constant's median final training loss].
     #[arg(long, value_name = "LOSS")]
     pub target_loss: Option<f64>,
-    /// Variants of the derived schedule, `;`-separated: `local` (τ = inf), `local-tau:T`, or
-    /// `local:key=value,…` with keys tau, aggregate, center (true/false), block, perturb, sample.
-    #[arg(long, default_value = "local;local-tau:1;local:center=true,aggregate=max", value_name = "LIST")]
+    /// The named procedures to compare, `,`-separated (`none` for none).
+    #[arg(long, default_value = "pcg,notebook,centred-max", value_name = "LIST")]
+    pub procedures: String,
+    /// More variants of the accurate-local-problem procedure, `;`-separated: `local` (τ = inf),
+    /// `local-tau:T`, or `local:key=value,…` with keys tau, aggregate, center (true/false),
+    /// block, perturb, sample (40 unless given).
+    #[arg(long, default_value = "", value_name = "LIST")]
     pub local: String,
     #[command(flatten)]
     pub output: OutArgs,
 }
 
-/// One method's run.
-#[derive(Debug, Clone, Serialize)]
-pub struct MethodRun {
-    pub name: String,
-    /// constant, notebook, step, cosine, inv-t, range-test, sps, armijo, local.
-    pub family: String,
-    pub history: Vec<HistoryRow>,
-    /// The rate of each epoch (the median step rate for adaptive rules).
-    pub epoch_lrs: Vec<f64>,
-    pub grad_evals: u64,
-    pub loss_evals: u64,
-    pub seconds: f64,
-    /// For local runs: λ median, q1, q3, R² median and fallbacks per estimate.
-    pub notes: Vec<String>,
-    #[serde(skip)]
-    pub local: Option<LocalRun>,
-}
-
-impl MethodRun {
-    fn last(&self) -> &HistoryRow {
-        self.history.last().expect("row 0 exists")
+/// `pcg,notebook,…` (or `none`) as procedure names.
+pub fn parse_procedures(text: &str) -> Result<Vec<ProcedureName>> {
+    use clap::ValueEnum;
+    if text.trim() == "none" {
+        return Ok(Vec::new());
     }
-    fn final_loss(&self) -> f64 {
-        let l = self.last().train_loss;
-        if diverged(self.last()) { f64::INFINITY } else { l }
-    }
-}
-
-pub const COMPARE_HEADER: &[&str] = &[
-    "name",
-    "final_train_loss",
-    "final_test_loss",
-    "final_test_acc",
-    "epochs_to_target",
-    "grad_evals",
-    "seconds",
-    "loss_evals",
-    "family",
-    "lrs",
-];
-
-struct Context<'a> {
-    args: &'a CompareArgs,
-    data: &'a Data,
-    model: Model,
-    batching: Batching,
-    theta0: Vec<f32>,
-    quiet: bool,
-}
-
-pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
-    if args.epochs < 1 {
-        return Err(Error::usage("--epochs must be at least 1"));
-    }
-    args.analysis.check()?;
-    args.device.check()?;
-    let grid = super::train::parse_sweep(&args.grid)?;
-    let procedure = args.procedure.procedure()?;
-    let data = args.data.load()?;
-    let model = args.model.model(&data)?;
-    let base_analysis = args.analysis.settings(&model, args.seed)?;
-    let locals = parse_locals(&args.local, procedure, &base_analysis, args.procedure.sample, &model)?;
-    let batching = Batching::new(data.train.n, args.batch_size, args.seed, false)?;
-    if let Some(t) = args.target_loss
-        && !(t.is_finite() && t > 0.0)
-    {
-        return Err(Error::usage("--target-loss must be a positive number"));
-    }
-    let name = format!("compare-{:?}", model.kind).to_lowercase();
-    let out = args.output.open(&name)?;
-    let cx = Context { args, data: &data, model, batching, theta0: model.init(args.model.init, args.seed), quiet };
-
-    let mut runs = Vec::new();
-    // 1. The constant grid and the notebook's 0.005, together.
-    let mut constants: Vec<(String, String, Schedule)> = grid
-        .iter()
-        .map(|&lr| (format!("constant:{}", fmt_num(lr, 3)), "constant".to_string(), Schedule::Constant { lr }))
-        .collect();
-    constants.push(("notebook:0.005".into(), "notebook".into(), Schedule::Constant { lr: 0.005 }));
-    runs.extend(train_table_group(&cx, &constants)?);
-    let best = runs
-        .iter()
-        .filter(|r| r.family == "constant")
-        .min_by(|a, b| a.final_loss().total_cmp(&b.final_loss()))
-        .ok_or_else(|| Error::Runtime("the constant grid is empty".into()))?;
-    let best_lr = best.epoch_lrs[0];
-    // 2. Schedules based at the best constant, and the range test's suggestion.
-    let (suggestion, range_evals) = range_test(&cx)?;
-    let mut based = vec![
-        (
-            format!("step:{}", fmt_num(best_lr, 3)),
-            "step".into(),
-            Schedule::Step { lr: best_lr, gamma: 0.5, every: 2.max(args.epochs / 3) },
-        ),
-        (format!("cosine:{}", fmt_num(best_lr, 3)), "cosine".into(), Schedule::Cosine { lr: best_lr, min: 0.0 }),
-        (format!("inv-t:{}", fmt_num(best_lr, 3)), "inv-t".into(), Schedule::InvT { lr: best_lr, k: 1.0 }),
-    ];
-    based.push((
-        format!("range-test:{}", fmt_num(suggestion, 3)),
-        "range-test".into(),
-        Schedule::Constant { lr: suggestion },
-    ));
-    let mut group = train_table_group(&cx, &based)?;
-    if let Some(rt) = group.last_mut() {
-        rt.grad_evals += range_evals;
-    }
-    runs.extend(group);
-    // 3. The adaptive rules.
-    let max_lr = args.procedure.max_lr as f32;
-    runs.push(train_rule(&cx, "sps", StepRule::Polyak { c: 0.5, max_lr }, 0.0)?);
-    let growth = 2f32.powf(args.batch_size as f32 / data.train.n as f32);
-    runs.push(train_rule(&cx, "armijo", StepRule::Armijo { c: 0.1, beta: 0.9, growth, max_lr }, 1.0)?);
-    // 4. The derived schedules.
-    for (label, cfg) in &locals {
-        runs.push(train_local(&cx, label, cfg)?);
-    }
-
-    let target = args.target_loss.unwrap_or(
-        1.05 * runs.iter().filter(|r| r.family == "constant").map(|r| r.final_loss()).fold(f64::INFINITY, f64::min),
-    );
-    write_compare(&out, &runs, target)?;
-    plot_compare(&out, &runs, &model)?;
-    let report = report_markdown(&cx, &runs, target, &out)?;
-    out.write_text("report.md", &report)?;
-    out.write_json(
-        "config.json",
-        &serde_json::json!({
-            "command": "compare",
-            "version": env!("CARGO_PKG_VERSION"),
-            "model": model,
-            "data": DataSummary::of(&data),
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
-            "grid": grid,
-            "target_loss": target,
-            "locals": locals.iter().map(|(l, c)| serde_json::json!({"name": l, "config": c})).collect::<Vec<_>>(),
-        }),
-    )?;
-    print_compare(&runs, target);
-    println!("wrote {}", out.path().display());
-    Ok(())
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            ProcedureName::from_str(s, false)
+                .map_err(|_| Error::usage(format!("--procedures `{s}`: use pcg, notebook or centred-max (or none)")))
+        })
+        .collect()
 }
 
 /// `local`, `local-tau:T`, `local:key=value,…`; `;`-separated.
-fn parse_locals(
-    text: &str,
-    base: Procedure,
-    analysis: &Settings,
-    sample: Option<usize>,
-    model: &Model,
-) -> Result<Vec<(String, LocalConfig)>> {
+fn parse_locals(text: &str, base: &LocalConfig, outputs: usize) -> Result<Vec<(String, ProcedureSpec)>> {
     let mut out = Vec::new();
     for spec in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let bad = |why: &str| Error::usage(format!("--local `{spec}`: {why}"));
-        let mut procedure = base;
-        let mut settings = analysis.clone();
-        let mut sample = sample.or(Some(40));
+        let mut cfg = base.clone();
         let opts = if spec == "local" {
             ""
         } else if let Some(t) = spec.strip_prefix("local-tau:") {
-            procedure.tau = Tau::parse(t)?;
+            cfg.procedure.tau = Tau::parse(t)?;
             ""
         } else if let Some(o) = spec.strip_prefix("local:") {
             o
@@ -233,397 +93,228 @@ fn parse_locals(
         for kv in opts.split(',').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').ok_or_else(|| bad("expected key=value"))?;
             match k.trim() {
-                "tau" => procedure.tau = Tau::parse(v)?,
-                "aggregate" => procedure.aggregate = Aggregate::parse(v)?,
-                "center" => settings.center = v.trim().parse().map_err(|_| bad("center is true or false"))?,
-                "block" => settings.block = parse_block(v)?,
-                "perturb" => settings.perturbation = parse_perturbation(v)?,
-                "sample" => sample = Some(v.trim().parse().map_err(|_| bad("sample is a whole number"))?),
+                "tau" => cfg.procedure.tau = Tau::parse(v)?,
+                "aggregate" => cfg.procedure.aggregate = v.parse()?,
+                "center" => cfg.analysis.center = v.trim().parse().map_err(|_| bad("center is true or false"))?,
+                "block" => cfg.analysis.block = v.parse()?,
+                "perturb" => cfg.analysis.perturbation = v.parse()?,
+                "sample" => match v.trim().parse() {
+                    Ok(0) | Err(_) => return Err(bad("sample is a whole number of batches, at least 1")),
+                    Ok(n) => cfg.sample = Some(n),
+                },
                 other => return Err(bad(&format!("unknown key `{other}`"))),
             }
         }
-        if let Block::Row(c) = settings.block
-            && c >= model.outputs
+        if let Block::Row(c) = cfg.analysis.block
+            && c >= outputs
         {
             return Err(bad("that block row does not exist"));
         }
-        settings.method = SvdMethod::Gram;
-        let label = spec.to_string();
-        out.push((label, LocalConfig { procedure, analysis: settings, mode: Mode::Epoch, sample, epochs: 0 }));
+        out.push((spec.to_string(), ProcedureSpec::Local(cfg)));
     }
     Ok(out)
 }
 
-fn engine(cx: &Context, runs: usize) -> Result<Box<dyn Engine>> {
-    let mut e = cx.args.device.engine(cx.model, cx.data, runs, true)?;
-    e.set_params(&cx.theta0.repeat(runs))?;
-    Ok(e)
-}
+/// Batches the local procedures of `compare` analyse per estimate unless `--sample` says otherwise.
+const COMPARE_SAMPLE: usize = 40;
 
-/// Table-rate runs trained side by side.
-fn train_table_group(cx: &Context, methods: &[(String, String, Schedule)]) -> Result<Vec<MethodRun>> {
-    let started = Instant::now();
-    let epochs = cx.args.epochs;
-    let mut e = engine(cx, methods.len())?;
-    let mut trainer = Trainer::new(e.as_mut(), vec![cx.batching])?;
-    let steps = trainer.steps();
-    let mut histories: Vec<Vec<HistoryRow>> = trainer.initial()?.into_iter().map(|r| vec![r]).collect();
-    let bar = Progress::with_quiet(epochs as u64, &format!("{} runs", methods.len()), cx.quiet);
-    for epoch in 1..=epochs {
-        let lrs: Vec<f32> = methods.iter().flat_map(|(_, _, s)| s.step_lrs(epoch, epochs, steps)).collect();
-        for (r, mut out) in trainer.epoch(epoch, &lrs, StepRule::Table)?.into_iter().enumerate() {
-            out.row.lr = methods[r].2.epoch_lr(epoch, epochs);
-            histories[r].push(out.row);
-        }
-        bar.inc(1);
+pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
+    args.analysis.check()?;
+    args.device.check()?;
+    if args.seeds < 1 {
+        return Err(Error::usage("--seeds must be at least 1"));
     }
-    bar.finish();
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(methods
-        .iter()
-        .zip(histories)
-        .map(|((name, family, s), history)| MethodRun {
-            name: name.clone(),
-            family: family.clone(),
-            epoch_lrs: (1..=epochs).map(|ep| s.epoch_lr(ep, epochs)).collect(),
-            history,
-            grad_evals: (epochs * steps) as u64,
-            loss_evals: 0,
-            seconds: seconds / methods.len() as f64,
-            notes: Vec::new(),
-            local: None,
-        })
-        .collect())
-}
-
-/// The LR range test (fastai, Lightning): ~100 steps with the rate growing exponentially from
-/// 1e-7 to 10, the loss smoothed (EMA 0.98, debiased), the suggestion where it falls fastest
-/// against log(rate). Returns (suggestion, steps spent).
-fn range_test(cx: &Context) -> Result<(f64, u64)> {
-    let steps = 100.min(cx.batching.steps());
-    let (lo, hi) = (1e-7f64, 10f64);
-    let lrs: Vec<f32> =
-        (0..steps).map(|i| (lo * (hi / lo).powf(i as f64 / (steps - 1).max(1) as f64)) as f32).collect();
-    let mut e = engine(cx, 1)?;
-    let mut trainer = Trainer::new(e.as_mut(), vec![cx.batching])?;
-    let out = trainer.steps_of(1, 0..steps, &lrs, StepRule::Table, false)?.remove(0);
-    let losses: Vec<f64> = out.steps.iter().map(|s| s.loss as f64).collect();
-    Ok((range_suggestion(&lrs, &losses), steps as u64))
-}
-
-/// Lightning's rule: smooth, stop once the loss exceeds 4× its best, take the steepest descent
-/// (the most negative difference of the smoothed loss), skipping the first 10 points.
-pub fn range_suggestion(lrs: &[f32], losses: &[f64]) -> f64 {
-    let mut smooth = Vec::with_capacity(losses.len());
-    let (mut avg, mut best) = (0.0, f64::INFINITY);
-    for (i, &l) in losses.iter().enumerate() {
-        if !l.is_finite() {
-            break;
-        }
-        avg = 0.98 * avg + 0.02 * l;
-        let s = avg / (1.0 - 0.98f64.powi(i as i32 + 1));
-        if s > 4.0 * best {
-            break;
-        }
-        best = best.min(s);
-        smooth.push(s);
+    if let Some(t) = args.target_loss
+        && !(t.is_finite() && t > 0.0)
+    {
+        return Err(Error::usage("--target-loss must be a positive number"));
     }
-    let skip = 10.min(smooth.len().saturating_sub(2));
-    let steepest = (skip + 1..smooth.len())
-        .min_by(|&a, &b| (smooth[a] - smooth[a - 1]).total_cmp(&(smooth[b] - smooth[b - 1])))
-        .unwrap_or(0);
-    lrs[steepest] as f64
-}
-
-/// SPS or Armijo: one run, the rule choosing each step's rate.
-fn train_rule(cx: &Context, name: &str, rule: StepRule, h0: f32) -> Result<MethodRun> {
-    let started = Instant::now();
-    let epochs = cx.args.epochs;
-    let mut e = engine(cx, 1)?;
-    let mut trainer = Trainer::new(e.as_mut(), vec![cx.batching])?;
-    let steps = trainer.steps();
-    let mut history = trainer.initial()?;
-    let (mut epoch_lrs, mut loss_evals) = (Vec::new(), 0u64);
-    let mut h = h0;
-    let bar = Progress::with_quiet(epochs as u64, name, cx.quiet);
-    for epoch in 1..=epochs {
-        let mut out = trainer.epoch(epoch, &vec![h; steps], rule)?.remove(0);
-        let step_lrs: Vec<f64> = out.steps.iter().map(|s| s.lr as f64).collect();
-        if let StepRule::Armijo { growth, max_lr, .. } = rule {
-            h = (out.steps.last().map_or(h, |s| s.lr) * growth).min(max_lr);
-        }
-        loss_evals += out.steps.iter().map(|s| s.trials as u64).sum::<u64>();
-        out.row.lr = quantile(step_lrs.clone(), 0.5);
-        epoch_lrs.push(out.row.lr);
-        history.push(out.row);
-        bar.inc(1);
-    }
-    bar.finish();
-    Ok(MethodRun {
-        name: name.into(),
-        family: name.into(),
-        history,
-        epoch_lrs,
-        grad_evals: (epochs * steps) as u64,
-        loss_evals,
-        seconds: started.elapsed().as_secs_f64(),
-        notes: Vec::new(),
-        local: None,
-    })
-}
-
-fn train_local(cx: &Context, label: &str, cfg: &LocalConfig) -> Result<MethodRun> {
-    let started = Instant::now();
-    let mut e = engine(cx, 1)?;
-    let cfg = LocalConfig { epochs: cx.args.epochs, ..cfg.clone() };
-    let bar = Progress::with_quiet(cfg.epochs as u64, label, cx.quiet);
-    let result = run_local(e.as_mut(), &cx.batching, &cfg, &mut |_| {
-        bar.inc(1);
-        Ok(())
-    });
-    bar.finish();
-    // A diverged derived schedule is a result to report, not an error.
-    let run = match result {
-        Ok(r) => r,
-        Err(failed) => match *failed {
-            (Error::Diverged { .. }, r) => r,
-            (e, _) => return Err(e),
-        },
+    let grid = parse_sweep(&args.grid).map_err(|_| {
+        Error::usage(format!("--grid `{}`: use A:B:R with 0 < A ≤ B and R ≥ 1 rates, e.g. 1e-3:10:8", args.grid))
+    })?;
+    let names = parse_procedures(&args.procedures)?;
+    let procedure = args.procedure.procedure()?;
+    let setup = args.run.setup(&args.data, &args.model)?;
+    let local = LocalConfig {
+        procedure,
+        analysis: args.analysis.settings(&setup.model, args.run.seed)?,
+        mode: Mode::Epoch,
+        sample: args.procedure.sample.or(Some(COMPARE_SAMPLE)),
     };
-    let mut history = run.rows.clone();
-    while history.len() <= cfg.epochs {
-        let nan = HistoryRow::new(
-            history.len(),
-            f64::NAN,
-            crate::engine::Metrics { loss: f64::INFINITY, acc: f64::NAN },
-            None,
-            0.0,
-        );
-        history.push(nan);
-    }
-    let notes = run
-        .schedule
-        .iter()
-        .map(|s| {
-            let e = &s.estimate;
-            format!(
-                "epoch {}: lr {}, λ median {} (q1 {}, q3 {}), R² median {}, {} of {} batches fell back",
-                s.epoch,
-                fmt_num(e.lr, 3),
-                fmt_num(e.lambda_median, 3),
-                fmt_num(e.lambda_q1, 3),
-                fmt_num(e.lambda_q3, 3),
-                fmt_num(e.r2_median, 2),
-                e.fallbacks,
-                e.batches
-            )
-        })
-        .collect();
-    Ok(MethodRun {
-        name: label.into(),
-        family: "local".into(),
-        epoch_lrs: run.schedule.iter().map(|s| s.estimate.lr).collect(),
-        history,
-        grad_evals: run.grad_evals,
-        loss_evals: 0,
-        seconds: started.elapsed().as_secs_f64(),
-        notes,
-        local: Some(run),
-    })
-}
-
-fn epochs_to_target(run: &MethodRun, target: f64) -> Option<usize> {
-    run.history.iter().skip(1).find(|r| r.train_loss <= target).map(|r| r.epoch)
-}
-
-fn write_compare(out: &OutDir, runs: &[MethodRun], target: f64) -> Result<()> {
-    let rows = runs.iter().map(|r| {
-        let l = r.last();
-        vec![
-            r.name.clone(),
-            csv_num(if diverged(l) { f64::INFINITY } else { l.train_loss }),
-            csv_num(l.test_loss),
-            csv_num(l.test_acc),
-            epochs_to_target(r, target).map(|e| e.to_string()).unwrap_or_default(),
-            r.grad_evals.to_string(),
-            format!("{:.3}", r.seconds),
-            r.loss_evals.to_string(),
-            r.family.clone(),
-            r.epoch_lrs.iter().map(|&v| csv_num(v)).collect::<Vec<_>>().join(" "),
-        ]
-    });
-    out.write_csv("compare.csv", COMPARE_HEADER, rows)?;
-    out.write_json("compare.json", &runs)
-}
-
-/// `curves` and `lr`: the best constant of the grid, the notebook's rate and every other method
-/// (the rest of the grid is in the table; 18 lines in one chart cannot be told apart). Diverged
-/// runs keep their legend entry, marked as such.
-fn plot_compare(out: &OutDir, runs: &[MethodRun], model: &Model) -> Result<()> {
-    let best = runs
-        .iter()
-        .filter(|r| r.family == "constant" && r.final_loss().is_finite())
-        .min_by(|a, b| a.final_loss().total_cmp(&b.final_loss()))
-        .map(|r| r.name.clone());
-    let shown = runs.iter().filter(|r| r.family != "constant" || Some(&r.name) == best.as_ref());
-    let model_name = match model.kind {
-        ModelKind::Softmax => "Softmax regression",
-        ModelKind::Logreg => "Logistic regression",
-        ModelKind::Lls => "Least squares",
-    };
-    let mut curves = Chart::new(format!("{model_name}: training loss"), "epoch", "train loss (whole set)").log_y();
-    let mut lrs = Chart::new(format!("{model_name}: learning rate"), "epoch", "learning rate").log_y();
-    for r in shown {
-        let label = match (Some(&r.name) == best.as_ref(), r.final_loss().is_finite()) {
-            (true, _) => format!("{} (best constant)", r.name),
-            (false, false) => format!("{} (diverged)", r.name),
-            (false, true) => r.name.clone(),
-        };
-        curves = curves.with_series(Series::line_points(
-            &label,
-            r.history.iter().skip(1).map(|h| (h.epoch as f64, h.train_loss)).collect(),
-        ));
-        lrs = lrs.with_series(Series::line_points(
-            &label,
-            r.epoch_lrs.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)).collect(),
-        ));
-    }
-    plot::save(&curves, Some(&out.file("curves.png")), Some(&out.file("curves.svg")))?;
-    plot::save(&lrs, Some(&out.file("lr.png")), Some(&out.file("lr.svg")))
-}
-
-fn table(runs: &[MethodRun], target: f64) -> Table {
-    let mut t = Table::new([
-        "method",
-        "final train loss",
-        "final test loss",
-        "test acc",
-        "epochs to target",
-        "grad evals",
-        "seconds",
-    ]);
-    for r in runs {
-        let l = r.last();
-        t.row(vec![
-            r.name.clone(),
-            if diverged(l) { "diverged".into() } else { fmt_num(l.train_loss, 4) },
-            fmt_num(l.test_loss, 4),
-            fmt_num(l.test_acc, 4),
-            epochs_to_target(r, target).map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-            r.grad_evals.to_string(),
-            format!("{:.1}", r.seconds),
-        ]);
-    }
-    t
-}
-
-fn print_compare(runs: &[MethodRun], target: f64) {
-    print!("{}", table(runs, target));
-    println!("target loss {}", fmt_num(target, 4));
-}
-
-fn report_markdown(cx: &Context, runs: &[MethodRun], target: f64, out: &OutDir) -> Result<String> {
-    let best = runs
-        .iter()
-        .filter(|r| r.family == "constant")
-        .min_by(|a, b| a.final_loss().total_cmp(&b.final_loss()))
-        .expect("grid");
-    let notebook = runs.iter().find(|r| r.family == "notebook").expect("notebook run");
-    let overall = runs.iter().min_by(|a, b| a.final_loss().total_cmp(&b.final_loss())).expect("runs");
-    let mut s = String::new();
-    s.push_str(&format!(
-        "# {:?} on {}: the derived schedule against the usual ones\n\n{} epochs, batch {}, seed {}, the same initialisation and batch order for every method. Whole-set losses after each epoch. Target loss for *epochs to target*: {}.\n\n",
-        cx.model.kind,
-        cx.data.train.name,
-        cx.args.epochs,
-        cx.args.batch_size,
-        cx.args.seed,
-        fmt_num(target, 4)
-    ));
-    s.push_str(&table(runs, target).to_markdown());
-    s.push_str("\n![training loss](curves.png)\n\n![learning rate](lr.png)\n\n## What the numbers say\n\n");
-    s.push_str(&format!(
-        "The best constant rate of the grid is {} (final training loss {}); the best method overall is {} ({}). The notebook's constant 0.005 ends at {}.\n\n",
-        best.name,
-        fmt_num(best.final_loss(), 4),
-        overall.name,
-        fmt_num(overall.final_loss(), 4),
-        fmt_num(notebook.final_loss(), 4)
-    ));
-    for r in runs.iter().filter(|r| r.family == "local") {
-        let ratio = r.final_loss() / best.final_loss();
-        let verdict = if !r.final_loss().is_finite() {
-            "diverged".to_string()
-        } else if ratio <= 1.0 {
-            format!("matches or beats the best constant of the grid (×{} its loss)", fmt_num(ratio, 3))
-        } else if ratio <= 1.10 {
-            format!("is within 10% of the best constant (×{})", fmt_num(ratio, 3))
-        } else {
-            format!("ends ×{} the best constant's loss", fmt_num(ratio, 3))
-        };
-        let vs_notebook = if r.final_loss() < notebook.final_loss() { "beats" } else { "does not beat" };
-        s.push_str(&format!("- **{}** {verdict} and {vs_notebook} the notebook's 0.005, with no tuning.", r.name));
-        if let Some(run) = &r.local {
-            let lam: Vec<f64> = run.schedule.iter().map(|e| e.estimate.lambda_median).collect();
-            let r2: Vec<f64> = run.schedule.iter().map(|e| e.estimate.r2_median).collect();
-            let fb: usize = run.schedule.iter().map(|e| e.estimate.fallbacks).sum();
-            let tot: usize = run.schedule.iter().map(|e| e.estimate.batches).sum();
-            let spread: Vec<f64> = run
-                .schedule
-                .iter()
-                .map(|e| (e.estimate.lambda_q3 - e.estimate.lambda_q1) / e.estimate.lambda_median.abs())
-                .collect();
-            s.push_str(&format!(
-                " Its median curvature along q went {} → {} over the epochs, the median R² of the projection line stayed between {} and {}, the interquartile spread of λ was {}–{} times the median, and {fb} of {tot} analysed batches fell back to τ/--max-lr. ",
-                fmt_num(*lam.first().unwrap_or(&f64::NAN), 3),
-                fmt_num(*lam.last().unwrap_or(&f64::NAN), 3),
-                fmt_num(r2.iter().copied().fold(f64::INFINITY, f64::min), 2),
-                fmt_num(r2.iter().copied().fold(f64::NEG_INFINITY, f64::max), 2),
-                fmt_num(spread.iter().copied().fold(f64::INFINITY, f64::min), 2),
-                fmt_num(spread.iter().copied().fold(f64::NEG_INFINITY, f64::max), 2),
+    let locals = parse_locals(&args.local, &local, setup.model.outputs)?;
+    let out = args.output.open(&format!("compare-{:?}", setup.model.kind).to_lowercase())?;
+    let seeds: Vec<u64> = (0..args.seeds as u64).map(|i| args.run.seed + i).collect();
+    let mut per_seed = Vec::new();
+    for &seed in &seeds {
+        let procedures: Vec<(String, ProcedureSpec)> = names
+            .iter()
+            .map(|n| (n.row_name().to_string(), n.spec(&with_seed(&local, seed), seed)))
+            .chain(locals.iter().map(|(l, s)| (l.clone(), reseed(s, seed))))
+            .collect();
+        if args.run.reshuffle && procedures.iter().any(|(_, p)| p.needs_fixed_order()) {
+            return Err(Error::usage(
+                "--reshuffle: the pcg procedure compares each batch with itself one epoch earlier, so it needs the batches \
+                 in the same order every epoch",
             ));
-            s.push_str(&explain(run, cx.args.procedure.max_lr, !r.final_loss().is_finite()));
+        }
+        per_seed.push(compare_seed(args, &setup, seed, &grid, procedures, quiet)?);
+    }
+    let steps = (args.run.epochs * setup.batching.steps()) as u64;
+    let (summaries, tuned) = summarize(&per_seed, steps)?;
+    let tuned_median = summaries.iter().find(|s| s.name == tuned).map_or(f64::NAN, |s| s.loss_median);
+    let target = args.target_loss.unwrap_or(1.05 * tuned_median);
+    let dataset = dataset_name(&setup);
+    let model = format!("{:?}", setup.model.kind).to_lowercase();
+    let rows = summaries.iter().zip(&per_seed[0]).map(|(s, r0)| {
+        let mut cells = summary_cells(&dataset, &model, s);
+        cells.push(epochs_to_target(&per_seed, s, target));
+        cells.push(r0.epoch_lrs().iter().map(|&v| crate::report::files::csv_num(v)).collect::<Vec<_>>().join(" "));
+        cells
+    });
+    let mut header = SUMMARY_HEADER.to_vec();
+    header.extend(["epochs_to_target", "lrs"]);
+    out.write_csv("compare.csv", &header, rows)?;
+    out.write_json(
+        "compare.json",
+        &serde_json::json!({ "summaries": summaries, "tuned_constant": tuned, "runs": per_seed }),
+    )?;
+    plot_comparison(&out, &per_seed, &tuned, &setup.model)?;
+    out.write_text("report.md", &report_markdown(args, &setup, &per_seed, &summaries, &tuned, target))?;
+    let record = args
+        .run
+        .record("compare", &setup, &args.model, &args.device, None)
+        .with("seeds", &seeds)
+        .with("grid", &grid)
+        .with("target_loss", target)
+        .with(
+            "procedures",
+            per_seed[0].iter().filter_map(|r| r.procedure.as_ref().map(|_| &r.name)).collect::<Vec<_>>(),
+        )
+        .with("local", &local);
+    out.write_json("config.json", &record)?;
+    print!("{}", summary_table(&summaries));
+    println!("tuned constant {tuned}; target loss {}", fmt_num(target, 4));
+    println!("wrote {}", out.path().display());
+    Ok(())
+}
+
+fn with_seed(local: &LocalConfig, seed: u64) -> LocalConfig {
+    let mut c = local.clone();
+    c.analysis.seed = seed;
+    c
+}
+
+fn reseed(spec: &ProcedureSpec, seed: u64) -> ProcedureSpec {
+    match spec {
+        ProcedureSpec::Local(c) => ProcedureSpec::Local(with_seed(c, seed)),
+        ProcedureSpec::Pcg(c) => ProcedureSpec::Pcg(crate::pcg::PcgConfig { seed, ..*c }),
+    }
+}
+
+/// The short name of the data (`mnist01` for the embedded default).
+pub fn dataset_name(setup: &Setup) -> String {
+    let name = &setup.data.train.name;
+    if name.starts_with("mnist digits 0,1") { "mnist01".into() } else { name.clone() }
+}
+
+/// Every method of the roster on one seed (initialisation and batch order).
+fn compare_seed(
+    args: &CompareArgs,
+    setup: &Setup,
+    seed: u64,
+    grid: &[f64],
+    procedures: Vec<(String, ProcedureSpec)>,
+    quiet: bool,
+) -> Result<Vec<MethodRun>> {
+    let theta0 = setup.model.init(args.model.init, seed);
+    let mut make = |runs: usize| -> Result<Box<dyn Engine>> {
+        let mut e = args.device.engine(setup.model, &setup.data, runs, true)?;
+        e.set_params(&theta0.repeat(runs))?;
+        Ok(e)
+    };
+    let mut trial = Trial {
+        engine: &mut make,
+        batching: Batching { seed, ..setup.batching },
+        epochs: args.run.epochs,
+        max_lr: args.procedure.max_lr as f32,
+        quiet,
+    };
+    let mut runs = run_roster(&mut trial, &roster(grid, procedures))?;
+    runs.iter_mut().for_each(|r| r.seed = seed);
+    Ok(runs)
+}
+
+/// The median over seeds of the first epoch whose training loss is at most `target` (`-` when
+/// fewer than half the seeds reach it).
+fn epochs_to_target(per_seed: &[Vec<MethodRun>], s: &MethodSummary, target: f64) -> String {
+    let reached: Vec<f64> = per_seed
+        .iter()
+        .filter_map(|runs| runs.iter().find(|r| r.name == s.name || r.label() == s.name))
+        .map(|r| r.history.iter().skip(1).find(|h| h.train_loss <= target).map_or(f64::INFINITY, |h| h.epoch as f64))
+        .collect();
+    let m = crate::stats::quantile_with_inf(reached, 0.5);
+    if m.is_finite() { fmt_num(m, 3) } else { String::new() }
+}
+
+fn report_markdown(
+    args: &CompareArgs,
+    setup: &Setup,
+    per_seed: &[Vec<MethodRun>],
+    summaries: &[MethodSummary],
+    tuned: &str,
+    target: f64,
+) -> String {
+    let seeds = per_seed.len();
+    let mut s = format!(
+        "# {:?} on {}: the procedures against the usual schedules\n\n{} epochs, batch {}, {} seed(s) from {}, the same \
+         initialisation and batch order for every method on a seed. Whole-set losses after each epoch. The tuned constant \
+         is the grid rate with the lowest median final training loss over the seeds: {tuned}. Ratios are final training \
+         losses ÷ its median (a diverged run counts as ∞); quartiles over seeds. Target loss for *epochs to target*: {}.\n\n",
+        setup.model.kind,
+        setup.data.train.name,
+        args.run.epochs,
+        args.run.batch_size,
+        seeds,
+        args.run.seed,
+        fmt_num(target, 4)
+    );
+    s.push_str(&summary_table(summaries).to_markdown());
+    s.push_str("\n![training loss](curves.png)\n\n![learning rate](lr.png)\n\n## What the numbers say\n\n");
+    let notebook = summaries.iter().find(|m| m.family == "notebook");
+    for m in summaries.iter().filter(|m| m.family == "procedure") {
+        let verdict = if m.diverged_seeds == m.seeds {
+            "diverged on every seed".to_string()
+        } else if m.ratio_median <= 1.0 {
+            format!("matches or beats the tuned constant (median ×{})", fmt_num(m.ratio_median, 3))
+        } else {
+            format!("ends at a median ×{} the tuned constant's loss", fmt_num(m.ratio_median, 3))
+        };
+        let vs = match notebook {
+            Some(n) if m.loss_median < n.loss_median => "beats the notebook's 0.005",
+            Some(_) => "does not beat the notebook's 0.005",
+            None => "",
+        };
+        s.push_str(&format!(
+            "- **{}** {verdict}, {vs}, diverged on {} of {} seed(s), at {}× the gradient evaluations of one run.",
+            m.name,
+            m.diverged_seeds,
+            m.seeds,
+            fmt_num(m.grad_evals_ratio, 3)
+        ));
+        if let Some(run) = per_seed[0].iter().find(|r| r.name == m.name)
+            && let Some(p) = &run.procedure
+        {
+            s.push_str(&format!(" Seed {}: {}", run.seed, p.explain(run.diverged())));
         }
         s.push('\n');
     }
-    s.push_str("\nPer-estimate details of the derived schedules:\n\n");
-    for r in runs.iter().filter(|r| r.family == "local") {
+    s.push_str("\nPer-estimate details of the procedures (first seed):\n\n");
+    for r in per_seed[0].iter().filter(|r| r.procedure.is_some()) {
         s.push_str(&format!("- {}:\n", r.name));
         for n in &r.notes {
             s.push_str(&format!("  - {n}\n"));
         }
     }
-    s.push_str(&format!(
-        "\nFiles: compare.csv, compare.json, curves.png/svg, lr.png/svg in `{}`.\n",
-        out.path().display()
-    ));
-    Ok(s)
-}
-
-/// Why a derived schedule did what it did, from its estimates.
-fn explain(run: &LocalRun, max_lr: f64, diverged: bool) -> String {
-    if diverged {
-        let last = run.schedule.last().map(|e| e.estimate);
-        return format!(
-            "Why: it diverged at rate {} = 1/λ for λ ≈ {}: the curvature along q is not the sharpest curvature L of the batch Hessian, and a step 1/λ > 2/L is unstable along the sharpest direction. Without centring, q is almost the batch-gradient direction (σ₂/σ₁ ≈ 0.01), which sees an average curvature; centring G turns q into the top Hessian direction, whose 1/λ ≈ 1/L is stable.",
-            last.map_or("-".into(), |e| fmt_num(e.lr, 3)),
-            last.map_or("-".into(), |e| fmt_num(e.lambda_median, 3)),
-        );
-    }
-    let capped = run.schedule.iter().filter(|e| e.estimate.lr >= max_lr * 0.999).count();
-    let n = run.schedule.len();
-    let mut why = Vec::new();
-    if capped > 0 {
-        why.push(format!(
-            "in {capped} of {n} estimates the rate hit --max-lr {max_lr}: where λ is tiny (predictions saturate) or the fit is poor the Newton step 1/λ is unbounded, so the cap, not the geometry, set the rate"
-        ));
-    }
-    let tiny = run.schedule.iter().filter(|e| e.estimate.lambda_median.abs() < 1e-3).count();
-    if tiny > 0 {
-        why.push(format!("the median curvature fell below 1e-3 in {tiny} of {n} estimates"));
-    }
-    if why.is_empty() {
-        why.push("the curvature estimates were positive and fitted well enough (R² ≥ --min-r2), so the rate is the aggregate of the batches' accurate steps h_i(τ) along q".into());
-    }
-    format!("Why: {}.", why.join("; "))
+    s.push_str("\nFiles: compare.csv (one row per method), compare.json (every run of every seed), curves.png/svg, lr.png/svg.\n");
+    s
 }

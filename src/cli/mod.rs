@@ -2,10 +2,10 @@
 //! the error edge (one sentence on stderr; exit 2 for usage errors, 1 for runtime errors).
 
 pub mod analyze;
+pub mod args;
 pub mod bench;
 pub mod compare;
 pub mod schedule;
-pub mod sweep;
 pub mod train;
 pub mod validate;
 

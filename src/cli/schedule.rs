@@ -1,21 +1,27 @@
-//! `steplens schedule`: train with rates from the accurate local problem (GUIDE §4) and write
-//! the schedule as a file `train --schedule` accepts.
+//! `steplens schedule`: train with rates from a learning-rate procedure (by default `pcg`, the
+//! cheap robust one; `notebook` and `centred-max` are the accurate-local-problem procedures)
+//! and write the schedule as a file `train --schedule` accepts.
 
 use clap::{Args, ValueEnum};
+use serde::Serialize;
 
 use super::{
     DataArgs, DeviceArgs, ModelArgs, OutArgs,
     analyze::AnalysisArgs,
-    train::{DataSummary, RunSummary, print_history, write_history, write_run_outputs},
+    args::{ProcedureArgs, RunArgs},
 };
 use crate::{
     Error, Result,
-    local::{Aggregate, LocalConfig, LocalRun, Mode, Procedure, ScheduleRow, Tau, run_local},
+    driver::{OnDivergence, RunSpec, drive},
+    local::{LocalConfig, Mode},
+    procedure::{ProcedureName, ProcedureRates},
     report::{
-        files::{OutDir, csv_num},
+        files::OutDir,
         progress::Progress,
+        record::{print_history, write_history, write_run_outputs},
+        table::fmt_num,
     },
-    train::Batching,
+    train::diverged,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,47 +32,6 @@ pub enum ModeArg {
     Online,
 }
 
-/// The procedure's knobs, shared with `compare`.
-#[derive(Debug, Clone, Args)]
-pub struct ProcedureArgs {
-    /// The time one step should cover: a positive number, or `inf` for the Newton step 1/λ.
-    #[arg(long, default_value = "inf", value_name = "T")]
-    pub tau: String,
-    /// How the batches' rates become one: `median`, `max` (largest λ: the most cautious rate), `q<p>`.
-    #[arg(long, default_value = "median", value_name = "AGG")]
-    pub aggregate: String,
-    /// Batches whose projection line has R² below this fall back to τ (bounded by --max-lr).
-    /// 0.1 is where, with K = 100 points, the fitted slope is about three standard errors from 0.
-    #[arg(long, default_value_t = 0.1, value_name = "R2")]
-    pub min_r2: f64,
-    /// The largest rate the procedure may choose (and the fallback where τ = inf).
-    #[arg(long, default_value_t = 10.0, value_name = "H")]
-    pub max_lr: f64,
-    /// Batches analysed per estimate [default: all].
-    #[arg(long, value_name = "S")]
-    pub sample: Option<usize>,
-}
-
-impl ProcedureArgs {
-    pub fn procedure(&self) -> Result<Procedure> {
-        if !(self.max_lr.is_finite() && self.max_lr > 0.0) {
-            return Err(Error::usage(format!("--max-lr must be a positive finite number, got {}", self.max_lr)));
-        }
-        if !(0.0..=1.0).contains(&self.min_r2) {
-            return Err(Error::usage(format!("--min-r2 must be between 0 and 1, got {}", self.min_r2)));
-        }
-        if self.sample == Some(0) {
-            return Err(Error::usage("--sample must be at least 1"));
-        }
-        Ok(Procedure {
-            tau: Tau::parse(&self.tau)?,
-            aggregate: Aggregate::parse(&self.aggregate)?,
-            min_r2: self.min_r2,
-            max_lr: self.max_lr,
-        })
-    }
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct ScheduleArgs {
     #[command(flatten)]
@@ -75,94 +40,128 @@ pub struct ScheduleArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// The procedure: `pcg` (the default: Polyak-like steps capped by the top Hessian
+    /// curvatures, with a revisit guard; ~1.23× one run's gradients), `notebook` (the notebook's
+    /// accurate local problem along q; --tau, --aggregate, analysis flags) or `centred-max`.
+    #[arg(long, value_enum, default_value_t = ProcedureName::Pcg)]
+    pub procedure: ProcedureName,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     #[command(flatten)]
-    pub procedure: ProcedureArgs,
-    #[arg(long, value_enum, default_value_t = ModeArg::Epoch)]
-    pub mode: ModeArg,
+    pub knobs: ProcedureArgs,
+    /// When `notebook`/`centred-max` re-estimate [default: epoch]; pcg re-estimates on its own.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
     /// Online mode: re-estimate every M steps.
-    #[arg(long, default_value_t = 50, value_name = "M")]
-    pub every: usize,
-    #[arg(long, default_value_t = 6, value_name = "N")]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 64, value_name = "B")]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    #[arg(long)]
-    pub reshuffle: bool,
+    #[arg(long, value_name = "M")]
+    pub every: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(flatten)]
     pub output: OutArgs,
 }
 
+impl ScheduleArgs {
+    fn mode(&self) -> Result<Mode> {
+        if self.procedure == ProcedureName::Pcg && (self.mode.is_some() || self.every.is_some()) {
+            return Err(Error::usage(
+                "--mode and --every set when notebook and centred-max re-estimate; pcg re-estimates every 13 steps",
+            ));
+        }
+        match (self.mode, self.every) {
+            (Some(ModeArg::Online), every) => match every.unwrap_or(50) {
+                0 => Err(Error::usage("--every must be at least 1")),
+                every => Ok(Mode::Online { every }),
+            },
+            (_, Some(_)) => Err(Error::usage("--every needs --mode online")),
+            _ => Ok(Mode::Epoch),
+        }
+    }
+}
+
+/// What a scheduled run cost and where it ended, as summary.json.
+#[derive(Debug, Serialize)]
+pub struct ScheduleSummary {
+    pub procedure: ProcedureName,
+    pub grad_evals: u64,
+    pub grad_evals_per_training_run: u64,
+    pub grad_evals_ratio: f64,
+    pub diverged: bool,
+    pub epochs_completed: usize,
+    pub final_train_loss: f64,
+    pub final_test_loss: Option<f64>,
+}
+
 pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
-    if args.epochs < 1 {
-        return Err(Error::usage("--epochs must be at least 1"));
-    }
-    if args.every < 1 {
-        return Err(Error::usage("--every must be at least 1"));
-    }
     args.analysis.check()?;
     args.device.check()?;
-    let procedure = args.procedure.procedure()?;
-    let data = args.data.load()?;
-    let model = args.model.model(&data)?;
-    let analysis = args.analysis.settings(&model, args.seed)?;
-    let batching = Batching::new(data.train.n, args.batch_size, args.seed, args.reshuffle)?;
-    let mode = match args.mode {
-        ModeArg::Epoch => Mode::Epoch,
-        ModeArg::Online => Mode::Online { every: args.every },
+    let mode = args.mode()?;
+    let procedure = args.knobs.procedure()?;
+    if args.run.reshuffle && args.procedure == ProcedureName::Pcg {
+        return Err(Error::usage(
+            "--reshuffle: the pcg procedure compares each batch with itself one epoch earlier, so it needs the batches in \
+             the same order every epoch",
+        ));
+    }
+    let setup = args.run.setup(&args.data, &args.model)?;
+    let (model, batching) = (setup.model, setup.batching);
+    let local = LocalConfig {
+        procedure,
+        analysis: args.analysis.settings(&model, args.run.seed)?,
+        mode,
+        sample: args.knobs.sample,
     };
-    let cfg = LocalConfig { procedure, analysis, mode, sample: args.procedure.sample, epochs: args.epochs };
+    let spec = args.procedure.spec(&local, args.run.seed);
     let out = args.output.open("schedule")?;
-    let mut engine = args.device.engine(model, &data, 1, quiet)?;
-    engine.set_params(&model.init(args.model.init, args.seed))?;
-    out.write_json(
-        "config.json",
-        &serde_json::json!({
-            "command": "schedule",
-            "version": env!("CARGO_PKG_VERSION"),
-            "model": model,
-            "init": args.model.init,
-            "data": DataSummary::of(&data),
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "steps_per_epoch": batching.steps(),
-            "seed": args.seed,
-            "reshuffle": args.reshuffle,
-            "schedule": "schedule.csv",
-            "procedure": cfg,
-            "engine": engine.info(),
-        }),
-    )?;
-    let bar = Progress::with_quiet(args.epochs as u64, "schedule", quiet);
-    let mut after = |run: &LocalRun| -> Result<()> {
-        write_schedule(&out, &run.schedule, mode)?;
-        write_history(&out, &run.rows)?;
-        if let Some(last) = run.schedule.last() {
-            bar.set_message(format!("lr {}", crate::report::table::fmt_num(last.estimate.lr, 3)));
-        }
-        bar.inc(1);
-        if super::interrupted() && run.rows.len() <= args.epochs {
-            return Err(Error::Interrupted { completed: run.rows.len() - 1 });
+    let mut engine = args.device.engine(model, &setup.data, 1, quiet)?;
+    engine.set_params(&model.init(args.model.init, args.run.seed))?;
+    let record = args
+        .run
+        .record("schedule", &setup, &args.model, &args.device, Some(engine.info()))
+        .with("schedule", "schedule.csv")
+        .with("procedure", args.procedure)
+        .with("settings", &spec);
+    out.write_json("config.json", &record)?;
+
+    let run_spec = RunSpec {
+        batching: vec![batching],
+        epochs: args.run.epochs,
+        on_divergence: OnDivergence::Stop,
+        keep_params: true,
+    };
+    let mut rates = spec.start()?;
+    let bar = Progress::with_quiet(run_spec.epochs as u64, "schedule", quiet);
+    let steps = batching.steps();
+    let result = drive(engine.as_mut(), &run_spec, &mut rates, &mut |state, rates: &ProcedureRates| {
+        write_schedule(&out, rates, &state.steps[0], steps)?;
+        write_history(&out, &state.histories[0])?;
+        if state.completed > 0 {
+            bar.inc(1);
+            bar.set_message(format!("lr {}", fmt_num(state.histories[0].last().map_or(f64::NAN, |r| r.lr), 3)));
         }
         Ok(())
-    };
-    let (run, failure) = match run_local(engine.as_mut(), &batching, &cfg, &mut after) {
-        Ok(r) => (r, None),
-        Err(failed) => {
-            let (e, r) = *failed;
-            (r, Some(e))
-        }
-    };
+    });
     bar.finish();
-    let batches = (1..run.rows.len()).map(|e| batching.epoch(e)).collect();
-    let summary = RunSummary { rows: run.rows.clone(), params: run.params.clone(), batches };
-    write_run_outputs(&out, &model, &batching, &summary)?;
-    print_history(&summary.rows, model.has_accuracy());
-    print_estimates(&run.schedule);
-    match failure {
+    let state = &result.state;
+    write_run_outputs(&out, &model, &batching, state)?;
+    let last = state.histories[0].last().expect("row 0 exists");
+    let summary = ScheduleSummary {
+        procedure: args.procedure,
+        grad_evals: state.grad_evals,
+        grad_evals_per_training_run: (args.run.epochs * steps) as u64,
+        grad_evals_ratio: state.grad_evals as f64 / (args.run.epochs * steps) as f64,
+        diverged: matches!(result.failure, Some(Error::Diverged { .. })) || diverged(last),
+        epochs_completed: state.completed,
+        final_train_loss: last.train_loss,
+        final_test_loss: setup.data.test.as_ref().map(|_| last.test_loss),
+    };
+    out.write_json("summary.json", &summary)?;
+    out.write_text("report.md", &report(args, &rates, &summary))?;
+    print_history(&state.histories[0], model.has_accuracy());
+    for line in rates.notes() {
+        println!("{line}");
+    }
+    match result.failure {
         None => {
             println!(
                 "wrote {} (train --schedule {} reproduces the run)",
@@ -171,62 +170,44 @@ pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
             );
             Ok(())
         }
-        Some(e) => Err(e),
-    }
-}
-
-/// schedule.csv: `epoch,lr,…` (epoch mode) or `epoch,step,lr,…` (online mode).
-pub fn write_schedule(out: &OutDir, rows: &[ScheduleRow], mode: Mode) -> Result<()> {
-    let online = matches!(mode, Mode::Online { .. });
-    let mut header = vec!["epoch"];
-    if online {
-        header.push("step");
-    }
-    header.extend([
-        "lr",
-        "lambda_median",
-        "lambda_q1",
-        "lambda_q3",
-        "r2_median",
-        "lambda_max",
-        "h_median",
-        "h_min",
-        "fallbacks",
-        "batches",
-    ]);
-    let csv_rows = rows.iter().map(|r| {
-        let e = &r.estimate;
-        let mut cells = vec![r.epoch.to_string()];
-        if online {
-            cells.push(r.step.to_string());
+        Some(e) => {
+            eprintln!("steplens: kept the {} completed epoch(s) in {}", state.completed, out.path().display());
+            Err(e)
         }
-        // The rate as the f32 the run used, so `train --schedule` reproduces the run exactly.
-        cells.push(csv_num(e.lr as f32 as f64));
-        cells.extend(
-            [e.lambda_median, e.lambda_q1, e.lambda_q3, e.r2_median, e.lambda_max, e.h_median, e.h_min].map(csv_num),
-        );
-        cells.push(e.fallbacks.to_string());
-        cells.push(e.batches.to_string());
-        cells
-    });
-    out.write_csv("schedule.csv", &header, csv_rows)
+    }
 }
 
-fn print_estimates(rows: &[ScheduleRow]) {
-    use crate::report::table::{Table, fmt_num};
-    let mut t = Table::new(["epoch", "step", "lr", "λ median", "λ q1", "λ q3", "R² median", "fallbacks"]);
-    for r in rows {
-        let e = &r.estimate;
-        t.row(vec![
-            r.epoch.to_string(),
-            r.step.to_string(),
-            fmt_num(e.lr, 4),
-            fmt_num(e.lambda_median, 4),
-            fmt_num(e.lambda_q1, 4),
-            fmt_num(e.lambda_q3, 4),
-            fmt_num(e.r2_median, 3),
-            format!("{}/{}", e.fallbacks, e.batches),
-        ]);
+/// schedule.csv: `epoch,lr,…` (an estimate per epoch), or `epoch,step,lr,…` (online estimates;
+/// pcg's per-step rates).
+fn write_schedule(
+    out: &OutDir,
+    rates: &ProcedureRates,
+    steps: &[crate::engine::StepStat],
+    per_epoch: usize,
+) -> Result<()> {
+    let table = rates.table(steps, per_epoch);
+    out.write_csv("schedule.csv", &table.header, table.rows)
+}
+
+fn report(args: &ScheduleArgs, rates: &ProcedureRates, summary: &ScheduleSummary) -> String {
+    let mut s = format!(
+        "# steplens schedule: {}\n\n{} of {} epochs, batch {}, seed {}. Final training loss {}{}. Gradient evaluations: {} \
+         (×{} those of one training run, every estimate included).\n\n",
+        args.procedure.row_name(),
+        summary.epochs_completed,
+        args.run.epochs,
+        args.run.batch_size,
+        args.run.seed,
+        fmt_num(summary.final_train_loss, 4),
+        summary.final_test_loss.map_or(String::new(), |t| format!(", test loss {}", fmt_num(t, 4))),
+        summary.grad_evals,
+        fmt_num(summary.grad_evals_ratio, 3),
+    );
+    s.push_str(&rates.explain(summary.diverged));
+    s.push_str("\n\n## Estimates\n\n");
+    for line in rates.notes() {
+        s.push_str(&format!("- {line}\n"));
     }
-    print!("{t}");
+    s.push_str("\nschedule.csv holds every rate as the run used it; `steplens train --schedule schedule.csv` reproduces the run.\n");
+    s
 }

@@ -1,17 +1,26 @@
-//! `steplens train`: one run (or a sweep of runs) of SGD, written to a run directory.
+//! `steplens train`: one run of SGD, or a sweep of runs (`--sweep-lr`, `--sweep-seed`) trained
+//! side by side on one engine, written to a run directory.
 
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, interrupted};
+use super::{
+    DataArgs, DeviceArgs, ModelArgs, OutArgs,
+    args::{RunArgs, Setup},
+};
 use crate::{
     Error, Result,
-    data::{Data, npy},
-    engine::{Engine, EngineInfo, StepRule},
-    model::Model,
-    report::{files::OutDir, progress::Progress, table::Table},
+    driver::{OnDivergence, RunSpec, RunState, drive},
+    rates::Scheduled,
+    report::{
+        files::{OutDir, csv_num},
+        plot::{self, Chart, Series},
+        progress::Progress,
+        record::{print_history, write_history, write_run_outputs},
+        table::{Table, fmt_num},
+    },
     schedule::Schedule,
-    train::{Batching, HistoryRow, Trainer, diverged, history_csv},
+    train::{Batching, HISTORY_HEADER, HistoryRow, diverged},
 };
 
 #[derive(Debug, Clone, Args)]
@@ -22,21 +31,14 @@ pub struct TrainArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
-    #[arg(long, default_value_t = 6, value_name = "N")]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 64, value_name = "B")]
-    pub batch_size: usize,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Constant learning rate (the notebook's 0.005 by default).
     #[arg(long, value_name = "H", conflicts_with = "schedule", allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// `constant:H`, `step:H,gamma=G,every=E`, `cosine:H[,min=M]`, `inv-t:H[,k=K]` or a CSV file.
     #[arg(long, value_name = "SPEC|FILE")]
     pub schedule: Option<String>,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// A new batch permutation every epoch (the notebook shuffles once).
-    #[arg(long)]
-    pub reshuffle: bool,
     #[command(flatten)]
     pub output: OutArgs,
     /// Train R runs at once with R log-spaced constant rates from A to B (e.g. 1e-3:10:64).
@@ -60,49 +62,8 @@ pub fn parse_sweep(text: &str) -> Result<Vec<f64>> {
     Ok((0..r).map(|i| if r == 1 { a } else { a * (b / a).powf(i as f64 / (r - 1) as f64) }).collect())
 }
 
-/// Every resolved setting of a run, written as config.json.
-#[derive(Debug, Serialize)]
-pub struct RunConfig<'a> {
-    pub command: &'a str,
-    pub version: &'a str,
-    pub model: Model,
-    pub init: crate::model::InitKind,
-    pub data: DataSummary,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub steps_per_epoch: usize,
-    pub seed: u64,
-    pub reshuffle: bool,
-    pub schedule: String,
-    pub kernels: crate::gpu::KernelPath,
-    pub engine: EngineInfo,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DataSummary {
-    pub train: String,
-    pub train_samples: usize,
-    pub test: Option<String>,
-    pub test_samples: Option<usize>,
-    pub features: usize,
-    pub classes: Option<usize>,
-}
-
-impl DataSummary {
-    pub fn of(data: &Data) -> DataSummary {
-        DataSummary {
-            train: data.train.name.clone(),
-            train_samples: data.train.n,
-            test: data.test.as_ref().map(|t| t.name.clone()),
-            test_samples: data.test.as_ref().map(|t| t.n),
-            features: data.train.p,
-            classes: data.train.classes,
-        }
-    }
-}
-
 impl TrainArgs {
-    pub fn resolved_schedule(&self) -> Result<Schedule> {
+    fn schedule(&self) -> Result<Schedule> {
         match (&self.schedule, self.lr) {
             (Some(s), _) => Schedule::parse(s),
             (None, Some(lr)) => Schedule::constant(lr),
@@ -110,171 +71,200 @@ impl TrainArgs {
         }
     }
 
-    pub fn check(&self) -> Result<Schedule> {
-        if self.epochs < 1 {
-            return Err(Error::usage("--epochs must be at least 1"));
+    /// The runs: (schedule, seed) of each.
+    fn runs(&self) -> Result<Vec<(Schedule, u64)>> {
+        let seed = self.run.seed;
+        if let Some(spec) = &self.sweep_lr {
+            return Ok(parse_sweep(spec)?.into_iter().map(|lr| (Schedule::Constant { lr }, seed)).collect());
         }
-        if self.batch_size < 1 {
-            return Err(Error::usage("--batch-size must be at least 1"));
+        let schedule = self.schedule()?;
+        match self.sweep_seed {
+            Some(0) => Err(Error::usage("--sweep-seed needs at least 1 run")),
+            Some(n) => Ok((0..n as u64).map(|i| (schedule.clone(), seed + i)).collect()),
+            None => Ok(vec![(schedule, seed)]),
         }
-        self.device.check()?;
-        self.resolved_schedule()
+    }
+
+    fn is_sweep(&self) -> bool {
+        self.sweep_lr.is_some() || self.sweep_seed.is_some()
     }
 }
 
 pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
-    if args.sweep_lr.is_some() || args.sweep_seed.is_some() {
-        return super::sweep::run(args, quiet);
+    args.device.check()?;
+    let runs = args.runs()?;
+    let setup = args.run.setup(&args.data, &args.model)?;
+    let Setup { data, model, batching } = &setup;
+    for (s, _) in &runs {
+        s.check(args.run.epochs, batching.steps())?;
     }
-    let schedule = args.check()?;
-    let data = args.data.load()?;
-    let model = args.model.model(&data)?;
-    let batching = Batching::new(data.train.n, args.batch_size, args.seed, args.reshuffle)?;
-    schedule.check(args.epochs, batching.steps())?;
-    let out = args.output.open(&format!("{:?}", args.model.model).to_lowercase())?;
-    let mut engine = args.device.engine(model, &data, 1, quiet)?;
-    engine.set_params(&model.init(args.model.init, args.seed))?;
-    let config = RunConfig {
-        command: "train",
-        version: env!("CARGO_PKG_VERSION"),
-        model,
-        init: args.model.init,
-        data: DataSummary::of(&data),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        steps_per_epoch: batching.steps(),
-        seed: args.seed,
-        reshuffle: args.reshuffle,
-        schedule: schedule.to_string(),
-        kernels: args.device.kernels,
-        engine: engine.info(),
+    // One batch order for a single run or an lr sweep; one per seed for a seed sweep.
+    let batchings: Vec<Batching> = if args.sweep_seed.is_some() {
+        runs.iter().map(|&(_, seed)| Batching { seed, ..*batching }).collect()
+    } else {
+        vec![*batching]
     };
-    out.write_json("config.json", &config)?;
-    let (summary, failure) = match train_single(engine.as_mut(), &batching, &schedule, args.epochs, &out, quiet) {
-        Ok(s) => (s, None),
-        Err(failed) => {
-            let (e, s) = *failed;
-            (s, Some(e))
+    let out =
+        args.output.open(&if args.is_sweep() { "sweep".into() } else { format!("{:?}", model.kind).to_lowercase() })?;
+    let mut engine = args.device.engine(*model, data, runs.len(), quiet)?;
+    let theta: Vec<f32> = runs.iter().flat_map(|&(_, seed)| model.init(args.model.init, seed)).collect();
+    engine.set_params(&theta)?;
+    let schedules: Vec<Schedule> = runs.iter().map(|(s, _)| s.clone()).collect();
+    let seeds: Vec<u64> = runs.iter().map(|&(_, s)| s).collect();
+    let mut record = args.run.record("train", &setup, &args.model, &args.device, Some(engine.info()));
+    record = if args.is_sweep() {
+        record.with("schedules", schedules.iter().map(|s| s.to_string()).collect::<Vec<_>>()).with("seeds", &seeds)
+    } else {
+        record.with("schedule", schedules[0].to_string())
+    };
+    out.write_json("config.json", &record)?;
+
+    let spec = RunSpec {
+        batching: batchings,
+        epochs: args.run.epochs,
+        on_divergence: if args.is_sweep() { OnDivergence::Continue } else { OnDivergence::Stop },
+        keep_params: !args.is_sweep(),
+    };
+    let bar = Progress::with_quiet(spec.epochs as u64, if args.is_sweep() { "sweep" } else { "train" }, quiet);
+    let sweep = args.is_sweep();
+    let result = drive(engine.as_mut(), &spec, &mut Scheduled { schedules: schedules.clone() }, &mut |state, _| {
+        if state.completed > 0 {
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {}",
+                fmt_num(state.histories[0].last().map_or(f64::NAN, |r| r.train_loss), 4)
+            ));
         }
-    };
-    write_run_outputs(&out, &model, &batching, &summary)?;
-    print_history(&summary.rows, model.has_accuracy());
+        if sweep {
+            write_sweep(&out, &sweep_runs(state, &schedules, &seeds, spec.epochs))
+        } else {
+            write_history(&out, &state.histories[0])
+        }
+    });
+    bar.finish();
+    if sweep {
+        let runs = sweep_runs(&result.state, &schedules, &seeds, spec.epochs);
+        if result.failure.is_none() {
+            plot_sweep(&out, &runs, args.sweep_lr.is_some())?;
+        }
+        print_sweep(&runs);
+    } else {
+        write_run_outputs(&out, model, batching, &result.state)?;
+        print_history(&result.state.histories[0], model.has_accuracy());
+    }
+    finish(&out, &result.state, result.failure)
+}
+
+/// Says where the results are; a failed run keeps its completed epochs.
+fn finish(out: &OutDir, state: &RunState, failure: Option<Error>) -> Result<()> {
     match failure {
         None => {
             println!("wrote {}", out.path().display());
             Ok(())
         }
         Some(e) => {
-            eprintln!(
-                "steplens: kept the {} completed epoch(s) in {}",
-                summary.rows.len().saturating_sub(1),
-                out.path().display()
-            );
+            eprintln!("steplens: kept the {} completed epoch(s) in {}", state.completed, out.path().display());
             Err(e)
         }
     }
 }
 
-/// What a single run leaves behind, complete or not.
-#[derive(Debug, Default)]
-pub struct RunSummary {
-    pub rows: Vec<HistoryRow>,
-    /// Parameters after the last good epoch.
-    pub params: Vec<f32>,
-    /// The batch order of each completed epoch (steps × b each).
-    pub batches: Vec<Vec<u32>>,
+/// One run of a sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepRun {
+    pub run: usize,
+    /// The run's rate (its schedule's first epoch rate for seed sweeps).
+    pub lr: f64,
+    pub seed: u64,
+    pub history: Vec<HistoryRow>,
 }
 
-/// Train one run, writing history.csv/json after every epoch; on failure returns the error with
-/// everything completed so far.
-pub fn train_single(
-    engine: &mut dyn Engine,
-    batching: &Batching,
-    schedule: &Schedule,
-    epochs: usize,
-    out: &OutDir,
-    quiet: bool,
-) -> std::result::Result<RunSummary, Box<(Error, RunSummary)>> {
-    let mut summary = RunSummary::default();
-    let attempt = (|| -> Result<()> {
-        summary.params = engine.params()?;
-        let mut trainer = Trainer::new(engine, vec![*batching])?;
-        trainer.read_params = true;
-        summary.rows.push(trainer.initial()?.remove(0));
-        write_history(out, &summary.rows)?;
-        let steps = trainer.steps();
-        let bar = Progress::with_quiet(epochs as u64, "train", quiet);
-        for epoch in 1..=epochs {
-            let lrs = schedule.step_lrs(epoch, epochs, steps);
-            let mut run = trainer.epoch(epoch, &lrs, StepRule::Table)?.remove(0);
-            if diverged(&run.row) {
-                bar.finish();
-                return Err(Error::Diverged {
-                    epoch,
-                    lr: run.row.lr,
-                    what: format!("the training loss became {}", run.row.train_loss),
-                });
-            }
-            // The schedule's own value, not its f32 rounding, names the epoch's rate.
-            run.row.lr = schedule.epoch_lr(epoch, epochs);
-            summary.params = run.params.take().unwrap_or_default();
-            summary.batches.push(batching.epoch(epoch));
-            bar.set_message(format!("loss {:.4}", run.row.train_loss));
-            summary.rows.push(run.row);
-            write_history(out, &summary.rows)?;
-            bar.inc(1);
-            if interrupted() && epoch < epochs {
-                bar.finish();
-                return Err(Error::Interrupted { completed: epoch });
-            }
-        }
-        bar.finish();
-        Ok(())
-    })();
-    match attempt {
-        Ok(()) => Ok(summary),
-        Err(e) => Err(Box::new((e, summary))),
+impl SweepRun {
+    fn last(&self) -> &HistoryRow {
+        self.history.last().expect("row 0 always exists")
     }
 }
 
-pub fn write_history(out: &OutDir, rows: &[HistoryRow]) -> Result<()> {
-    out.write_text("history.csv", &history_csv(rows))?;
-    out.write_json("history.json", &rows)
+fn sweep_runs(state: &RunState, schedules: &[Schedule], seeds: &[u64], epochs: usize) -> Vec<SweepRun> {
+    state
+        .histories
+        .iter()
+        .enumerate()
+        .map(|(r, h)| SweepRun { run: r, lr: schedules[r].epoch_lr(1, epochs), seed: seeds[r], history: h.clone() })
+        .collect()
 }
 
-/// weights.npy, bias.npy and batches.npy of a run.
-pub fn write_run_outputs(out: &OutDir, model: &Model, batching: &Batching, summary: &RunSummary) -> Result<()> {
-    let (c, p) = (model.outputs, model.p);
-    if summary.params.len() == model.dim() {
-        let (w, b) = summary.params.split_at(c * p);
-        let w_shape: Vec<usize> = if c == 1 { vec![p] } else { vec![c, p] };
-        out.write("weights.npy", &npy::f32_bytes(&w_shape, w))?;
-        out.write("bias.npy", &npy::f32_bytes(&[c], b))?;
-    }
-    let steps = batching.steps();
-    let b = batching.batch_size;
-    if !batching.reshuffle {
-        out.write("batches.npy", &npy::u32_bytes(&[steps, b], &batching.epoch(1)))?;
-    } else if !summary.batches.is_empty() {
-        let all: Vec<u32> = summary.batches.concat();
-        out.write("batches.npy", &npy::u32_bytes(&[summary.batches.len(), steps, b], &all))?;
-    }
-    Ok(())
+pub const SWEEP_HEADER: &[&str] = &["run", "lr", "seed", "final_train_loss", "final_test_loss", "final_test_acc"];
+
+/// sweep.csv (one row per run) and sweep-history.csv (every epoch of every run).
+fn write_sweep(out: &OutDir, sweep: &[SweepRun]) -> Result<()> {
+    let rows = sweep.iter().map(|s| {
+        let l = s.last();
+        vec![
+            s.run.to_string(),
+            csv_num(s.lr),
+            s.seed.to_string(),
+            csv_num(l.train_loss),
+            csv_num(l.test_loss),
+            csv_num(l.test_acc),
+        ]
+    });
+    out.write_csv("sweep.csv", SWEEP_HEADER, rows)?;
+    let mut header = vec!["run"];
+    header.extend(HISTORY_HEADER.split(','));
+    let rows = sweep.iter().flat_map(|s| {
+        s.history.iter().map(move |h| {
+            let mut cells = vec![s.run.to_string()];
+            cells.extend(h.cells());
+            cells
+        })
+    });
+    out.write_csv("sweep-history.csv", &header, rows)
 }
 
-pub fn print_history(rows: &[HistoryRow], accuracy: bool) {
-    let mut t = Table::new(vec!["epoch", "lr", "train loss", "train acc", "test loss", "test acc", "seconds"]);
-    let f = |v: f64, d: usize| if v.is_nan() { "-".to_string() } else { format!("{v:.d$}") };
-    for r in rows {
+fn plot_sweep(out: &OutDir, sweep: &[SweepRun], by_lr: bool) -> Result<()> {
+    let x = |s: &SweepRun| if by_lr { s.lr } else { s.seed as f64 };
+    let finite = |v: f64| if v.is_finite() { v } else { f64::NAN };
+    let train: Vec<(f64, f64)> = sweep.iter().map(|s| (x(s), finite(s.last().train_loss))).collect();
+    let test: Vec<(f64, f64)> = sweep.iter().map(|s| (x(s), finite(s.last().test_loss))).collect();
+    let mut chart = Chart::new(
+        format!("Final loss after {} epochs", sweep[0].history.len() - 1),
+        if by_lr { "learning rate" } else { "seed" },
+        "loss",
+    )
+    .log_y()
+    .with_series(Series::line_points("train", train))
+    .with_series(Series::line_points("test", test));
+    if by_lr {
+        chart = chart.log_x();
+    }
+    plot::save(&chart, Some(&out.file("sweep.png")), Some(&out.file("sweep.svg")))
+}
+
+fn print_sweep(sweep: &[SweepRun]) {
+    let mut t = Table::new(["run", "lr", "seed", "train loss", "test loss", "test acc"]);
+    for s in sweep {
+        let l = s.last();
+        let status = if diverged(l) { " (diverged)" } else { "" };
         t.row(vec![
-            r.epoch.to_string(),
-            crate::report::table::fmt_num(r.lr, 4),
-            f(r.train_loss, 5),
-            if accuracy { f(r.train_acc, 4) } else { "-".into() },
-            f(r.test_loss, 5),
-            if accuracy { f(r.test_acc, 4) } else { "-".into() },
-            format!("{:.3}", r.seconds),
+            s.run.to_string(),
+            fmt_num(s.lr, 4),
+            s.seed.to_string(),
+            format!("{}{status}", fmt_num(l.train_loss, 5)),
+            fmt_num(l.test_loss, 5),
+            fmt_num(l.test_acc, 4),
         ]);
     }
     print!("{t}");
+    if let Some(best) =
+        sweep.iter().filter(|s| !diverged(s.last())).min_by(|a, b| a.last().train_loss.total_cmp(&b.last().train_loss))
+    {
+        println!(
+            "best: run {} (lr {}, seed {}) with final train loss {}",
+            best.run,
+            fmt_num(best.lr, 4),
+            best.seed,
+            fmt_num(best.last().train_loss, 5)
+        );
+    }
 }

@@ -5,9 +5,9 @@ use crate::{
     Error, Result,
     data::{Data, Dataset},
     engine::{
-        AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, Metrics, PerturbedRequest,
+        AnalysisChunk, Block, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, Metrics,
+        PerturbedRequest, RowGroups, check_gradients, check_perturbed, check_plan,
     },
-    gpu::engine::{check_perturbed, check_plan},
     model::Model,
 };
 
@@ -84,6 +84,17 @@ impl Engine for CpuEngine {
     fn perturbed_gradients(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>> {
         check_perturbed(req, &self.model, self.data.train.n)?;
         let (_, g) = kernels::perturbed_gradients(&self.model, &self.data.train, req);
+        Ok(g.iter().map(|&v| v as f32).collect())
+    }
+
+    fn gradients(&mut self, sets: &[f32], batch: &[u32]) -> Result<Vec<f32>> {
+        check_gradients(sets, batch, &self.model, self.data.train.n)?;
+        let m = &self.model;
+        let sets: Vec<f64> = sets.iter().map(|&v| v as f64).collect();
+        let b = batch.len() as u32;
+        let rows =
+            RowGroups { groups: 1, sets_per_group: (sets.len() / m.dim()) as u32, rows: b, offset: 0, stride: b };
+        let g = kernels::set_gradients(m, &self.data.train, &sets, rows, batch, 1.0 / b as f64, Block::All);
         Ok(g.iter().map(|&v| v as f32).collect())
     }
 

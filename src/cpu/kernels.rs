@@ -284,11 +284,25 @@ pub fn perturbed_gradients(model: &Model, data: &Dataset, req: &PerturbedRequest
     let perturbed = perturb(req.theta, req.batch_ids, req.points, req.perturbation, req.seed, req.stream);
     let (b, k) = (req.batch_size as u32, req.points as u32);
     let rows = RowGroups { groups: req.count() as u32, sets_per_group: k, rows: b, offset: 0, stride: b };
-    let z = logits(data, &perturbed, rows, model.outputs, model.dim(), req.batches);
     let scale = req.grad_scale as f64 / b as f64;
-    let (dz, _) = dlogits(model.loss_code(), data, &z, rows, model.outputs, scale, req.batches);
-    let grads = weight_grad(data, &dz, rows, model.outputs, req.block.grad_block(model), req.batches);
+    let grads = set_gradients(model, data, &perturbed, rows, req.batches, scale, req.block);
     (perturbed, grads)
+}
+
+/// `scale` × the block gradients of the summed batch loss of each parameter set (sets × dim),
+/// the groups' rows as `rows` says: logits, their derivatives, the weight gradient.
+pub fn set_gradients(
+    model: &Model,
+    data: &Dataset,
+    sets: &[f64],
+    rows: RowGroups,
+    table: &[u32],
+    scale: f64,
+    block: Block,
+) -> Vec<f64> {
+    let z = logits(data, sets, rows, model.outputs, model.dim(), table);
+    let (dz, _) = dlogits(model.loss_code(), data, &z, rows, model.outputs, scale, table);
+    weight_grad(data, &dz, rows, model.outputs, block.grad_block(model), table)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {

@@ -15,7 +15,7 @@ use crate::{
     data::{Data, Dataset, Features},
     engine::{
         AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, GradBlock, Metrics,
-        PerturbedRequest, RowGroups, StepRule, StepStat,
+        PerturbedRequest, RowGroups, StepRule, StepStat, check_gradients, check_perturbed, check_plan,
     },
     model::Model,
 };
@@ -372,20 +372,6 @@ fn epoch_params(plan: &EpochPlan, runs: u32, classes: u32, dim: u32) -> EpochPar
 }
 
 /// Checks shared by both engines: the plan's tables fit the runs and the data.
-pub(crate) fn check_plan(plan: &EpochPlan, runs: usize, n: usize) -> Result<()> {
-    let per_table = plan.steps * plan.batch_size;
-    if plan.steps == 0 || plan.batch_size == 0 || plan.batches.is_empty() || plan.batches.len() % per_table != 0 {
-        return Err(Error::usage("an epoch needs at least one step of a non-empty batch"));
-    }
-    if plan.lrs.len() != runs * plan.steps {
-        return Err(Error::usage(format!("expected {} learning rates, got {}", runs * plan.steps, plan.lrs.len())));
-    }
-    if plan.batches.iter().any(|&i| i as usize >= n) {
-        return Err(Error::usage("a batch refers to a sample outside the training set"));
-    }
-    Ok(())
-}
-
 impl Engine for GpuEngine {
     fn info(&self) -> EngineInfo {
         self.ctx.engine_info()
@@ -503,6 +489,32 @@ impl Engine for GpuEngine {
             out.extend_from_slice(cast_slice(&g[0]));
         }
         Ok(out)
+    }
+
+    fn gradients(&mut self, sets: &[f32], batch: &[u32]) -> Result<Vec<f32>> {
+        check_gradients(sets, batch, &self.model, self.train.n)?;
+        let dim = self.model.dim();
+        // One group of S parameter sets on one batch: the analysis's buffers, filled with the sets.
+        let req = PerturbedRequest {
+            theta: &sets[..dim],
+            batches: batch,
+            batch_ids: &[0],
+            batch_size: batch.len(),
+            points: sets.len() / dim,
+            perturbation: crate::engine::Perturbation::Uniform { scale: 0.0 },
+            seed: 0,
+            stream: 0,
+            block: crate::engine::Block::All,
+            grad_scale: 1.0,
+        };
+        let bufs = AnalysisBuffers::new(&self.ctx, &self.model, &req)?;
+        self.ctx.queue.write_buffer(&bufs.perturbed, 0, cast_slice(sets));
+        let mut rec = Recording::new(&self.ctx);
+        self.record_set_gradients(&mut rec, &req, &bufs)?;
+        let mut enc = self.ctx.encoder();
+        rec.encode(&self.ctx, &mut enc, None)?;
+        let g = self.ctx.submit_and_read(enc, &[(&bufs.grads, 0, bufs.grads_bytes)])?;
+        Ok(cast_slice(&g[0]).to_vec())
     }
 
     fn project(&mut self, req: &PerturbedRequest, q: &[f32]) -> Result<Vec<f32>> {
@@ -650,11 +662,22 @@ impl GpuEngine {
         req: &PerturbedRequest,
         bufs: &'a AnalysisBuffers,
     ) -> Result<()> {
+        let (groups, k) = (req.count() as u32, req.points as u32);
+        let prm = PerturbParams::new(groups * k, k, self.model.dim() as u32, req.perturbation, req.seed, req.stream);
+        self.kernels.perturb.encode(rec, prm, &bufs.theta, &bufs.ids, &bufs.perturbed)?;
+        self.record_set_gradients(rec, req, bufs)
+    }
+
+    /// Logits, derivatives and block gradients of the parameter sets already in `bufs.perturbed`.
+    fn record_set_gradients<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        req: &PerturbedRequest,
+        bufs: &'a AnalysisBuffers,
+    ) -> Result<()> {
         let (groups, k, b) = (req.count() as u32, req.points as u32, req.batch_size as u32);
         let (classes, dim) = (self.model.outputs as u32, self.model.dim() as u32);
-        let prm = PerturbParams::new(groups * k, k, dim, req.perturbation, req.seed, req.stream);
         let kn = &self.kernels;
-        kn.perturb.encode(rec, prm, &bufs.theta, &bufs.ids, &bufs.perturbed)?;
         let rows = RowGroups { groups, sets_per_group: k, rows: b, offset: 0, stride: b };
         let data = &self.train.bind;
         kn.logits.encode(rec, data, rows, classes, dim, &bufs.perturbed, &bufs.table, &bufs.logits)?;
@@ -694,26 +717,4 @@ impl GpuEngine {
         };
         self.kernels.project.encode(rec, prm, q, &bufs.perturbed, &bufs.grads, &bufs.pairs)
     }
-}
-
-/// Checks of an analysis request shared by both engines.
-pub(crate) fn check_perturbed(req: &PerturbedRequest, model: &Model, n: usize) -> Result<()> {
-    if req.points == 0 {
-        return Err(Error::usage("the analysis needs at least one perturbation point"));
-    }
-    if req.theta.len() != model.dim() {
-        return Err(Error::usage(format!("expected {} parameters, got {}", model.dim(), req.theta.len())));
-    }
-    if req.batch_size == 0 || req.batches.len() != req.count() * req.batch_size {
-        return Err(Error::usage("every analysed batch needs batch_size training-set indices"));
-    }
-    if req.batches.iter().any(|&i| i as usize >= n) {
-        return Err(Error::usage("a batch refers to a sample outside the training set"));
-    }
-    if let crate::engine::Block::Row(c) = req.block
-        && c >= model.outputs
-    {
-        return Err(Error::usage(format!("--block row:{c} does not exist: the model has {} row(s)", model.outputs)));
-    }
-    Ok(())
 }

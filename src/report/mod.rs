@@ -6,7 +6,9 @@
 //! - [`progress`]: a progress bar that hides itself when it should;
 //! - [`plot`]: PNG and SVG charts.
 
+pub mod comparison;
 pub mod files;
 pub mod plot;
 pub mod progress;
+pub mod record;
 pub mod table;

@@ -1,0 +1,130 @@
+//! Argument groups several commands share, and what they resolve to: the run's settings
+//! (epochs, batch size, seed, batch order), the procedure's knobs, and the setup every
+//! training command starts from (data, model, batching, the config record).
+
+use clap::Args;
+
+use super::{DataArgs, DeviceArgs, ModelArgs};
+use crate::{
+    Error, Result,
+    data::Data,
+    engine::EngineInfo,
+    local::{Aggregate, Procedure, Tau},
+    model::Model,
+    report::record::{DataSummary, RunRecord},
+    train::Batching,
+};
+
+/// How long and in what order a run trains.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64, value_name = "B")]
+    pub batch_size: usize,
+    /// Seed of the initialisation and of the batch order (and of the analysis's perturbations).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Draw a new batch permutation every epoch (the notebook shuffles once).
+    #[arg(long)]
+    pub reshuffle: bool,
+}
+
+/// What a training command starts from.
+pub struct Setup {
+    pub data: Data,
+    pub model: Model,
+    pub batching: Batching,
+}
+
+impl RunArgs {
+    /// Checks the counts before any work.
+    pub fn check(&self) -> Result<()> {
+        if self.epochs < 1 {
+            return Err(Error::usage("--epochs must be at least 1"));
+        }
+        if self.batch_size < 1 {
+            return Err(Error::usage("--batch-size must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Loads the data and resolves the model and batching.
+    pub fn setup(&self, data: &DataArgs, model: &ModelArgs) -> Result<Setup> {
+        self.check()?;
+        let data = data.load()?;
+        let model = model.model(&data)?;
+        let batching = Batching::new(data.train.n, self.batch_size, self.seed, self.reshuffle)?;
+        Ok(Setup { data, model, batching })
+    }
+
+    /// The config record every command writes, before its own details.
+    pub fn record(
+        &self,
+        command: &str,
+        setup: &Setup,
+        model: &ModelArgs,
+        device: &DeviceArgs,
+        engine: Option<EngineInfo>,
+    ) -> RunRecord {
+        RunRecord {
+            command: command.to_string(),
+            version: env!("CARGO_PKG_VERSION"),
+            model: setup.model,
+            init: model.init,
+            data: DataSummary::of(&setup.data),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            steps_per_epoch: setup.batching.steps(),
+            seed: self.seed,
+            reshuffle: self.reshuffle,
+            kernels: device.kernels,
+            engine,
+            details: serde_json::Map::new(),
+        }
+    }
+}
+
+/// The knobs of the accurate-local-problem procedures (`schedule`, `compare`).
+#[derive(Debug, Clone, Args)]
+pub struct ProcedureArgs {
+    /// The time one step should cover: a positive number, or `inf` for the Newton step 1/λ.
+    #[arg(long, default_value = "inf", value_name = "T")]
+    pub tau: String,
+    /// How the batches' rates become one: `median`, `max` (largest λ: the most cautious rate), `q<p>`.
+    #[arg(long, default_value = "median", value_name = "AGG")]
+    pub aggregate: String,
+    /// Batches whose projection line has R² below this fall back to τ (bounded by --max-lr).
+    /// 0.1 is where, with K = 100 points, the fitted slope is about three standard errors from 0.
+    #[arg(long, default_value_t = 0.1, value_name = "R2")]
+    pub min_r2: f64,
+    /// The largest rate a procedure or adaptive rule may choose (and the fallback where τ = inf).
+    #[arg(long, default_value_t = 10.0, value_name = "H")]
+    pub max_lr: f64,
+    /// Batches analysed per estimate [default: all for `schedule`, 40 for `compare`].
+    #[arg(long, value_name = "S")]
+    pub sample: Option<usize>,
+}
+
+impl ProcedureArgs {
+    pub fn procedure(&self) -> Result<Procedure> {
+        if !(self.max_lr.is_finite() && self.max_lr > 0.0 && self.max_lr <= f32::MAX as f64) {
+            return Err(Error::usage(format!(
+                "--max-lr must be a positive number within f32's range, got {}",
+                self.max_lr
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.min_r2) {
+            return Err(Error::usage(format!("--min-r2 must be between 0 and 1, got {}", self.min_r2)));
+        }
+        if self.sample == Some(0) {
+            return Err(Error::usage("--sample must be at least 1"));
+        }
+        Ok(Procedure {
+            tau: Tau::parse(&self.tau)?,
+            aggregate: Aggregate::parse(&self.aggregate)?,
+            min_r2: self.min_r2,
+            max_lr: self.max_lr,
+        })
+    }
+}

@@ -220,3 +220,39 @@ fn csv_lls_trains_to_the_least_squares_optimum() {
     let b = steplens::data::npy::read_f32(&out.join("bias.npy")).unwrap().1;
     assert!((w[0] - 2.0).abs() < 0.05 && (w[1] + 1.0).abs() < 0.05 && (b[0] - 0.5).abs() < 0.05, "{w:?} {b:?}");
 }
+
+#[test]
+fn embedded_datasets_and_standardize() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    let csv = lls_csv(tmp.path());
+    rejects(&["analyze", "--dataset", "diabetes", "--data", &csv, "--out", o], 2, "--data", &out);
+    rejects(&["analyze", "--dataset", "diabetes", "--digits", "0-9", "--out", o], 2, "--digits", &out);
+    rejects(&["analyze", "--data", &csv, "--digits", "0-9", "--out", o], 2, "--digits", &out);
+    rejects(&["analyze", "--dataset", "digits", "--out", o], 2, "digits", &out);
+    let (code, _, err) = steplens(&[
+        "analyze",
+        "--dataset",
+        "diabetes",
+        "--model",
+        "lls",
+        "--standardize",
+        "--batches",
+        "0,1",
+        "--points",
+        "8",
+        "--device",
+        "gpu",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["data"]["train"], "diabetes");
+    assert_eq!(config["data"]["train_samples"], 442);
+    let s = &config["standardization"];
+    assert_eq!(s["mean"].as_array().unwrap().len(), 10);
+    assert!((s["target_mean"].as_f64().unwrap() - 152.133).abs() < 1e-3, "{s}");
+}

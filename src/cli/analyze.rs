@@ -160,6 +160,7 @@ struct AnalyzeConfig<'a> {
     model: Model,
     weights: Option<String>,
     data: DataSummary,
+    standardization: Option<crate::data::Standardization>,
     batch_size: usize,
     batches: usize,
     settings: &'a Settings,
@@ -172,7 +173,11 @@ pub const ANALYSIS_HEADER: &[&str] =
 pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     args.analysis.check()?;
     args.device.check()?;
-    let data = args.data.load()?;
+    let kind = match &args.weights {
+        Some(dir) => load_run(dir)?.0.kind,
+        None => args.model.model,
+    };
+    let (data, standardization) = args.data.load_for(kind)?;
     let (model, theta) = match &args.weights {
         Some(dir) => {
             let (m, theta) = load_run(dir)?;
@@ -210,6 +215,7 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
         model,
         weights: args.weights.as_ref().map(|p| p.display().to_string()),
         data: DataSummary::of(&data),
+        standardization,
         batch_size: args.batch_size,
         batches: which.len(),
         settings: &settings,

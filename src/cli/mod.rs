@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{
     Error, Result,
     cpu::CpuEngine,
-    data::{self, Data, Source},
+    data::{self, Data, Source, Standardization},
     engine::Engine,
     gpu::{AdapterRequest, GpuContext, GpuEngine, KernelPath},
     model::{InitKind, LossKind, Model, ModelKind},
@@ -62,11 +62,18 @@ pub struct DataArgs {
     #[arg(long, default_value = "0,1", value_name = "LIST")]
     pub digits: String,
     /// User data: a CSV file (last column the target, optional header) or a directory with X.npy, y.npy.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "digits")]
     pub data: Option<PathBuf>,
     /// User test data (CSV or directory), for --data.
     #[arg(long, value_name = "PATH", requires = "data")]
     pub test_data: Option<PathBuf>,
+    /// An embedded small dataset of the benchmark suite (no test set; use with --standardize).
+    #[arg(long, value_enum, value_name = "NAME", conflicts_with_all = ["data", "digits"])]
+    pub dataset: Option<data::Embedded>,
+    /// Z-score every feature (and the least-squares target) with the training set's mean and
+    /// standard deviation, applied to the test set too; a constant feature becomes 0.
+    #[arg(long)]
+    pub standardize: bool,
     /// Where downloaded MNIST files are kept [default: the platform cache dir]/steplens/mnist.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -79,6 +86,9 @@ impl DataArgs {
     pub fn source(&self) -> Result<Source> {
         if let Some(path) = &self.data {
             return Ok(Source::User { train: path.clone(), test: self.test_data.clone() });
+        }
+        if let Some(e) = self.dataset {
+            return Ok(Source::Embedded(e));
         }
         let digits = parse_digits(&self.digits)?;
         if digits == [0, 1] {
@@ -96,7 +106,20 @@ impl DataArgs {
         Ok(Source::Mnist { digits, cache_dir, mirrors })
     }
 
+    /// The data for a `model` run: loaded, and with `--standardize` z-scored with the training
+    /// set's statistics (the target too for least squares), which are returned for config.json.
+    pub fn load_for(&self, model: ModelKind) -> Result<(Data, Option<Standardization>)> {
+        let mut data = data::load(&self.source()?)?;
+        let stats = self.standardize.then(|| data::standardize(&mut data, model == ModelKind::Lls));
+        Ok((data, stats))
+    }
+
+    /// The data as it is, for commands that do not yet record a standardisation: refuses
+    /// `--standardize` rather than ignore it. Prefer [`DataArgs::load_for`].
     pub fn load(&self) -> Result<Data> {
+        if self.standardize {
+            return Err(Error::usage("--standardize is not available for this command yet"));
+        }
         Ok(data::load(&self.source()?)?)
     }
 }

@@ -1,11 +1,17 @@
-//! Training data: the embedded MNIST 0/1 subset, full MNIST downloaded into a cache, and user
-//! data from CSV or `.npy` files. Everything ends up as a [`Dataset`]: n samples of p features
+//! Training data: the embedded MNIST 0/1 subset, the embedded small sets of the benchmark suite
+//! (`breast_cancer`, `diabetes`), full MNIST downloaded into a cache, and user data from CSV or
+//! `.npy` files. Everything ends up as a [`Dataset`]: n samples of p features
 //! and one target per sample.
 
 pub mod csv;
+pub mod embedded;
 pub mod idx;
 pub mod mnist;
 pub mod npy;
+pub mod standardize;
+
+pub use embedded::Embedded;
+pub use standardize::{Standardization, standardize};
 
 use std::path::PathBuf;
 
@@ -98,6 +104,8 @@ pub struct Data {
 pub enum Source {
     /// The MNIST 0/1 subset embedded in the binary (`data/`).
     EmbeddedMnist01,
+    /// One of the small datasets embedded for the benchmark suite (no test set).
+    Embedded(Embedded),
     /// MNIST restricted to `digits` (sorted, distinct); class k is the k-th digit of the list.
     Mnist { digits: Vec<u8>, cache_dir: PathBuf, mirrors: Vec<String> },
     /// A CSV file (last column the target) or a directory with `X.npy` and `y.npy`
@@ -109,6 +117,7 @@ pub enum Source {
 pub fn load(source: &Source) -> Result<Data, DataError> {
     match source {
         Source::EmbeddedMnist01 => mnist::embedded_01(),
+        Source::Embedded(e) => e.load(),
         Source::Mnist { digits, cache_dir, mirrors } => mnist::load_digits(digits, cache_dir, mirrors),
         Source::User { train, test } => load_user(train, test.as_deref()),
     }

@@ -383,3 +383,63 @@ pub fn summarize(per_seed: &[Vec<MethodRun>], steps_per_run: u64) -> Result<(Vec
         .collect();
     Ok((summaries, tuned_name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Metrics;
+
+    /// A run whose history ends at `loss` (NaN or ∞ for a diverged one).
+    fn run(name: &str, family: &str, loss: f64, grad_evals: u64) -> MethodRun {
+        let m = |l| Metrics { loss: l, acc: f64::NAN };
+        MethodRun {
+            name: name.into(),
+            based_at: None,
+            family: family.into(),
+            seed: 0,
+            history: vec![HistoryRow::new(0, f64::NAN, m(1.0), None, 0.0), HistoryRow::new(1, 0.1, m(loss), None, 0.0)],
+            grad_evals,
+            loss_evals: 0,
+            seconds: 0.0,
+            notes: Vec::new(),
+            procedure: None,
+        }
+    }
+
+    /// Four seeds of a two-rate grid and one method.
+    fn seeds() -> Vec<Vec<MethodRun>> {
+        let grid_a = [1.0, 2.0, 3.0, 10.0];
+        let grid_b = [0.5, 4.0, 5.0, 6.0];
+        let method = [1.0, 2.0, f64::NAN, 8.0];
+        (0..4)
+            .map(|s| {
+                vec![
+                    run("constant:a", "constant", grid_a[s], 100),
+                    run("constant:b", "constant", grid_b[s], 100),
+                    run("m", "procedure", method[s], 125),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_tuned_constant_has_the_lowest_median_over_seeds_not_the_lowest_loss() {
+        // a: median 2.5; b: median 4.5 although b holds the single lowest loss (0.5).
+        assert_eq!(tuned_constant(&seeds()), Some(("constant:a".to_string(), 2.5)));
+    }
+
+    #[test]
+    fn ratios_and_quartiles_are_over_seeds_with_divergence_as_infinity() {
+        let (summaries, tuned) = summarize(&seeds(), 100).unwrap();
+        assert_eq!(tuned, "constant:a");
+        let m = &summaries[2];
+        // Losses 1, 2, ∞, 8 → sorted 1, 2, 8, ∞: q1 at 0.75 → 1.75, median at 1.5 → 5, q3 at 2.25 → ∞.
+        assert_eq!((m.seeds, m.diverged_seeds), (4, 1));
+        assert_eq!((m.loss_q1, m.loss_median, m.loss_q3), (1.75, 5.0, f64::INFINITY));
+        assert_eq!((m.ratio_q1, m.ratio_median), (1.75 / 2.5, 5.0 / 2.5));
+        assert!(m.ratio_q3.is_infinite());
+        assert_eq!(m.grad_evals_ratio, 1.25);
+        // The tuned constant's own median ratio is 1.
+        assert_eq!(summaries[0].ratio_median, 1.0);
+    }
+}

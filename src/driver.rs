@@ -90,8 +90,11 @@ pub struct RunState {
     pub params: Vec<f32>,
     /// Completed epochs.
     pub completed: usize,
-    /// Per run: batch gradients evaluated (training steps plus the rate source's extras).
+    /// Per run: batch gradients evaluated (training steps plus the rate source's extras),
+    /// steps of an epoch that did not complete included.
     pub grad_evals: u64,
+    /// Steps trained per run, over all epochs (a failed epoch's completed segments included).
+    pub steps_trained: u64,
     /// Per run: extra batch-loss evaluations (Armijo's backtracking).
     pub loss_evals: Vec<u64>,
 }
@@ -134,6 +137,7 @@ pub fn drive<R: RateSource + ?Sized>(
         ..RunState::default()
     };
     let failure = drive_epochs(engine, spec, rates, observe, &mut state).err();
+    state.grad_evals = state.steps_trained + rates.extra_grad_evals();
     RunResult { state, failure }
 }
 
@@ -158,7 +162,7 @@ fn drive_epochs<R: RateSource + ?Sized>(
     }
     observe(state, rates)?;
     for epoch in 1..=spec.epochs {
-        let (rows, steps, params) = train_epoch(engine, spec, rates, state.completed_steps(spec), epoch)?;
+        let (rows, steps, params) = train_epoch(engine, spec, rates, state, epoch)?;
         for r in 0..runs {
             let mut row = rows[r].clone();
             row.lr = rates.epoch_lr(r, epoch, spec.epochs, &steps[r]);
@@ -177,19 +181,13 @@ fn drive_epochs<R: RateSource + ?Sized>(
             state.params = p;
         }
         state.completed = epoch;
-        state.grad_evals = (epoch * spec.batching[0].steps()) as u64 + rates.extra_grad_evals();
+        state.grad_evals = state.steps_trained + rates.extra_grad_evals();
         observe(state, rates)?;
         if crate::interrupt::interrupted() && epoch < spec.epochs {
             return Err(Error::Interrupted { completed: epoch });
         }
     }
     Ok(())
-}
-
-impl RunState {
-    fn completed_steps(&self, spec: &RunSpec) -> usize {
-        self.completed * spec.batching[0].steps()
-    }
 }
 
 type EpochRows = (Vec<HistoryRow>, Vec<Vec<StepStat>>, Option<Vec<f32>>);
@@ -199,7 +197,7 @@ fn train_epoch<R: RateSource + ?Sized>(
     engine: &mut dyn Engine,
     spec: &RunSpec,
     rates: &mut R,
-    done: usize,
+    state: &mut RunState,
     epoch: usize,
 ) -> Result<EpochRows> {
     let started = Instant::now();
@@ -218,7 +216,7 @@ fn train_epoch<R: RateSource + ?Sized>(
             start,
             left: steps - start,
             steps,
-            done: done + start,
+            done: state.steps_trained as usize,
             table: &tables[0],
         };
         let seg = rates.plan(&mut cx)?;
@@ -241,6 +239,7 @@ fn train_epoch<R: RateSource + ?Sized>(
             evaluate: last,
         };
         let out = engine.run_epoch(&plan)?;
+        state.steps_trained += seg.count as u64;
         if spec.on_divergence == OnDivergence::Stop
             && let Some(s) = out.steps.iter().find(|s| !s.loss.is_finite())
         {

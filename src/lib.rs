@@ -29,6 +29,7 @@ pub mod report;
 pub mod schedule;
 pub mod shader_source;
 pub mod stats;
+pub mod suite;
 pub mod train;
 pub mod validate;
 

@@ -34,7 +34,6 @@ use crate::{
     driver::{Planning, RateSource, Segment},
     engine::{StepRule, StepStat},
     prng,
-    stats::quantile,
 };
 
 /// The procedure's constants, each with why it is not a per-dataset knob.
@@ -237,9 +236,10 @@ impl RateSource for PcgRates {
         Ok(())
     }
 
-    /// The median of the epoch's step rates.
+    /// The rate of the epoch's first step, as a schedule file of the run names it (schedule.csv
+    /// has every step's).
     fn epoch_lr(&self, _: usize, _: usize, _: usize, steps: &[StepStat]) -> f64 {
-        quantile(steps.iter().map(|s| s.lr as f64).collect(), 0.5)
+        steps.first().map_or(f64::NAN, |s| s.lr as f64)
     }
 
     fn extra_grad_evals(&self) -> u64 {

@@ -311,3 +311,20 @@ fn explain_local(l: &LocalRates, diverged: bool) -> String {
     }
     format!("Why: {}.", why.join("; "))
 }
+
+/// `pcg,notebook,…` (or `none`) as procedure names.
+pub fn parse_procedures(text: &str) -> Result<Vec<ProcedureName>> {
+    use clap::ValueEnum;
+    if text.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            ProcedureName::from_str(s, false).map_err(|_| {
+                crate::Error::usage(format!("--procedures `{s}`: use pcg, notebook or centred-max (or none)"))
+            })
+        })
+        .collect()
+}

@@ -134,3 +134,21 @@ pub fn range_suggestion(lrs: &[f32], losses: &[f64]) -> f64 {
         .unwrap_or(0);
     lrs[steepest] as f64
 }
+
+/// `A:B:R` as R log-spaced rates from A to B (`flag` names the option in the error).
+pub fn parse_grid(flag: &str, text: &str) -> Result<Vec<f64>> {
+    let bad = || {
+        crate::Error::usage(format!(
+            "{flag} `{text}`: use A:B:R with 0 < A ≤ B ≤ {} and R ≥ 1 rates, e.g. 1e-3:10:8",
+            f32::MAX
+        ))
+    };
+    let parts: Vec<&str> = text.split(':').collect();
+    let [a, b, r] = parts.as_slice() else { return Err(bad()) };
+    let (a, b): (f64, f64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    let r: usize = r.trim().parse().map_err(|_| bad())?;
+    if !(a > 0.0 && b >= a && b <= f32::MAX as f64 && (a as f32) > 0.0) || r == 0 {
+        return Err(bad());
+    }
+    Ok((0..r).map(|i| if r == 1 { a } else { a * (b / a).powf(i as f64 / (r - 1) as f64) }).collect())
+}

@@ -113,38 +113,57 @@ fn epoch_mode_lambda_is_the_exact_curvature_for_lls() {
     assert!((estimate.lr - 1.0 / estimate.lambda_median).abs() < 0.05 * estimate.lr, "h = 1/λ for τ = ∞");
 }
 
+/// history.csv without the seconds column.
+fn history_without_seconds(d: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(d.join("history.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+/// `train --schedule DIR/schedule.csv` with `extra` flags, into `out`; its history.
+fn retrain(sched: &std::path::Path, out: &std::path::Path, epochs: &str, extra: &[&str]) -> Vec<String> {
+    let file = sched.join("schedule.csv");
+    let mut args = vec!["train", "--device", "gpu", "--epochs", epochs, "--schedule", file.to_str().unwrap()];
+    args.extend(extra);
+    args.extend(["--out", out.to_str().unwrap()]);
+    let (code, err) = steplens(&args);
+    assert_eq!(code, 0, "{err}");
+    history_without_seconds(out)
+}
+
 #[test]
-fn train_with_schedule_csv_reproduces_the_schedule_run() {
+fn train_with_schedule_csv_reproduces_the_notebook_procedures_run() {
     let tmp = tempfile::tempdir().unwrap();
     let sched = tmp.path().join("sched");
-    let (code, err) =
-        steplens(&["schedule", "--epochs", "2", "--sample", "4", "--points", "16", "--out", sched.to_str().unwrap()]);
+    let (code, err) = steplens(&[
+        "schedule",
+        "--procedure",
+        "notebook",
+        "--device",
+        "gpu",
+        "--epochs",
+        "2",
+        "--sample",
+        "4",
+        "--points",
+        "16",
+        "--out",
+        sched.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let csv = std::fs::read_to_string(sched.join("schedule.csv")).unwrap();
     assert!(csv.starts_with("epoch,lr,lambda_median,lambda_q1,lambda_q3,r2_median"), "{csv}");
-    let again = tmp.path().join("again");
-    let (code, err) = steplens(&[
-        "train",
-        "--epochs",
-        "2",
-        "--schedule",
-        sched.join("schedule.csv").to_str().unwrap(),
-        "--out",
-        again.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let strip = |d: &std::path::Path| -> Vec<String> {
-        std::fs::read_to_string(d.join("history.csv"))
-            .unwrap()
-            .lines()
-            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-            .collect()
-    };
-    assert_eq!(strip(&sched), strip(&again));
+    assert_eq!(history_without_seconds(&sched), retrain(&sched, &tmp.path().join("again"), "2", &[]));
     // Online mode writes a step column that train accepts too.
     let online = tmp.path().join("online");
     let (code, err) = steplens(&[
         "schedule",
+        "--procedure",
+        "notebook",
+        "--device",
+        "gpu",
         "--mode",
         "online",
         "--every",
@@ -162,6 +181,49 @@ fn train_with_schedule_csv_reproduces_the_schedule_run() {
     let csv = std::fs::read_to_string(online.join("schedule.csv")).unwrap();
     assert!(csv.starts_with("epoch,step,lr,"), "{csv}");
     assert_eq!(csv.lines().count(), 3, "two estimates in 197 steps every 100: {csv}");
+    assert_eq!(history_without_seconds(&online), retrain(&online, &tmp.path().join("online-again"), "1", &[]));
+}
+
+/// The default procedure changes its rate every step: schedule.csv has a row per step, and
+/// training with it on the same kernels reproduces the run exactly.
+#[test]
+fn train_with_schedule_csv_reproduces_the_default_procedures_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sched = tmp.path().join("pcg");
+    for model in ["logreg", "lls"] {
+        let (code, err) = steplens(&[
+            "schedule",
+            "--device",
+            "gpu",
+            "--kernels",
+            "fused",
+            "--model",
+            model,
+            "--epochs",
+            "2",
+            "--out",
+            sched.to_str().unwrap(),
+            "--force",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let csv = std::fs::read_to_string(sched.join("schedule.csv")).unwrap();
+        assert!(csv.starts_with("epoch,step,lr,batch_loss,grad_sq,mu1,mu2,cap,alpha\n"), "{csv}");
+        assert_eq!(csv.lines().count(), 1 + 2 * 197, "a row per step");
+        let again = tmp.path().join(format!("again-{model}"));
+        let retrained = retrain(&sched, &again, "2", &["--model", model, "--kernels", "fused"]);
+        assert_eq!(history_without_seconds(&sched), retrained, "{model}");
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(sched.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["procedure"], "pcg");
+        assert_eq!(summary["grad_evals_per_training_run"], 2 * 197);
+        // 3 gradients per subspace iteration, one every 13 steps, two at the start.
+        assert_eq!(summary["grad_evals"], 2 * 197 + 3 * ((2 * 197usize).div_ceil(13) + 1));
+        assert_eq!(summary["diverged"], false);
+        let last = history_without_seconds(&sched).last().unwrap().split(',').nth(2).unwrap().parse::<f64>().unwrap();
+        assert_eq!(summary["final_train_loss"].as_f64().unwrap(), last);
+        assert!(summary["final_test_loss"].as_f64().unwrap().is_finite());
+        assert!(sched.join("report.md").exists());
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use clap::Args;
 use super::{DataArgs, DeviceArgs, ModelArgs};
 use crate::{
     Error, Result,
-    data::Data,
+    data::{Data, Standardization},
     engine::EngineInfo,
     local::{Aggregate, Procedure, Tau},
     model::Model,
@@ -33,6 +33,8 @@ pub struct RunArgs {
 /// What a training command starts from.
 pub struct Setup {
     pub data: Data,
+    /// What `--standardize` did (None without it).
+    pub standardization: Option<Standardization>,
     pub model: Model,
     pub batching: Batching,
 }
@@ -52,10 +54,10 @@ impl RunArgs {
     /// Loads the data and resolves the model and batching.
     pub fn setup(&self, data: &DataArgs, model: &ModelArgs) -> Result<Setup> {
         self.check()?;
-        let data = data.load()?;
+        let (data, standardization) = data.load_for(model.model)?;
         let model = model.model(&data)?;
         let batching = Batching::new(data.train.n, self.batch_size, self.seed, self.reshuffle)?;
-        Ok(Setup { data, model, batching })
+        Ok(Setup { data, standardization, model, batching })
     }
 
     /// The config record every command writes, before its own details.
@@ -73,6 +75,7 @@ impl RunArgs {
             model: setup.model,
             init: model.init,
             data: DataSummary::of(&setup.data),
+            standardization: setup.standardization.clone(),
             epochs: self.epochs,
             batch_size: self.batch_size,
             steps_per_epoch: setup.batching.steps(),

@@ -7,14 +7,14 @@ use super::{
     DataArgs, DeviceArgs, ModelArgs, OutArgs,
     analyze::AnalysisArgs,
     args::{ProcedureArgs, RunArgs, Setup},
-    train::parse_sweep,
 };
 use crate::{
     Error, Result,
     compare::{MethodRun, MethodSummary, Trial, roster, run_roster, summarize},
     engine::{Block, Engine},
     local::{LocalConfig, Mode, Tau},
-    procedure::{ProcedureName, ProcedureSpec},
+    procedure::{ProcedureSpec, parse_procedures},
+    rates::parse_grid,
     report::{
         comparison::{SUMMARY_HEADER, plot_comparison, summary_cells, summary_table},
         table::fmt_num,
@@ -56,22 +56,6 @@ pub struct CompareArgs {
     pub local: String,
     #[command(flatten)]
     pub output: OutArgs,
-}
-
-/// `pcg,notebook,…` (or `none`) as procedure names.
-pub fn parse_procedures(text: &str) -> Result<Vec<ProcedureName>> {
-    use clap::ValueEnum;
-    if text.trim() == "none" {
-        return Ok(Vec::new());
-    }
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            ProcedureName::from_str(s, false)
-                .map_err(|_| Error::usage(format!("--procedures `{s}`: use pcg, notebook or centred-max (or none)")))
-        })
-        .collect()
 }
 
 /// `local`, `local-tau:T`, `local:key=value,…`; `;`-separated.
@@ -129,9 +113,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     {
         return Err(Error::usage("--target-loss must be a positive number"));
     }
-    let grid = parse_sweep(&args.grid).map_err(|_| {
-        Error::usage(format!("--grid `{}`: use A:B:R with 0 < A ≤ B and R ≥ 1 rates, e.g. 1e-3:10:8", args.grid))
-    })?;
+    let grid = parse_grid("--grid", &args.grid)?;
     let names = parse_procedures(&args.procedures)?;
     let procedure = args.procedure.procedure()?;
     let setup = args.run.setup(&args.data, &args.model)?;

@@ -6,6 +6,7 @@ pub mod args;
 pub mod bench;
 pub mod compare;
 pub mod schedule;
+pub mod suite;
 pub mod train;
 pub mod validate;
 
@@ -45,8 +46,10 @@ pub enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Train with learning rates from the accurate local problem; write schedule.csv.
     Schedule(schedule::ScheduleArgs),
-    /// The derived schedule against constant (grid), step, cosine, 1/t, range test, SPS, Armijo.
+    /// The procedures against constant (grid), step, cosine, 1/t, range test, SPS, Armijo, over seeds.
     Compare(compare::CompareArgs),
+    /// Every method of `compare` on the benchmark members over seeds: suite.csv, leaderboard.md.
+    Suite(suite::SuiteArgs),
     /// How fast this adapter trains, sweeps and analyses, against the anchors.
     Bench(bench::BenchArgs),
     /// Every kernel, a training run and the analysis on every adapter, against the f64 reference.
@@ -278,6 +281,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Analyze(args) => analyze::run(args, cli.quiet),
         Command::Schedule(args) => schedule::run(args, cli.quiet),
         Command::Compare(args) => compare::run(args, cli.quiet),
+        Command::Suite(args) => suite::run(args, cli.quiet),
         Command::Validate(args) => validate::run(args, cli.quiet),
         Command::Bench(args) => bench::run(args, cli.quiet),
         Command::Adapters(args) => list_adapters(args),

@@ -11,7 +11,7 @@ use super::{
 use crate::{
     Error, Result,
     driver::{OnDivergence, RunSpec, RunState, drive},
-    rates::Scheduled,
+    rates::{Scheduled, parse_grid},
     report::{
         files::{OutDir, csv_num},
         plot::{self, Chart, Series},
@@ -49,19 +49,6 @@ pub struct TrainArgs {
     pub sweep_seed: Option<usize>,
 }
 
-/// `A:B:R` as R log-spaced rates from A to B.
-pub fn parse_sweep(text: &str) -> Result<Vec<f64>> {
-    let bad = || Error::usage(format!("--sweep-lr `{text}`: use A:B:R with 0 < A ≤ B and R ≥ 1 runs, e.g. 1e-3:10:64"));
-    let parts: Vec<&str> = text.split(':').collect();
-    let [a, b, r] = parts.as_slice() else { return Err(bad()) };
-    let (a, b): (f64, f64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-    let r: usize = r.trim().parse().map_err(|_| bad())?;
-    if !(a > 0.0 && b >= a && b.is_finite()) || r == 0 {
-        return Err(bad());
-    }
-    Ok((0..r).map(|i| if r == 1 { a } else { a * (b / a).powf(i as f64 / (r - 1) as f64) }).collect())
-}
-
 impl TrainArgs {
     fn schedule(&self) -> Result<Schedule> {
         match (&self.schedule, self.lr) {
@@ -75,7 +62,10 @@ impl TrainArgs {
     fn runs(&self) -> Result<Vec<(Schedule, u64)>> {
         let seed = self.run.seed;
         if let Some(spec) = &self.sweep_lr {
-            return Ok(parse_sweep(spec)?.into_iter().map(|lr| (Schedule::Constant { lr }, seed)).collect());
+            return Ok(parse_grid("--sweep-lr", spec)?
+                .into_iter()
+                .map(|lr| (Schedule::Constant { lr }, seed))
+                .collect());
         }
         let schedule = self.schedule()?;
         match self.sweep_seed {
@@ -94,7 +84,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     args.device.check()?;
     let runs = args.runs()?;
     let setup = args.run.setup(&args.data, &args.model)?;
-    let Setup { data, model, batching } = &setup;
+    let Setup { data, model, batching, .. } = &setup;
     for (s, _) in &runs {
         s.check(args.run.epochs, batching.steps())?;
     }

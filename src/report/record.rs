@@ -50,6 +50,8 @@ pub struct RunRecord {
     pub model: Model,
     pub init: InitKind,
     pub data: DataSummary,
+    /// The z-scores `--standardize` applied (absent without it).
+    pub standardization: Option<crate::data::Standardization>,
     pub epochs: usize,
     pub batch_size: usize,
     pub steps_per_epoch: usize,

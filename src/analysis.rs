@@ -1,4 +1,5 @@
-//! The gradient-subspace analysis of GUIDE §3, written once over [`Engine`]: for each batch i,
+//! The gradient-subspace analysis (the notebook's `calculate_main_singular_vector` and
+//! `plot_projection_picture`), written once over [`Engine`]: for each batch i,
 //! K perturbed gradients G_i = [g_i(θ+δ_1) … g_i(θ+δ_K)] of the batch's share of the gradient
 //! flow (g_i = −(b/n)∇f_i), their principal direction q_i (sign fixed so q_i · mean_k g_k ≥ 0)
 //! and spectrum, the projection picture of K fresh perturbations, the line y = α + βx through

@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use crate::{Error, Result, model::Model};
 
+/// The most Armijo backtracking steps per SGD step (0.9^200 ≈ 7e-10), on every engine.
+pub const MAX_BACKTRACKS: u32 = 200;
+
 /// How each step's learning rate is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StepRule {

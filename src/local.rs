@@ -1,4 +1,4 @@
-//! The learning-rate procedure of GUIDE §4: along q_i the flow of batch i is locally
+//! The accurate-local-problem procedure (the notebook's, `docs/procedures.md`): along q_i the flow of batch i is locally
 //! dη/dt = (n/b)(α_i + β_i η), so one SGD step of rate h reproduces the exact local solution
 //! over a time τ when
 //!

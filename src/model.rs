@@ -1,4 +1,4 @@
-//! The three models of GUIDE §2, all a linear map z = W x + b followed by a per-sample loss:
+//! The three models (softmax regression, logistic regression, least squares), all a linear map z = W x + b followed by a per-sample loss:
 //!
 //! | model     | outputs | loss of one sample                        | d loss / d z          |
 //! |-----------|---------|-------------------------------------------|-----------------------|

@@ -79,7 +79,8 @@ fn suite_local() -> LocalConfig {
     }
 }
 
-/// The rate bound of SPS, Armijo and the procedures (GUIDE's SPS cap).
+/// The rate bound of SPS, Armijo and the procedures: SPS's usual cap (Loizou et al. 2021), kept
+/// for every method so that none is bounded differently.
 const MAX_LR: f64 = 10.0;
 
 impl SuiteArgs {

@@ -179,7 +179,7 @@ pub fn train_epoch(
                     if s > 0 {
                         h = (h_prev * growth as f64).min(max_lr as f64);
                     }
-                    for _ in 0..crate::gpu::engine::MAX_BACKTRACKS {
+                    for _ in 0..crate::engine::MAX_BACKTRACKS {
                         trials += 1.0;
                         trial.iter_mut().zip(w.iter().zip(&grad)).for_each(|(t, (w, g))| *t = w - h * g);
                         if batch_loss(code, data, &trial, batch, classes, None) <= f - c as f64 * h * gsq {

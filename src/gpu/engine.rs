@@ -14,8 +14,8 @@ use crate::{
     Error, Result,
     data::{Data, Dataset, Features},
     engine::{
-        AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, GradBlock, Metrics,
-        PerturbedRequest, RowGroups, StepRule, StepStat, check_gradients, check_perturbed, check_plan,
+        AnalysisChunk, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, GradBlock, MAX_BACKTRACKS,
+        Metrics, PerturbedRequest, RowGroups, StepRule, StepStat, check_gradients, check_perturbed, check_plan,
     },
     model::Model,
 };
@@ -100,9 +100,6 @@ impl Kernels {
         })
     }
 }
-
-/// The most Armijo backtracking steps per SGD step (0.9^200 ≈ 7e-10).
-pub(crate) const MAX_BACKTRACKS: u32 = 200;
 
 pub struct GpuEngine {
     ctx: GpuContext,

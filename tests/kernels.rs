@@ -28,3 +28,26 @@ fn validation_runs_and_analysis_pass_here() {
     let c = validate::analysis_check(common::gpu()).unwrap();
     assert!(c.passed, "{}: {:.2e} {:?}", c.name, c.max_error, c.note);
 }
+
+/// The subgroup training kernel against its f64 twin: every loss and step rule, awkward sizes,
+/// epochs split across dispatches, step statistics poisoned with NaN first.
+#[test]
+fn subgroup_kernel_matches_its_cpu_twin() {
+    let ctx = common::gpu();
+    let checks = validate::subgroup_checks(&ctx);
+    if steplens::gpu::subgroup::adapter_unsupported(&ctx).is_some() {
+        assert!(checks.is_empty());
+        return;
+    }
+    let names: Vec<String> = validate::subgroup_cases().iter().map(|c| c.name()).collect();
+    assert_eq!(checks.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), names);
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed || c.tolerance != KERNEL_TOL)
+        .map(|c| format!("{}: error {:.2e} {}", c.name, c.max_error, c.note.clone().unwrap_or_default()))
+        .collect();
+    for c in &checks {
+        eprintln!("{}: {:.2e}", c.name, c.max_error);
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}

@@ -574,15 +574,31 @@ pub fn subgroup_cases() -> Vec<SubgroupCase> {
     ]
 }
 
-/// The subgroup kernel against its f64 twin; empty where the adapter has no subgroups of 8+.
-pub fn subgroup_checks(ctx: &GpuContext) -> Vec<Check> {
-    if crate::gpu::subgroup::adapter_unsupported(ctx).is_some() {
+/// The subgroup kernel against its f64 twin ([`subgroup_cases`]), then two epochs through the
+/// engine on it; empty where the adapter has no subgroups of 8 lanes or more.
+pub fn subgroup_checks(ctx_for: &dyn Fn() -> crate::Result<GpuContext>) -> Vec<Check> {
+    let ctx = match ctx_for() {
+        Ok(ctx) => ctx,
+        Err(e) => return vec![Check::failed("train_subgroup", e.to_string())],
+    };
+    if crate::gpu::subgroup::adapter_unsupported(&ctx).is_some() {
         return Vec::new();
     }
-    subgroup_cases()
+    let mut out: Vec<Check> = subgroup_cases()
         .iter()
-        .map(|c| check_subgroup(ctx, c).unwrap_or_else(|e| Check::failed(c.name(), e.to_string())))
-        .collect()
+        .map(|c| check_subgroup(&ctx, c).unwrap_or_else(|e| Check::failed(c.name(), e.to_string())))
+        .collect();
+    drop(ctx);
+    let path = KernelPath::Subgroup;
+    let case = |name, kind, classes, batch, rule, runs| TrainingCase { name, kind, classes, batch, rule, path, runs };
+    let armijo = StepRule::Armijo { c: 0.1, beta: 0.9, growth: 1.2, max_lr: 5.0 };
+    for c in [
+        case("train softmax subgroup 2 epochs, 3 runs", ModelKind::Softmax, Some(3), 32, StepRule::Table, 3),
+        case("train lls subgroup Armijo, 1 run", ModelKind::Lls, None, 64, armijo, 1),
+    ] {
+        out.push(training_check(ctx_for, &c).unwrap_or_else(|e| Check::failed(c.name, e.to_string())).named(c.name));
+    }
+    out
 }
 
 /// Outcome of one subgroup case: (GPU θ and step statistics, f64 θ and statistics).

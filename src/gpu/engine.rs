@@ -344,18 +344,39 @@ impl GpuEngine {
     /// rule is one they support and their per-step losses (steps × runs × batch) fit one storage
     /// binding; the fused kernel otherwise (real GPUs, where 8 lanes a run would leave them idle).
     pub fn kernel_path(&self, rule: StepRule, tables: usize, steps: usize, batch_size: usize) -> KernelPath {
+        self.kernel_choice(rule, tables, steps, batch_size).0
+    }
+
+    /// [`GpuEngine::kernel_path`] and why, in words (for `bench` and the run's records).
+    pub fn kernel_choice(
+        &self,
+        rule: StepRule,
+        tables: usize,
+        steps: usize,
+        batch_size: usize,
+    ) -> (KernelPath, String) {
         let losses_bytes = (steps * self.runs * batch_size * 4) as u64;
         let unfused_can = rule == StepRule::Table
             && (tables == 1 || tables == self.runs)
             && losses_bytes <= self.ctx.limits.max_storage_buffer_binding_size;
-        let cpu = self.ctx.info.device_type == wgpu::DeviceType::Cpu;
-        let subgroup_can = subgroup::adapter_prefers(&self.ctx)
-            && subgroup::sizes_unsupported(&self.subgroup_spec(), rule, batch_size, MAX_BACKTRACKS).is_none();
+        let info = &self.ctx.info;
+        let cpu = info.device_type == wgpu::DeviceType::Cpu;
+        let sizes = subgroup::sizes_unsupported(&self.subgroup_spec(), rule, batch_size, MAX_BACKTRACKS);
+        let subgroups = match self.ctx.subgroup_sizes() {
+            Some((min, max)) => format!("subgroups of {min}..{max} lanes"),
+            None => "no subgroups".into(),
+        };
+        let adapter = format!("{:?} adapter ({:?}) with {subgroups}", info.device_type, info.backend);
         match self.path {
-            KernelPath::Auto if subgroup_can => KernelPath::Subgroup,
-            KernelPath::Auto if unfused_can && cpu => KernelPath::Unfused,
-            KernelPath::Auto => KernelPath::Fused,
-            path => path,
+            KernelPath::Auto if subgroup::adapter_prefers(&self.ctx) && sizes.is_none() => {
+                (KernelPath::Subgroup, format!("auto: {adapter}: one subgroup per run"))
+            }
+            KernelPath::Auto if unfused_can && cpu => {
+                let why = sizes.map_or(String::new(), |s| format!(" ({s})"));
+                (KernelPath::Unfused, format!("auto: {adapter}: every step spread over the cores{why}"))
+            }
+            KernelPath::Auto => (KernelPath::Fused, format!("auto: {adapter}: one workgroup per run")),
+            path => (path, "forced by --kernels".into()),
         }
     }
 }

@@ -216,16 +216,21 @@ fn reflect_group0(
 
 /// Size and member offsets of a WGSL struct as naga lays it out (for layout tests).
 pub fn wgsl_struct_layout(shader: &str, struct_name: &str) -> Result<(u32, Vec<(String, u32)>)> {
-    let module = naga_module(shader)?;
+    struct_layout(&naga_module(shader)?, struct_name)
+        .ok_or_else(|| Error::gpu(format!("shaders/{shader}.wgsl has no struct {struct_name}")))
+}
+
+/// Size and member offsets of struct `struct_name` of a parsed module.
+pub fn struct_layout(module: &naga::Module, struct_name: &str) -> Option<(u32, Vec<(String, u32)>)> {
     for (_, ty) in module.types.iter() {
         if ty.name.as_deref() == Some(struct_name)
             && let naga::TypeInner::Struct { members, span } = &ty.inner
         {
             let offsets = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
-            return Ok((*span, offsets));
+            return Some((*span, offsets));
         }
     }
-    Err(Error::gpu(format!("shaders/{shader}.wgsl has no struct {struct_name}")))
+    None
 }
 
 struct Op<'a> {

@@ -27,12 +27,16 @@ fn main() {
             failures.push(e);
         }
     }
-    // The generated subgroup training kernel, one specialisation per load mode and loss.
+    // The generated subgroup kernels, one specialisation per load mode and loss.
     for (p, classes, model, x_u8) in [(784, 2, 0, true), (36, 3, 1, true), (36, 1, 2, false), (5, 1, 3, true)] {
         let spec = shader_source::SubgroupSpec { p, classes, model, x_u8 };
-        let text = shader_source::subgroup_train(&spec);
-        if let Err(e) = validate_generated("train_subgroup", &text, &read) {
-            failures.push(format!("{spec:?}: {e}"));
+        for (name, text) in [
+            ("train_subgroup", shader_source::subgroup_train(&spec)),
+            ("evaluate_subgroup", shader_source::subgroup_evaluate(&spec)),
+        ] {
+            if let Err(e) = validate_generated(name, &text, &read) {
+                failures.push(format!("{spec:?}: {e}"));
+            }
         }
     }
     if !failures.is_empty() {

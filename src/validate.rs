@@ -163,7 +163,7 @@ pub fn kernel_checks(ctx: &GpuContext) -> Vec<Check> {
         );
     }
     out.extend(check_sgd(ctx).unwrap_or_else(|e| vec![Check::failed("sgd_update", e.to_string())]));
-    out.extend(check_evaluate(ctx).unwrap_or_else(|e| vec![Check::failed("evaluate", e.to_string())]));
+    out.extend(check_evaluate(ctx, false).unwrap_or_else(|e| vec![Check::failed("evaluate", e.to_string())]));
     out.extend(check_subspace(ctx).unwrap_or_else(|e| vec![Check::failed("gram/center/combine", e.to_string())]));
     out.extend(check_perturb(ctx).unwrap_or_else(|e| vec![Check::failed("perturb", e.to_string())]));
     out
@@ -351,7 +351,8 @@ fn check_subspace(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
     Ok(out)
 }
 
-fn check_evaluate(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
+/// The whole-set evaluation (with `subgroup`, the generated subgroup one) against its twin.
+fn check_evaluate(ctx: &GpuContext, subgroup: bool) -> crate::Result<Vec<Check>> {
     let mut out = Vec::new();
     for (k, &(n, p, classes, sets)) in
         [(1usize, 1usize, 2usize, 1usize), (257, 33, 3, 2), (600, 785, 2, 3), (33, 64, 10, 1)].iter().enumerate()
@@ -366,13 +367,38 @@ fn check_evaluate(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
             let ob = b.storage("totals", &poison(sets * 2))?;
             let kernel = Evaluate::new(ctx, &b.layout, &b.spec)?;
             let mut rec = Recording::new(ctx);
-            kernel.encode(&mut rec, &b.gpu_data.bind, n, sets as u32, classes as u32, dim as u32, &tb, &pb, &ob)?;
+            let name = if subgroup { "evaluate_subgroup" } else { "evaluate" };
+            let sub = if subgroup {
+                let spec = crate::shader_source::SubgroupSpec {
+                    p: p as u32,
+                    classes: classes as u32,
+                    model: code as u32,
+                    x_u8: k % 2 == 0,
+                };
+                Some(crate::gpu::subgroup::SubgroupEvaluate::new(ctx, &b.layout, spec)?)
+            } else {
+                None
+            };
+            match &sub {
+                Some(sub) => sub.encode(&mut rec, &kernel, &b.gpu_data.bind, n, sets as u32, &tb, &pb, &ob)?,
+                None => kernel.encode(
+                    &mut rec,
+                    &b.gpu_data.bind,
+                    n,
+                    sets as u32,
+                    classes as u32,
+                    dim as u32,
+                    &tb,
+                    &pb,
+                    &ob,
+                )?,
+            }
             let got = b.run(rec, &[(&ob, sets * 2)])?;
             let reference = twin::evaluate(code, &b.data, &f64s(&theta), classes, dim);
             let losses: Vec<f32> = got[0].iter().step_by(2).copied().collect();
             let want: Vec<f64> = reference.iter().map(|(l, _)| l * n as f64).collect();
             let mut check =
-                Check::compare(format!("evaluate {code:?} ({n}x{p}, {sets} sets)"), &losses, &want, KERNEL_TOL);
+                Check::compare(format!("{name} {code:?} ({n}x{p}, {sets} sets)"), &losses, &want, KERNEL_TOL);
             // Correct counts: equal unless a logit sits within f32 rounding of a tie.
             if code != LossCode::Squares {
                 let off = got[0]
@@ -588,6 +614,7 @@ pub fn subgroup_checks(ctx_for: &dyn Fn() -> crate::Result<GpuContext>) -> Vec<C
         .iter()
         .map(|c| check_subgroup(&ctx, c).unwrap_or_else(|e| Check::failed(c.name(), e.to_string())))
         .collect();
+    out.extend(check_evaluate(&ctx, true).unwrap_or_else(|e| vec![Check::failed("evaluate_subgroup", e.to_string())]));
     drop(ctx);
     let path = KernelPath::Subgroup;
     let case = |name, kind, classes, batch, rule, runs| TrainingCase { name, kind, classes, batch, rule, path, runs };

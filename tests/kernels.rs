@@ -45,7 +45,9 @@ fn validation_runs_and_analysis_pass_here() {
 }
 
 /// The subgroup training kernel against its f64 twin: every loss and step rule, awkward sizes,
-/// epochs split across dispatches, step statistics poisoned with NaN first.
+/// epochs split across dispatches, step statistics poisoned with NaN first; the subgroup
+/// evaluation at the evaluation kernel's sizes (partial sums poisoned); two epochs through the
+/// engine on the subgroup path.
 #[test]
 fn subgroup_kernel_matches_its_cpu_twin() {
     let checks = validate::subgroup_checks(&|| Ok(common::gpu()));
@@ -54,9 +56,14 @@ fn subgroup_kernel_matches_its_cpu_twin() {
         return;
     }
     let mut names: Vec<String> = validate::subgroup_cases().iter().map(|c| c.name()).collect();
+    for set in ["1x1, 1 sets", "257x33, 2 sets", "600x785, 3 sets", "33x64, 1 sets"] {
+        for code in ["SoftmaxCe", "SoftmaxSeedCompat", "Logistic", "Squares"] {
+            names.push(format!("evaluate_subgroup {code} ({set})"));
+        }
+    }
     names.extend(["train softmax subgroup 2 epochs, 3 runs", "train lls subgroup Armijo, 1 run"].map(String::from));
     assert_eq!(checks.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), names);
-    let tolerance = |c: &validate::Check| if c.name.starts_with("train_subgroup") { KERNEL_TOL } else { RUN_TOL };
+    let tolerance = |c: &validate::Check| if c.name.starts_with("train ") { RUN_TOL } else { KERNEL_TOL };
     let failed: Vec<String> = checks
         .iter()
         .filter(|c| !c.passed || c.tolerance != tolerance(c))

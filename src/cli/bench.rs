@@ -62,6 +62,9 @@ pub struct BenchReport {
     pub train_epoch_gpu_ms: Option<f64>,
     pub train_steps_per_s: f64,
     pub train_samples_per_s: f64,
+    /// Whole-set evaluation of the one run (train and test sets, as `train` does after every
+    /// epoch): wall-clock ms, median.
+    pub evaluation_ms: f64,
     pub train_gflops: f64,
     pub sweep_runs: usize,
     pub sweep_epoch_ms: f64,
@@ -103,6 +106,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     engine.set_params(&model.init(InitKind::Xavier, 0))?;
     let (kernels, kernels_why) = engine.kernel_choice(StepRule::Table, 1, steps, 64);
     let (train_ms, train_gpu, first_ms) = time_epochs(&mut engine, &batching, 1, args.repeats, &bar)?;
+    let evaluation_ms = time_evaluation(&mut engine, args.repeats)?;
     let flops = steps as f64 * 64.0 * model.outputs as f64 * model.p as f64 * 4.0;
 
     // Sweep: R runs in one dispatch.
@@ -132,6 +136,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         train_epoch_gpu_ms: train_gpu,
         train_steps_per_s: steps as f64 / (train_ms / 1e3),
         train_samples_per_s: (steps * 64) as f64 / (train_ms / 1e3),
+        evaluation_ms,
         train_gflops: flops / (train_ms / 1e3) / 1e9,
         sweep_runs: runs,
         sweep_epoch_ms: sweep_ms,
@@ -182,6 +187,19 @@ fn time_epochs(
         bar.inc(1);
     }
     Ok((median(wall), (!gpu.is_empty()).then(|| median(gpu)), first))
+}
+
+/// Median wall-clock ms of a whole-set evaluation (train and test sets), after a warm-up.
+fn time_evaluation(engine: &mut GpuEngine, repeats: usize) -> Result<f64> {
+    let mut wall = Vec::new();
+    for i in 0..=repeats {
+        let t = Instant::now();
+        engine.evaluate()?;
+        if i > 0 {
+            wall.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(median(wall))
 }
 
 /// (total ms, host eigen ms) of the whole analysis, medians.
@@ -274,6 +292,14 @@ fn print_report(r: &BenchReport, cpu: bool) {
         burn_anchor.0.into(),
         fmt_num(burn_anchor.1, 3),
         ratio(burn_anchor.1, r.train_epoch_ms),
+    ]);
+    t.row(vec![
+        "evaluation (train + test sets)".into(),
+        fmt_num(r.evaluation_ms, 4),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
     ]);
     let sweep_row = match sweep_anchor {
         Some((name, ms)) if r.sweep_runs == 1024 => vec![name.to_string(), fmt_num(ms, 3), ratio(ms, r.sweep_epoch_ms)],

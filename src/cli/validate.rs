@@ -167,6 +167,7 @@ fn print_reports(reports: &[AdapterReport]) {
                 "center",
                 "perturb",
                 "train_subgroup",
+                "evaluate_subgroup",
             ]
             .iter()
             .any(|k| c.name.starts_with(k))

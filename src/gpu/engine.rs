@@ -9,7 +9,7 @@ use super::{
         Center, Combine, Dlogits, EpochParams, Evaluate, Gram, Logits, Perturb, PerturbParams, Project, ProjectParams,
         SgdParams, SgdUpdate, Specialisation, TrainEpoch, WeightGrad,
     },
-    subgroup::{self, SubgroupTrain},
+    subgroup::{self, SubgroupEvaluate, SubgroupTrain},
 };
 use crate::{
     Error, Result,
@@ -126,6 +126,8 @@ pub struct GpuEngine {
     x_u8: bool,
     /// The subgroup kernel, compiled on the first epoch that runs on it.
     subgroup: Option<SubgroupTrain>,
+    /// The subgroup evaluation, compiled on the first evaluation that runs on it.
+    subgroup_eval: Option<SubgroupEvaluate>,
     loop_cap: u64,
     train: GpuData,
     test: Option<GpuData>,
@@ -170,6 +172,7 @@ impl GpuEngine {
             data_layout: layout,
             x_u8,
             subgroup: None,
+            subgroup_eval: None,
             loop_cap: subgroup::LOOP_CAP,
             train,
             test,
@@ -207,10 +210,35 @@ impl GpuEngine {
         (self.runs as u32, self.model.outputs as u32, self.model.dim() as u32)
     }
 
+    /// Whether evaluations run on the subgroup evaluation kernel: with `--kernels auto` or
+    /// `subgroup`, where `auto` would take the subgroup training kernel for this model (the
+    /// adapter and the registers' budget; evaluation has no loop-cap concern).
+    fn subgroup_evaluation(&self) -> bool {
+        matches!(self.path, KernelPath::Auto | KernelPath::Subgroup)
+            && subgroup::adapter_prefers(&self.ctx)
+            && self.subgroup_spec().lane_weights() <= subgroup::MAX_LANE_WEIGHTS
+    }
+
+    /// Compile the subgroup evaluation if evaluations run on it and it is not compiled yet.
+    fn prepare_evaluation(&mut self) -> Result<()> {
+        if self.subgroup_evaluation() && self.subgroup_eval.is_none() {
+            self.subgroup_eval = Some(SubgroupEvaluate::new(&self.ctx, &self.data_layout, self.subgroup_spec())?);
+        }
+        Ok(())
+    }
+
     /// Record the whole-set evaluations of every run.
     fn record_evaluation<'a>(&'a self, rec: &mut Recording<'a>) -> Result<()> {
         let (runs, classes, dim) = self.dims();
         let k = &self.kernels.evaluate;
+        if let Some(sub) = self.subgroup_eval.as_ref().filter(|_| self.subgroup_evaluation()) {
+            let (train, test) = (&self.train, self.test.as_ref());
+            sub.encode(rec, k, &train.bind, train.n, runs, &self.theta, &self.partials, &self.totals_train)?;
+            if let Some(test) = test {
+                sub.encode(rec, k, &test.bind, test.n, runs, &self.theta, &self.partials, &self.totals_test)?;
+            }
+            return Ok(());
+        }
         k.encode(
             rec,
             &self.train.bind,
@@ -488,6 +516,7 @@ impl Engine for GpuEngine {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
+        self.prepare_evaluation()?;
         let mut rec = Recording::new(&self.ctx);
         self.record_evaluation(&mut rec)?;
         Ok(self.finish(rec, &[])?.1)
@@ -500,6 +529,9 @@ impl Engine for GpuEngine {
         let table = self.ctx.buffer_init("batches", cast_slice(plan.batches), storage)?;
         let lrs = self.ctx.buffer_init("learning rates", cast_slice(plan.lrs), storage)?;
         let path = self.path_for(plan);
+        if plan.evaluate {
+            self.prepare_evaluation()?;
+        }
         let per_subgroup_dispatch = if path == KernelPath::Subgroup {
             let spec = self.subgroup_spec();
             if let Some(why) = subgroup::sizes_unsupported(&spec, plan.rule, plan.batch_size, MAX_BACKTRACKS) {

@@ -10,13 +10,13 @@
 
 use super::{
     context::GpuContext,
-    kernel::{Kernel, Recording, composed_generated},
-    kernels::EpochParams,
+    kernel::{Kernel, Recording, composed_generated, groups_for},
+    kernels::{EpochParams, Evaluate, EvaluateParams},
 };
 use crate::{
     Error, Result,
     engine::StepRule,
-    shader_source::{SUBGROUP_LANES, SubgroupSpec, subgroup_train},
+    shader_source::{SUBGROUP_LANES, SubgroupSpec, subgroup_evaluate, subgroup_train},
 };
 
 /// Loop iterations llvmpipe allows one invocation, across all its loops (Mesa's
@@ -134,6 +134,52 @@ impl SubgroupTrain {
             rec.dispatch(&self.kernel, &p, &[theta, batches, lrs, stats], Some(data), [prm.runs, 1, 1])?;
         }
         Ok(())
+    }
+}
+
+/// The generated whole-set evaluation ([`crate::shader_source::subgroup_evaluate`]).
+pub struct SubgroupEvaluate {
+    pub spec: SubgroupSpec,
+    kernel: Kernel,
+}
+
+impl SubgroupEvaluate {
+    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: SubgroupSpec) -> Result<SubgroupEvaluate> {
+        if let Some(why) = adapter_unsupported(ctx) {
+            return Err(Error::usage(why));
+        }
+        let composed = composed_generated("evaluate_subgroup", &subgroup_evaluate(&spec))?;
+        let kernel = Kernel::from_source(
+            ctx,
+            data,
+            "evaluate_subgroup",
+            composed,
+            size_of::<EvaluateParams>(),
+            &[("MODEL", spec.model as f64)],
+        )?;
+        Ok(SubgroupEvaluate { spec, kernel })
+    }
+
+    /// Sums over the `n` samples of `data` for every set, as [`Evaluate::encode`] (whose
+    /// `reduce` adds this kernel's partial sums); `partials` holds [`Evaluate::partials_size`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        reduce: &'a Evaluate,
+        data: &'a wgpu::BindGroup,
+        n: usize,
+        sets: u32,
+        theta: &'a wgpu::Buffer,
+        partials: &'a wgpu::Buffer,
+        totals: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        // Ranges of at most 256 samples (257 loop passes each), as many as the other kernel's.
+        let groups = groups_for(n, 256).max(1);
+        let (classes, p) = (self.spec.classes, self.spec.p);
+        let prm = EvaluateParams { sets, classes, dim: classes * (p + 1), groups };
+        rec.dispatch(&self.kernel, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
+        reduce.encode_reduce(rec, sets, groups, partials, totals)
     }
 }
 

@@ -126,9 +126,21 @@ impl SubgroupSpec {
         self.units().div_ceil(SUBGROUP_LANES)
     }
 
+    /// Two-class softmax (either loss) needs only W₁ − W₀ (GUIDE §6b): the loss depends on the
+    /// logits' difference, its derivatives are opposite (d₀ = −d₁), so SGD leaves W₀ + W₁ as it
+    /// is and moves W₁ − W₀ by −2h·g₁. The kernels keep that difference alone in registers.
+    pub fn pair(&self) -> bool {
+        self.classes == 2 && self.model <= 1
+    }
+
+    /// Rows of W the kernels keep in registers: 1 for the two-class softmax, else every row.
+    pub fn rows(&self) -> u32 {
+        if self.pair() { 1 } else { self.classes }
+    }
+
     /// Entries of W each lane keeps in registers (and as many gradient entries).
     pub fn lane_weights(&self) -> u32 {
-        self.classes * self.slots() * self.quads_per_unit() * 4
+        self.rows() * self.slots() * self.quads_per_unit() * 4
     }
 }
 
@@ -165,7 +177,10 @@ pub fn subgroup_train(spec: &SubgroupSpec) -> String {
     let scale = if x_u8 { "(1.0 / 255.0)" } else { "1.0" };
     // Names of the quads: w_C_K_Q, g_C_K_Q; the sample's features x_K_Q.
     let quads = || (0..k).flat_map(move |kk| (0..q).map(move |qq| (kk, qq)));
-    let all = || (0..c).flat_map(move |cc| quads().map(move |(kk, qq)| (cc, kk, qq)));
+    let rows = spec.rows();
+    let all = || (0..rows).flat_map(move |cc| quads().map(move |(kk, qq)| (cc, kk, qq)));
+    // The step moves the registers by −hh·g: hh = 2h for W₁ − W₀ (its gradient is 2 g₁).
+    let hh = if spec.pair() { "2.0 * h" } else { "h" };
 
     out!("@compute @workgroup_size({SUBGROUP_LANES})");
     out!("fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {{");
@@ -179,15 +194,17 @@ pub fn subgroup_train(spec: &SubgroupSpec) -> String {
     for (cc, kk, qq) in all() {
         out!("        g_{cc}_{kk}_{qq} = vec4<f32>(0.0);");
     }
-    for cc in 0..c {
+    for cc in 0..rows {
         out!("        gb_{cc} = 0.0;");
     }
     out!("        var total = 0.0;");
     out!("        for (var i = 0u; i < prm.batch; i++) {{");
     sample(w, spec, scale, false, true);
     out!("            total += loss;");
-    for cc in 0..c {
-        out!("            let e_{cc} = d_{cc} * inv_b;");
+    for cc in 0..rows {
+        // The difference row's gradient is class 1's (g₁; the step applies it twice).
+        let src = if spec.pair() { 1 } else { cc };
+        out!("            let e_{cc} = d_{src} * inv_b;");
         for (kk, qq) in quads() {
             out!("            g_{cc}_{kk}_{qq} = fma(vec4<f32>(e_{cc}), x_{kk}_{qq}, g_{cc}_{kk}_{qq});");
         }
@@ -209,8 +226,11 @@ pub fn subgroup_train(spec: &SubgroupSpec) -> String {
         out!("            sq = fma(g_{cc}_{kk}_{qq}, g_{cc}_{kk}_{qq}, sq);");
     }
     out!("            gsq = subgroupAdd(dot(sq, ONE));");
-    for cc in 0..c {
+    for cc in 0..rows {
         out!("            gsq += gb_{cc} * gb_{cc};");
+    }
+    if spec.pair() {
+        out!("            gsq *= 2.0; // ‖g₀‖² + ‖g₁‖² with g₀ = −g₁");
     }
     out!("        }}");
     out!("        if prm.rule == 1u {{");
@@ -225,6 +245,7 @@ pub fn subgroup_train(spec: &SubgroupSpec) -> String {
     out!("            }}");
     out!("            for (var tr = 0u; tr < prm.max_backtracks; tr++) {{");
     out!("                var trial = 0.0;");
+    out!("                let hh = {hh};");
     out!("                for (var i = 0u; i < prm.batch; i++) {{");
     sample(w, spec, scale, true, true);
     out!("                    trial += loss;");
@@ -235,11 +256,12 @@ pub fn subgroup_train(spec: &SubgroupSpec) -> String {
     out!("            }}");
     out!("        }}");
     out!("        h_prev = h;");
+    out!("        let hh = {hh};");
     for (cc, kk, qq) in all() {
-        out!("        w_{cc}_{kk}_{qq} -= h * g_{cc}_{kk}_{qq};");
+        out!("        w_{cc}_{kk}_{qq} -= hh * g_{cc}_{kk}_{qq};");
     }
-    for cc in 0..c {
-        out!("        b_{cc} -= h * gb_{cc};");
+    for cc in 0..rows {
+        out!("        b_{cc} -= hh * gb_{cc};");
     }
     out!("        if lane == 0u {{");
     out!("            let o = (run * prm.steps + s) * 4u;");
@@ -250,16 +272,43 @@ pub fn subgroup_train(spec: &SubgroupSpec) -> String {
     out!("            stats[o + 3u] = f32(trials) + 1.0;");
     out!("        }}");
     out!("    }}");
-    for (cc, kk, qq) in all() {
-        for (o, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-            out!("    w_put(base + {}u + j_{kk}_{qq} + {o}u, j_{kk}_{qq} + {o}u, w_{cc}_{kk}_{qq}.{comp});", cc * p);
+    let comps = ["x", "y", "z", "w"];
+    if spec.pair() {
+        // W₀ and W₁ from θ (unchanged during the dispatch), and how far the difference moved:
+        // u = ((W₁ − W₀) at the start − the difference now) / 2: SGD moved W₀ by +u, W₁ by −u.
+        for (kk, qq) in quads() {
+            let e = |row: u32, o: u32| format!("w_at(base + {}u + j_{kk}_{qq} + {o}u, j_{kk}_{qq} + {o}u)", row * p);
+            out!("    let o0_{kk}_{qq} = vec4<f32>({}, {}, {}, {});", e(0, 0), e(0, 1), e(0, 2), e(0, 3));
+            out!("    let o1_{kk}_{qq} = vec4<f32>({}, {}, {}, {});", e(1, 0), e(1, 1), e(1, 2), e(1, 3));
+            out!("    let u_{kk}_{qq} = ((o1_{kk}_{qq} - o0_{kk}_{qq}) - w_0_{kk}_{qq}) * 0.5;");
+            for (o, comp) in comps.iter().enumerate() {
+                let j = format!("j_{kk}_{qq} + {o}u");
+                out!("    w_put(base + {j}, {j}, o0_{kk}_{qq}.{comp} + u_{kk}_{qq}.{comp});");
+                out!("    w_put(base + {p}u + {j}, {j}, o1_{kk}_{qq}.{comp} - u_{kk}_{qq}.{comp});");
+            }
         }
+        out!("    if lane == 0u {{");
+        out!("        let c0 = theta[base + {}u];", 2 * p);
+        out!("        let c1 = theta[base + {}u];", 2 * p + 1);
+        out!("        let ub = ((c1 - c0) - b_0) * 0.5;");
+        out!("        theta[base + {}u] = c0 + ub;", 2 * p);
+        out!("        theta[base + {}u] = c1 - ub;", 2 * p + 1);
+        out!("    }}");
+    } else {
+        for (cc, kk, qq) in all() {
+            for (o, comp) in comps.iter().enumerate() {
+                out!(
+                    "    w_put(base + {}u + j_{kk}_{qq} + {o}u, j_{kk}_{qq} + {o}u, w_{cc}_{kk}_{qq}.{comp});",
+                    cc * p
+                );
+            }
+        }
+        out!("    if lane == 0u {{");
+        for cc in 0..c {
+            out!("        theta[base + {}u] = b_{cc};", c * p + cc);
+        }
+        out!("    }}");
     }
-    out!("    if lane == 0u {{");
-    for cc in 0..c {
-        out!("        theta[base + {}u] = b_{cc};", c * p + cc);
-    }
-    out!("    }}");
     out!("}}");
     s
 }
@@ -304,12 +353,13 @@ fn sample(w: &mut String, spec: &SubgroupSpec, scale: &str, trial: bool, from_ba
             }
         }
     }
-    for cc in 0..c {
+    let rows = spec.rows();
+    for cc in 0..rows {
         out!("var a_{cc} = vec4<f32>(0.0);");
         for kk in 0..k {
             for qq in 0..q {
                 let wq = if trial {
-                    format!("(w_{cc}_{kk}_{qq} - h * g_{cc}_{kk}_{qq})")
+                    format!("(w_{cc}_{kk}_{qq} - hh * g_{cc}_{kk}_{qq})")
                 } else {
                     format!("w_{cc}_{kk}_{qq}")
                 };
@@ -319,14 +369,19 @@ fn sample(w: &mut String, spec: &SubgroupSpec, scale: &str, trial: bool, from_ba
     }
     // The partial logits of the lanes, summed by the subgroup, four classes per vector.
     let comps = ["x", "y", "z", "w"];
-    for m in 0..c.div_ceil(4) {
-        let parts: Vec<String> =
-            (0..4).map(|o| if m * 4 + o < c { format!("dot(a_{}, ONE)", m * 4 + o) } else { "0.0".into() }).collect();
+    for m in 0..rows.div_ceil(4) {
+        let parts: Vec<String> = (0..4)
+            .map(|o| if m * 4 + o < rows { format!("dot(a_{}, ONE)", m * 4 + o) } else { "0.0".into() })
+            .collect();
         out!("let sz_{m} = subgroupAdd(vec4<f32>({}));", parts.join(", "));
     }
-    for cc in 0..c {
-        let bias = if trial { format!("(b_{cc} - h * gb_{cc})") } else { format!("b_{cc}") };
-        out!("let z_{cc} = sz_{}.{} * {scale} + {bias};", cc / 4, comps[(cc % 4) as usize]);
+    for cc in 0..rows {
+        let bias = if trial { format!("(b_{cc} - hh * gb_{cc})") } else { format!("b_{cc}") };
+        let name = if spec.pair() { 1 } else { cc };
+        out!("let z_{name} = sz_{}.{} * {scale} + {bias};", cc / 4, comps[(cc % 4) as usize]);
+    }
+    if spec.pair() {
+        out!("let z_0 = 0.0; // the loss sees only z₁ − z₀");
     }
     match model {
         0 | 1 => {
@@ -444,19 +499,27 @@ fn lane_slice(w: &mut String, spec: &SubgroupSpec, train: bool) {
             out!("    let j_{kk}_{qq} = (u_{kk} * {q}u + {qq}u) * 4u;");
         }
     }
-    for cc in 0..c {
+    let quad = |row: u32, kk: u32, qq: u32| {
+        let e = |o: u32| format!("w_at(base + {}u + j_{kk}_{qq} + {o}u, j_{kk}_{qq} + {o}u)", row * p);
+        format!("vec4<f32>({}, {}, {}, {})", e(0), e(1), e(2), e(3))
+    };
+    for cc in 0..spec.rows() {
         for kk in 0..k {
             for qq in 0..q {
-                let e = |o: u32| format!("w_at(base + {}u + j_{kk}_{qq} + {o}u, j_{kk}_{qq} + {o}u)", cc * p);
-                out!("    {decl} w_{cc}_{kk}_{qq} = vec4<f32>({}, {}, {}, {});", e(0), e(1), e(2), e(3));
+                let value =
+                    if spec.pair() { format!("{} - {}", quad(1, kk, qq), quad(0, kk, qq)) } else { quad(cc, kk, qq) };
+                out!("    {decl} w_{cc}_{kk}_{qq} = {value};");
                 if train {
                     out!("    var g_{cc}_{kk}_{qq} = vec4<f32>(0.0);");
                 }
             }
         }
-    }
-    for cc in 0..c {
-        out!("    {decl} b_{cc} = theta[base + {}u];", c * p + cc);
+        let bias = if spec.pair() {
+            format!("theta[base + {}u] - theta[base + {}u]", c * p + 1, c * p)
+        } else {
+            format!("theta[base + {}u]", c * p + cc)
+        };
+        out!("    {decl} b_{cc} = {bias};");
         if train {
             out!("    var gb_{cc} = 0.0;");
         }

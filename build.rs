@@ -2,6 +2,7 @@
 //! uses, so invalid WGSL fails the build with the file and line instead of failing at run time.
 
 #[path = "src/shader_source.rs"]
+#[allow(dead_code)]
 mod shader_source;
 
 use std::{fs, path::Path};
@@ -26,6 +27,18 @@ fn main() {
             failures.push(e);
         }
     }
+    // The generated subgroup kernels, one specialisation per load mode and loss.
+    for (p, classes, model, x_u8) in [(784, 2, 0, true), (36, 3, 1, true), (36, 1, 2, false), (5, 1, 3, true)] {
+        let spec = shader_source::SubgroupSpec { p, classes, model, x_u8 };
+        for (name, text) in [
+            ("train_subgroup", shader_source::subgroup_train(&spec)),
+            ("evaluate_subgroup", shader_source::subgroup_evaluate(&spec)),
+        ] {
+            if let Err(e) = validate_generated(name, &text, &read) {
+                failures.push(format!("{spec:?}: {e}"));
+            }
+        }
+    }
     if !failures.is_empty() {
         for f in &failures {
             println!("cargo:warning={}", f.replace('\n', " | "));
@@ -36,13 +49,20 @@ fn main() {
 }
 
 fn validate(name: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
-    let composed = shader_source::compose(name, read)?;
+    check(shader_source::compose(name, read)?)
+}
+
+fn validate_generated(name: &str, text: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    check(shader_source::compose_generated(name, text, read)?)
+}
+
+fn check(composed: shader_source::Composed) -> Result<(), String> {
     let module = naga::front::wgsl::parse_str(&composed.source).map_err(|e| {
         let line = e.location(&composed.source).map(|l| l.line_number as usize).unwrap_or(0);
         format!("{}: invalid WGSL: {}", composed.locate(line), e.message())
     })?;
     let mut validator =
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default());
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SUBGROUP);
     validator.validate(&module).map_err(|e| {
         let line = e.location(&composed.source).map(|l| l.line_number as usize).unwrap_or(0);
         format!("{}: WGSL does not validate: {}", composed.locate(line), e.emit_to_string(&composed.source))

@@ -3,14 +3,20 @@
 
 use std::mem::{offset_of, size_of};
 
-use steplens::gpu::{
-    kernel::{SHADERS, wgsl_struct_layout},
-    kernels::*,
+use steplens::{
+    gpu::{
+        kernel::{SHADERS, composed_generated, parse, struct_layout, wgsl_struct_layout},
+        kernels::*,
+    },
+    shader_source::{SubgroupSpec, subgroup_train},
 };
 
 macro_rules! layout {
     ($shader:literal, $wgsl:literal, $ty:ty, [$($field:ident),* $(,)?]) => {{
-        let (size, members) = wgsl_struct_layout($shader, $wgsl).unwrap();
+        layout!(@check wgsl_struct_layout($shader, $wgsl).unwrap(), $wgsl, $ty, [$($field),*])
+    }};
+    (@check $layout:expr, $wgsl:literal, $ty:ty, [$($field:ident),* $(,)?]) => {{
+        let (size, members) = $layout;
         assert_eq!(size as usize, size_of::<$ty>(), "{}: size", $wgsl);
         let rust: Vec<(&str, usize)> = vec![$((stringify!($field), offset_of!($ty, $field))),*];
         assert_eq!(members.len(), rust.len(), "{}: member count", $wgsl);
@@ -67,6 +73,35 @@ fn parameter_structs_match_wgsl() {
             _pad0
         ]
     );
+    // The generated subgroup kernel shares the fused kernel's parameters: every load mode, every loss.
+    for (p, classes, model, x_u8) in [(784, 2, 0, true), (36, 3, 1, true), (36, 1, 2, false), (5, 1, 3, true)] {
+        let spec = SubgroupSpec { p, classes, model, x_u8 };
+        let composed = composed_generated("train_subgroup", &subgroup_train(&spec)).unwrap();
+        let module = parse("train_subgroup", &composed).unwrap();
+        layout!(
+            @check struct_layout(&module, "EpochParams").unwrap(),
+            "EpochParams",
+            EpochParams,
+            [
+                runs,
+                steps,
+                batch,
+                classes,
+                dim,
+                tables,
+                rule,
+                max_backtracks,
+                armijo_c,
+                armijo_beta,
+                armijo_growth,
+                max_lr,
+                polyak_c,
+                first_step,
+                count,
+                _pad0
+            ]
+        );
+    }
     layout!("perturb", "PerturbParams", PerturbParams, [sets, points, dim, kind, scale, seed_lo, seed_hi, stream]);
     layout!("gram", "GramParams", GramParams, [points, dim, groups, _pad1]);
     layout!("center", "CenterParams", CenterParams, [points, dim, groups, _pad0]);

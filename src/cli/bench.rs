@@ -52,11 +52,19 @@ pub struct BenchReport {
     pub repeats: usize,
     /// The kernels the training and sweep figures ran on (`--kernels auto` resolved).
     pub kernels: crate::gpu::KernelPath,
+    /// Why `--kernels auto` resolved so (or that the path was forced).
+    pub kernels_why: String,
+    /// The first (warm-up) training epoch: it compiles the kernels built on first use (the
+    /// subgroup kernel), which Mesa's shader disk cache makes fast on later starts.
+    pub train_first_epoch_ms: f64,
     /// Softmax, MNIST 0/1, batch 64, 197 steps: wall-clock ms per epoch (submit to read-back).
     pub train_epoch_ms: f64,
     pub train_epoch_gpu_ms: Option<f64>,
     pub train_steps_per_s: f64,
     pub train_samples_per_s: f64,
+    /// Whole-set evaluation of the one run (train and test sets, as `train` does after every
+    /// epoch): wall-clock ms, median.
+    pub evaluation_ms: f64,
     pub train_gflops: f64,
     pub sweep_runs: usize,
     pub sweep_epoch_ms: f64,
@@ -96,15 +104,16 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     // Training: one run.
     let mut engine = GpuEngine::new(ctx()?, model, &data, 1, args.device.kernels)?;
     engine.set_params(&model.init(InitKind::Xavier, 0))?;
-    let kernels = engine.kernel_path(StepRule::Table, 1, steps, 64);
-    let (train_ms, train_gpu) = time_epochs(&mut engine, &batching, 1, args.repeats, &bar)?;
+    let (kernels, kernels_why) = engine.kernel_choice(StepRule::Table, 1, steps, 64);
+    let (train_ms, train_gpu, first_ms) = time_epochs(&mut engine, &batching, 1, args.repeats, &bar)?;
+    let evaluation_ms = time_evaluation(&mut engine, args.repeats)?;
     let flops = steps as f64 * 64.0 * model.outputs as f64 * model.p as f64 * 4.0;
 
     // Sweep: R runs in one dispatch.
     let runs = args.sweep_runs.unwrap_or(if is_cpu { 64 } else { 1024 });
     let mut sweep = GpuEngine::new(ctx()?, model, &data, runs, args.device.kernels)?;
     sweep.set_params(&model.init(InitKind::Xavier, 0).repeat(runs))?;
-    let (sweep_ms, _) = time_epochs(&mut sweep, &batching, runs, args.repeats, &bar)?;
+    let (sweep_ms, _, _) = time_epochs(&mut sweep, &batching, runs, args.repeats, &bar)?;
     drop(sweep);
 
     // Analysis: every batch of b = 32 at K = 100.
@@ -121,10 +130,13 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         version: env!("CARGO_PKG_VERSION").into(),
         repeats: args.repeats,
         kernels,
+        kernels_why,
+        train_first_epoch_ms: first_ms,
         train_epoch_ms: train_ms,
         train_epoch_gpu_ms: train_gpu,
         train_steps_per_s: steps as f64 / (train_ms / 1e3),
         train_samples_per_s: (steps * 64) as f64 / (train_ms / 1e3),
+        evaluation_ms,
         train_gflops: flops / (train_ms / 1e3) / 1e9,
         sweep_runs: runs,
         sweep_epoch_ms: sweep_ms,
@@ -142,14 +154,15 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// Median wall-clock (and GPU) ms of training epochs without evaluation, after a warm-up.
+/// Median wall-clock (and GPU) ms of training epochs without evaluation, after a warm-up, and
+/// the warm-up's wall-clock ms.
 fn time_epochs(
     engine: &mut GpuEngine,
     batching: &Batching,
     runs: usize,
     repeats: usize,
     bar: &Progress,
-) -> Result<(f64, Option<f64>)> {
+) -> Result<(f64, Option<f64>, f64)> {
     let batches = batching.epoch(1);
     let lrs = vec![0.005f32; runs * batching.steps()];
     let plan = EpochPlan {
@@ -161,17 +174,32 @@ fn time_epochs(
         read_params: false,
         evaluate: false,
     };
-    let (mut wall, mut gpu) = (Vec::new(), Vec::new());
+    let (mut wall, mut gpu, mut first) = (Vec::new(), Vec::new(), 0.0);
     for i in 0..=repeats {
         let t = Instant::now();
         engine.run_epoch(&plan)?;
-        if i > 0 {
+        if i == 0 {
+            first = t.elapsed().as_secs_f64() * 1e3;
+        } else {
             wall.push(t.elapsed().as_secs_f64() * 1e3);
             gpu.extend(engine.last_gpu_ms());
         }
         bar.inc(1);
     }
-    Ok((median(wall), (!gpu.is_empty()).then(|| median(gpu))))
+    Ok((median(wall), (!gpu.is_empty()).then(|| median(gpu)), first))
+}
+
+/// Median wall-clock ms of a whole-set evaluation (train and test sets), after a warm-up.
+fn time_evaluation(engine: &mut GpuEngine, repeats: usize) -> Result<f64> {
+    let mut wall = Vec::new();
+    for i in 0..=repeats {
+        let t = Instant::now();
+        engine.evaluate()?;
+        if i > 0 {
+            wall.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(median(wall))
 }
 
 /// (total ms, host eigen ms) of the whole analysis, medians.
@@ -246,6 +274,7 @@ fn print_report(r: &BenchReport, cpu: bool) {
     };
     let kernels = format!("{:?}", r.kernels).to_lowercase();
     println!("{} ({}, {}), {}, --kernels {kernels}", r.adapter, r.backend, r.driver, r.date);
+    println!("kernels: {}; first epoch (with compiling) {} ms", r.kernels_why, fmt_num(r.train_first_epoch_ms, 4));
     let mut t = Table::new(["work", "ms", "GPU ms", "anchor", "anchor ms", "speed-up"]);
     let ratio = |anchor: f64, ms: f64| format!("×{}", fmt_num(anchor / ms, 3));
     t.row(vec![
@@ -263,6 +292,14 @@ fn print_report(r: &BenchReport, cpu: bool) {
         burn_anchor.0.into(),
         fmt_num(burn_anchor.1, 3),
         ratio(burn_anchor.1, r.train_epoch_ms),
+    ]);
+    t.row(vec![
+        "evaluation (train + test sets)".into(),
+        fmt_num(r.evaluation_ms, 4),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
     ]);
     let sweep_row = match sweep_anchor {
         Some((name, ms)) if r.sweep_runs == 1024 => vec![name.to_string(), fmt_num(ms, 3), ratio(ms, r.sweep_epoch_ms)],

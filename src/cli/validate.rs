@@ -64,11 +64,34 @@ pub fn run(args: &ValidateArgs, quiet: bool) -> Result<()> {
             Err(e) => vec![Check::failed("open the device", e.to_string())],
         };
         checks.extend(validate::training_checks(&open));
+        checks.extend(validate::subgroup_checks(&open));
         checks.push(
             open().and_then(validate::analysis_check).unwrap_or_else(|e| Check::failed("analysis", e.to_string())),
         );
-        match open().and_then(|ctx| mnist_run(ctx, &mnist)) {
-            Ok(theta) => runs.push((format!("{} ({:?})", info.name, info.backend), theta)),
+        match open().and_then(|ctx| mnist_run(ctx, &mnist, KernelPath::Fused)) {
+            Ok(theta) => {
+                // The subgroup kernel on the same epoch, where the adapter has it.
+                let sub = open().and_then(|ctx| match crate::gpu::subgroup::adapter_unsupported(&ctx) {
+                    None => mnist_run(ctx, &mnist, KernelPath::Subgroup).map(Some),
+                    Some(_) => Ok(None),
+                });
+                match sub {
+                    Ok(Some(s)) => {
+                        let r: Vec<f64> = theta.iter().map(|&v| v as f64).collect();
+                        let e = validate::rel_err(&s, &r);
+                        checks.push(Check {
+                            name: "MNIST epoch, subgroup vs fused kernel".into(),
+                            max_error: e,
+                            tolerance: RUN_TOL,
+                            passed: e <= RUN_TOL,
+                            note: None,
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => checks.push(Check::failed("MNIST epoch, subgroup kernel", e.to_string())),
+                }
+                runs.push((format!("{} ({:?})", info.name, info.backend), theta));
+            }
             Err(e) => checks.push(Check::failed("MNIST epoch", e.to_string())),
         }
         reports.push(AdapterReport {
@@ -109,9 +132,9 @@ pub fn run(args: &ValidateArgs, quiet: bool) -> Result<()> {
 }
 
 /// One epoch of softmax on MNIST 0/1 (batch 64, lr 0.5) from the seeded initialisation.
-fn mnist_run(ctx: GpuContext, data: &crate::data::Data) -> Result<Vec<f32>> {
+fn mnist_run(ctx: GpuContext, data: &crate::data::Data, path: KernelPath) -> Result<Vec<f32>> {
     let model = Model::for_data(ModelKind::Softmax, LossKind::Ce, &data.train)?;
-    let mut engine = GpuEngine::new(ctx, model, data, 1, KernelPath::Fused)?;
+    let mut engine = GpuEngine::new(ctx, model, data, 1, path)?;
     engine.set_params(&model.init(InitKind::Xavier, 0))?;
     let batching = Batching::new(data.train.n, 64, 0, false)?;
     let batches = batching.epoch(1);
@@ -133,9 +156,21 @@ fn print_reports(reports: &[AdapterReport]) {
     for r in reports {
         // Kernels summarised in one row; the rest one row each.
         let (kernels, rest): (Vec<&Check>, Vec<&Check>) = r.checks.iter().partition(|c| {
-            ["logits", "dlogits", "weight_grad", "sgd_update", "evaluate", "gram", "combine", "center", "perturb"]
-                .iter()
-                .any(|k| c.name.starts_with(k))
+            [
+                "logits",
+                "dlogits",
+                "weight_grad",
+                "sgd_update",
+                "evaluate",
+                "gram",
+                "combine",
+                "center",
+                "perturb",
+                "train_subgroup",
+                "evaluate_subgroup",
+            ]
+            .iter()
+            .any(|k| c.name.starts_with(k))
         });
         let worst = kernels.iter().map(|c| c.max_error).fold(0.0, f64::max);
         let failed = kernels.iter().filter(|c| !c.passed).count();

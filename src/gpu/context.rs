@@ -113,6 +113,8 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub timestamps: bool,
+    /// Whether the device was opened with `Features::SUBGROUP`.
+    pub subgroups: bool,
     errors: Arc<Mutex<Vec<String>>>,
     staging: Mutex<Option<wgpu::Buffer>>,
 }
@@ -139,6 +141,11 @@ impl GpuContext {
         if timestamps {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
+        // Subgroup operations where the adapter has them (the subgroup training kernel).
+        let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP);
+        if subgroups {
+            features |= wgpu::Features::SUBGROUP;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("steplens"),
             required_features: features,
@@ -161,7 +168,12 @@ impl GpuContext {
                 lost.lock().unwrap_or_else(|p| p.into_inner()).push(format!("the device was lost: {msg}"));
             }
         });
-        Ok(GpuContext { device, queue, info, limits, timestamps, errors, staging: Mutex::new(None) })
+        Ok(GpuContext { device, queue, info, limits, timestamps, subgroups, errors, staging: Mutex::new(None) })
+    }
+
+    /// The adapter's subgroup sizes (min, max), where it has subgroup operations.
+    pub fn subgroup_sizes(&self) -> Option<(u32, u32)> {
+        self.subgroups.then_some((self.info.subgroup_min_size, self.info.subgroup_max_size))
     }
 
     pub fn engine_info(&self) -> EngineInfo {

@@ -9,6 +9,7 @@ use super::{
         Center, Combine, Dlogits, EpochParams, Evaluate, Gram, Logits, Perturb, PerturbParams, Project, ProjectParams,
         SgdParams, SgdUpdate, Specialisation, TrainEpoch, WeightGrad,
     },
+    subgroup::{self, SubgroupEvaluate, SubgroupTrain},
 };
 use crate::{
     Error, Result,
@@ -18,20 +19,25 @@ use crate::{
         Metrics, PerturbedRequest, RowGroups, StepRule, StepStat, check_gradients, check_perturbed, check_plan,
     },
     model::Model,
+    shader_source::SubgroupSpec,
 };
 
-/// How an epoch is computed: the fused kernel (one workgroup per run does every step), or the
+/// How an epoch is computed: the fused kernel (one workgroup per run does every step), the
 /// unfused reference kernels (four dispatches per step, all in one pass, every step spread over
-/// the whole device), or `auto`: unfused on CPU adapters for table rates, fused otherwise.
+/// the whole device), the subgroup kernel (one subgroup of 8 lanes per run, no barriers), or
+/// `auto`, chosen from what the adapter reports ([`GpuEngine::kernel_path`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KernelPath {
-    /// Unfused on CPU adapters where the step rule allows it (on lavapipe with 2 cores an epoch
-    /// takes about 0.4 s unfused against 1.4 s fused, which runs each run on one core), else fused.
+    /// On CPU adapters with subgroups of 8 (Vulkan lavapipe): the subgroup kernel where the sizes
+    /// allow it; on other CPU adapters (GL llvmpipe): unfused where the step rule allows it; the
+    /// fused kernel otherwise (real GPUs).
     #[default]
     Auto,
     Fused,
     Unfused,
+    /// Needs an adapter with subgroups of at least 8 lanes.
+    Subgroup,
 }
 
 /// A dataset resident on the device, bound as group 1.
@@ -44,12 +50,17 @@ impl GpuData {
     pub fn upload(ctx: &GpuContext, layout: &wgpu::BindGroupLayout, set: &Dataset) -> Result<GpuData> {
         let words: Vec<u8> = match &set.features {
             // Four pixels per word, byte k of word w is pixel 4w + k: the bytes as they are.
+            // Padded to 16 bytes: the subgroup kernel reads the words as `array<vec4<u32>>`.
             Features::U8(v) => {
                 let mut b = v.clone();
-                b.resize(v.len().next_multiple_of(4), 0);
+                b.resize(v.len().next_multiple_of(16), 0);
                 b
             }
-            Features::F32(v) => cast_slice(v).to_vec(),
+            Features::F32(v) => {
+                let mut b = cast_slice(v).to_vec();
+                b.resize(b.len().next_multiple_of(16), 0);
+                b
+            }
         };
         let storage = wgpu::BufferUsages::STORAGE;
         let x = ctx.buffer_init(&format!("{} features", set.name), &words, storage)?;
@@ -107,6 +118,14 @@ pub struct GpuEngine {
     runs: usize,
     path: KernelPath,
     kernels: Kernels,
+    /// The group-1 layout, for kernels compiled on first use.
+    data_layout: wgpu::BindGroupLayout,
+    x_u8: bool,
+    /// The subgroup kernel, compiled on the first epoch that runs on it.
+    subgroup: Option<SubgroupTrain>,
+    /// The subgroup evaluation, compiled on the first evaluation that runs on it.
+    subgroup_eval: Option<SubgroupEvaluate>,
+    loop_cap: u64,
     train: GpuData,
     test: Option<GpuData>,
     theta: wgpu::Buffer,
@@ -123,6 +142,11 @@ impl GpuEngine {
         let x_u8 = matches!(data.train.features, Features::U8(_));
         if data.test.as_ref().is_some_and(|t| matches!(t.features, Features::U8(_)) != x_u8) {
             return Err(Error::usage("the train and test sets must have the same feature type"));
+        }
+        if path == KernelPath::Subgroup
+            && let Some(why) = subgroup::adapter_unsupported(&ctx)
+        {
+            return Err(Error::usage(why));
         }
         let layout = data_layout(&ctx);
         let spec = Specialisation { model: model.loss_code() as u32, x_u8 };
@@ -142,6 +166,11 @@ impl GpuEngine {
             runs,
             path,
             kernels,
+            data_layout: layout,
+            x_u8,
+            subgroup: None,
+            subgroup_eval: None,
+            loop_cap: subgroup::LOOP_CAP,
             train,
             test,
             theta,
@@ -157,14 +186,56 @@ impl GpuEngine {
         &self.ctx
     }
 
+    /// The loop iterations per invocation the subgroup kernel's dispatches are sized for
+    /// ([`subgroup::LOOP_CAP`] unless changed: tests lower it to split epochs into more dispatches,
+    /// or raise it to see the driver's cap hit).
+    pub fn set_loop_cap(&mut self, cap: u64) {
+        self.loop_cap = cap;
+    }
+
+    /// The subgroup kernel's specialisation for this engine's model and data.
+    fn subgroup_spec(&self) -> SubgroupSpec {
+        SubgroupSpec {
+            p: self.model.p as u32,
+            classes: self.model.outputs as u32,
+            model: self.model.loss_code() as u32,
+            x_u8: self.x_u8,
+        }
+    }
+
     fn dims(&self) -> (u32, u32, u32) {
         (self.runs as u32, self.model.outputs as u32, self.model.dim() as u32)
+    }
+
+    /// Whether evaluations run on the subgroup evaluation kernel: with `--kernels auto` or
+    /// `subgroup`, where `auto` would take the subgroup training kernel for this model (the
+    /// adapter and the registers' budget; evaluation has no loop-cap concern).
+    fn subgroup_evaluation(&self) -> bool {
+        matches!(self.path, KernelPath::Auto | KernelPath::Subgroup)
+            && subgroup::adapter_prefers(&self.ctx)
+            && self.subgroup_spec().lane_weights() <= subgroup::MAX_LANE_WEIGHTS
+    }
+
+    /// Compile the subgroup evaluation if evaluations run on it and it is not compiled yet.
+    fn prepare_evaluation(&mut self) -> Result<()> {
+        if self.subgroup_evaluation() && self.subgroup_eval.is_none() {
+            self.subgroup_eval = Some(SubgroupEvaluate::new(&self.ctx, &self.data_layout, self.subgroup_spec())?);
+        }
+        Ok(())
     }
 
     /// Record the whole-set evaluations of every run.
     fn record_evaluation<'a>(&'a self, rec: &mut Recording<'a>) -> Result<()> {
         let (runs, classes, dim) = self.dims();
         let k = &self.kernels.evaluate;
+        if let Some(sub) = self.subgroup_eval.as_ref().filter(|_| self.subgroup_evaluation()) {
+            let (train, test) = (&self.train, self.test.as_ref());
+            sub.encode(rec, k, &train.bind, train.n, runs, &self.theta, &self.partials, &self.totals_train)?;
+            if let Some(test) = test {
+                sub.encode(rec, k, &test.bind, test.n, runs, &self.theta, &self.partials, &self.totals_test)?;
+            }
+            return Ok(());
+        }
         k.encode(
             rec,
             &self.train.bind,
@@ -291,20 +362,46 @@ impl GpuEngine {
         self.kernel_path(plan.rule, plan.tables(), plan.steps, plan.batch_size)
     }
 
-    /// The kernels an epoch runs on (never `Auto`): `auto` takes the unfused kernels on CPU
-    /// adapters, where they spread each step over every core, when the step rule is one they
-    /// support and their per-step losses (steps × runs × batch) fit one storage binding.
+    /// The kernels an epoch runs on (never `Auto`), from what the adapter reports: on a CPU
+    /// adapter whose subgroups are 8 lanes wide (Vulkan lavapipe) the subgroup kernel, when
+    /// its registers hold the model's slice and one step fits the loop cap; on other CPU adapters
+    /// (GL llvmpipe) the unfused kernels, which spread each step over every core, when the step
+    /// rule is one they support and their per-step losses (steps × runs × batch) fit one storage
+    /// binding; the fused kernel otherwise (real GPUs, where 8 lanes a run would leave them idle).
     pub fn kernel_path(&self, rule: StepRule, tables: usize, steps: usize, batch_size: usize) -> KernelPath {
+        self.kernel_choice(rule, tables, steps, batch_size).0
+    }
+
+    /// [`GpuEngine::kernel_path`] and why, in words (for `bench` and the run's records).
+    pub fn kernel_choice(
+        &self,
+        rule: StepRule,
+        tables: usize,
+        steps: usize,
+        batch_size: usize,
+    ) -> (KernelPath, String) {
         let losses_bytes = (steps * self.runs * batch_size * 4) as u64;
         let unfused_can = rule == StepRule::Table
             && (tables == 1 || tables == self.runs)
             && losses_bytes <= self.ctx.limits.max_storage_buffer_binding_size;
+        let info = &self.ctx.info;
+        let cpu = info.device_type == wgpu::DeviceType::Cpu;
+        let sizes = subgroup::sizes_unsupported(&self.subgroup_spec(), rule, batch_size, MAX_BACKTRACKS);
+        let subgroups = match self.ctx.subgroup_sizes() {
+            Some((min, max)) => format!("subgroups of {min}..{max} lanes"),
+            None => "no subgroups".into(),
+        };
+        let adapter = format!("{:?} adapter ({:?}) with {subgroups}", info.device_type, info.backend);
         match self.path {
-            KernelPath::Auto if unfused_can && self.ctx.info.device_type == wgpu::DeviceType::Cpu => {
-                KernelPath::Unfused
+            KernelPath::Auto if subgroup::adapter_prefers(&self.ctx) && sizes.is_none() => {
+                (KernelPath::Subgroup, format!("auto: {adapter}: one subgroup per run"))
             }
-            KernelPath::Auto => KernelPath::Fused,
-            path => path,
+            KernelPath::Auto if unfused_can && cpu => {
+                let why = sizes.map_or(String::new(), |s| format!(" ({s})"));
+                (KernelPath::Unfused, format!("auto: {adapter}: every step spread over the cores{why}"))
+            }
+            KernelPath::Auto => (KernelPath::Fused, format!("auto: {adapter}: one workgroup per run")),
+            path => (path, "forced by --kernels".into()),
         }
     }
 }
@@ -331,7 +428,8 @@ fn steps_per_dispatch() -> usize {
     std::env::var("STEPLENS_STEPS_PER_DISPATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(16).max(1)
 }
 
-fn epoch_params(plan: &EpochPlan, runs: u32, classes: u32, dim: u32) -> EpochParams {
+/// The fused and subgroup kernels' parameters for `plan` (every step, one dispatch).
+pub fn epoch_params(plan: &EpochPlan, runs: u32, classes: u32, dim: u32) -> EpochParams {
     let mut prm = EpochParams {
         runs,
         steps: plan.steps as u32,
@@ -401,6 +499,7 @@ impl Engine for GpuEngine {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
+        self.prepare_evaluation()?;
         let mut rec = Recording::new(&self.ctx);
         self.record_evaluation(&mut rec)?;
         Ok(self.finish(rec, &[])?.1)
@@ -413,6 +512,22 @@ impl Engine for GpuEngine {
         let table = self.ctx.buffer_init("batches", cast_slice(plan.batches), storage)?;
         let lrs = self.ctx.buffer_init("learning rates", cast_slice(plan.lrs), storage)?;
         let path = self.path_for(plan);
+        if plan.evaluate {
+            self.prepare_evaluation()?;
+        }
+        let per_subgroup_dispatch = if path == KernelPath::Subgroup {
+            let spec = self.subgroup_spec();
+            if let Some(why) = subgroup::sizes_unsupported(&spec, plan.rule, plan.batch_size, MAX_BACKTRACKS) {
+                return Err(Error::usage(format!("--kernels subgroup: {why}")));
+            }
+            if self.subgroup.as_ref().is_none_or(|k| k.spec != spec) {
+                self.subgroup = Some(SubgroupTrain::new(&self.ctx, &self.data_layout, spec)?);
+            }
+            subgroup::steps_per_dispatch(plan.rule, plan.batch_size, MAX_BACKTRACKS, self.loop_cap)
+                .ok_or_else(|| Error::usage("the loop cap is below one step's iterations"))?
+        } else {
+            0
+        };
         // What the host reads for the step statistics: the fused kernel's (loss, lr, |g|², trials)
         // per step, or the unfused kernels' per-sample losses of every step.
         let stats_bytes = match path {
@@ -429,6 +544,12 @@ impl Engine for GpuEngine {
         };
         let mut rec = Recording::new(&self.ctx);
         match &scratch {
+            None if path == KernelPath::Subgroup => {
+                let kernel = self.subgroup.as_ref().ok_or_else(|| Error::gpu("the subgroup kernel is missing"))?;
+                let prm = epoch_params(plan, runs, classes, dim);
+                let data = &self.train.bind;
+                kernel.encode(&mut rec, data, prm, per_subgroup_dispatch, &self.theta, &table, &lrs, &stats)?;
+            }
             None => {
                 let data = &self.train.bind;
                 let per = steps_per_dispatch().min(plan.steps);
@@ -462,10 +583,16 @@ impl Engine for GpuEngine {
                 let raw: &[f32] = cast_slice(&out[0]);
                 // The kernel writes trials + 1 for every step it ran: a zero means a skipped step.
                 if let Some(i) = raw.chunks(4).position(|s| s[3] < 1.0) {
+                    let hint = if path == KernelPath::Subgroup {
+                        "the loop cap the dispatches were sized for is wrong for this driver"
+                    } else {
+                        "try STEPLENS_STEPS_PER_DISPATCH=4"
+                    };
                     return Err(Error::gpu(format!(
-                        "the GPU did not run step {} of {} (the driver ended the dispatch early); try STEPLENS_STEPS_PER_DISPATCH=4",
+                        "the GPU did not run step {} of {} of run {} (the driver ended the dispatch early); {hint}",
                         i % plan.steps + 1,
-                        plan.steps
+                        plan.steps,
+                        i / plan.steps + 1
                     )));
                 }
                 raw.chunks(4).map(|s| StepStat { loss: s[0], lr: s[1], grad_sq: s[2], trials: s[3] - 1.0 }).collect()

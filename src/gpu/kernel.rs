@@ -41,8 +41,21 @@ pub fn composed(name: &str) -> Result<shader_source::Composed> {
 
 /// Shader `name` parsed by naga.
 pub fn naga_module(name: &str) -> Result<naga::Module> {
-    let c = composed(name)?;
-    naga::front::wgsl::parse_str(&c.source).map_err(|e| Error::gpu(format!("shaders/{name}.wgsl: {}", e.message())))
+    parse(name, &composed(name)?)
+}
+
+/// A composed shader parsed by naga; errors name the original file and line.
+pub fn parse(name: &str, c: &shader_source::Composed) -> Result<naga::Module> {
+    naga::front::wgsl::parse_str(&c.source).map_err(|e| {
+        let line = e.location(&c.source).map_or(0, |l| l.line_number as usize);
+        Error::gpu(format!("{name}: {}: {}", c.locate(line), e.message()))
+    })
+}
+
+/// A generated shader with its imports inlined (through `shader_source`, as the files are).
+pub fn composed_generated(name: &str, text: &str) -> Result<shader_source::Composed> {
+    let read = |n: &str| SHADERS.iter().find(|(k, _)| *k == n).map(|(_, t)| t.to_string());
+    shader_source::compose_generated(name, text, &read).map_err(Error::gpu)
 }
 
 /// The group-1 layout every dataset-reading kernel shares.
@@ -96,8 +109,20 @@ impl Kernel {
         params_size: usize,
         overrides: &[(&str, f64)],
     ) -> Result<Kernel> {
-        let source = composed(name)?.source;
-        let module = naga_module(name)?;
+        Kernel::from_source(ctx, data_layout, name, composed(name)?, params_size, overrides)
+    }
+
+    /// [`Kernel::new`] for a shader generated on the host (composed by `shader_source`).
+    pub fn from_source(
+        ctx: &GpuContext,
+        data_layout: &wgpu::BindGroupLayout,
+        name: &'static str,
+        composed: shader_source::Composed,
+        params_size: usize,
+        overrides: &[(&str, f64)],
+    ) -> Result<Kernel> {
+        let module = parse(name, &composed)?;
+        let source = composed.source;
         let (entries0, uses_data) = reflect_group0(&module, name, params_size as u64)?;
         let workgroup_size = module
             .entry_points
@@ -191,16 +216,21 @@ fn reflect_group0(
 
 /// Size and member offsets of a WGSL struct as naga lays it out (for layout tests).
 pub fn wgsl_struct_layout(shader: &str, struct_name: &str) -> Result<(u32, Vec<(String, u32)>)> {
-    let module = naga_module(shader)?;
+    struct_layout(&naga_module(shader)?, struct_name)
+        .ok_or_else(|| Error::gpu(format!("shaders/{shader}.wgsl has no struct {struct_name}")))
+}
+
+/// Size and member offsets of struct `struct_name` of a parsed module.
+pub fn struct_layout(module: &naga::Module, struct_name: &str) -> Option<(u32, Vec<(String, u32)>)> {
     for (_, ty) in module.types.iter() {
         if ty.name.as_deref() == Some(struct_name)
             && let naga::TypeInner::Struct { members, span } = &ty.inner
         {
             let offsets = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
-            return Ok((*span, offsets));
+            return Some((*span, offsets));
         }
     }
-    Err(Error::gpu(format!("shaders/{shader}.wgsl has no struct {struct_name}")))
+    None
 }
 
 struct Op<'a> {

@@ -319,6 +319,18 @@ impl Evaluate {
         let groups = groups_for(n, 256);
         let prm = EvaluateParams { sets, classes, dim, groups };
         rec.dispatch(&self.partial, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
+        self.encode_reduce(rec, sets, groups, partials, totals)
+    }
+
+    /// totals[set] = Σ of the set's `groups` partial sums (from this kernel or another).
+    pub fn encode_reduce<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        sets: u32,
+        groups: u32,
+        partials: &'a wgpu::Buffer,
+        totals: &'a wgpu::Buffer,
+    ) -> Result<()> {
         // Sums, not means: the host divides in f64 (accuracy then is an exact count over n).
         let prm = ReduceParams { sets, count: groups, scale: 1.0, _pad0: 0 };
         rec.dispatch(&self.reduce, &prm, &[partials, totals], None, [sets, 1, 1])

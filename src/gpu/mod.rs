@@ -5,6 +5,7 @@ pub mod context;
 pub mod engine;
 pub mod kernel;
 pub mod kernels;
+pub mod subgroup;
 
 pub use context::{AdapterRequest, GpuContext};
 pub use engine::{GpuEngine, KernelPath};

@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Instant};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, train::DataSummary};
+use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, interrupted, train::DataSummary};
 use crate::{
     Error, Result,
     analysis::{self, BatchAnalysis, Batches, Settings, SvdMethod},
@@ -204,8 +204,23 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     let batches = Batches { table: &table, batch_size: args.batch_size, n: data.train.n };
     let started = Instant::now();
     let bar = Progress::with_quiet(which.len() as u64, "analyze", quiet);
-    let results =
-        analysis::analyze(engine.as_mut(), &theta, &batches, &which, &settings, 32, &mut |k| bar.inc(k as u64))?;
+    // Chunks of batches are the unit of work: a stop request (Ctrl-C, SIGTERM) is honoured
+    // between two of them, and the finished batches are written as a complete analysis.
+    let mut results = Vec::with_capacity(which.len());
+    for ids in which.chunks(ANALYSIS_CHUNK) {
+        results.extend(analysis::analyze(
+            engine.as_mut(),
+            &theta,
+            &batches,
+            ids,
+            &settings,
+            ANALYSIS_CHUNK,
+            &mut |k| bar.inc(k as u64),
+        )?);
+        if interrupted() && results.len() < which.len() {
+            break;
+        }
+    }
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let config = AnalyzeConfig {
@@ -216,7 +231,7 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
         data: DataSummary::of(&data),
         standardization,
         batch_size: args.batch_size,
-        batches: which.len(),
+        batches: results.len(),
         settings: &settings,
         engine: engine.info(),
     };
@@ -232,9 +247,22 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
         crate::report::table::fmt_num(med(&|r| r.explained1), 4),
         seconds
     );
+    if results.len() < which.len() {
+        return Err(Error::Stopped {
+            done: format!(
+                "{} of {} batches; their analysis is complete in {}",
+                results.len(),
+                which.len(),
+                out.path().display()
+            ),
+        });
+    }
     println!("wrote {}", out.path().display());
     Ok(())
 }
+
+/// Batches analysed per dispatch, and between two polls of the stop request.
+const ANALYSIS_CHUNK: usize = 32;
 
 /// Median of the finite values (NaN when none).
 pub fn median(mut v: Vec<f64>) -> f64 {

@@ -75,6 +75,15 @@ fn median(v: Vec<f64>) -> f64 {
     quantile(v, 0.5)
 }
 
+/// Fails when a stop was requested (Ctrl-C, SIGTERM): the figures are one report, written only
+/// complete, so nothing is kept.
+fn check_stop() -> Result<()> {
+    if crate::interrupt::interrupted() {
+        return Err(Error::Stopped { done: "part of the measurements; no report was printed or written".into() });
+    }
+    Ok(())
+}
+
 pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     if args.repeats < 1 {
         return Err(Error::usage("--repeats must be at least 1"));
@@ -163,6 +172,7 @@ fn time_epochs(
     };
     let (mut wall, mut gpu) = (Vec::new(), Vec::new());
     for i in 0..=repeats {
+        check_stop()?;
         let t = Instant::now();
         engine.run_epoch(&plan)?;
         if i > 0 {
@@ -196,6 +206,7 @@ fn time_analysis(
     let theta = engine.model().init(InitKind::Xavier, 0);
     let (mut total, mut eigen) = (Vec::new(), Vec::new());
     for _ in 0..repeats {
+        check_stop()?;
         let t = Instant::now();
         analysis::analyze(engine, &theta, &batches, &which, &settings, 64, &mut |_| {})?;
         total.push(t.elapsed().as_secs_f64() * 1e3);

@@ -264,10 +264,7 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            match e {
-                Error::Interrupted { .. } => 130,
-                other => other.exit_code(),
-            }
+            e.exit_code()
         }
     }
 }

@@ -256,3 +256,20 @@ fn embedded_datasets_and_standardize() {
     assert_eq!(s["mean"].as_array().unwrap().len(), 10);
     assert!((s["target_mean"].as_f64().unwrap() - 152.133).abs() < 1e-3, "{s}");
 }
+
+/// An existing directory that cannot be written fails before any work, as a usage error.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_out_is_refused_before_any_work() {
+    for args in [
+        &["analyze", "--batches", "0,1", "--points", "8"][..],
+        &["train", "--epochs", "1"][..],
+        &["schedule", "--epochs", "1"][..],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--device", "gpu", "--force", "--out", "/proc"]);
+        let (code, _, err) = steplens(&all);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("cannot write into the output directory /proc"), "{args:?}: {err}");
+    }
+}

@@ -168,3 +168,45 @@ fn sigterm_stops_bench() {
     assert_eq!(wait(&mut child, Duration::from_secs(60)), 130);
     assert!(!json.exists(), "no partial report");
 }
+
+/// A second run into the directory of a running one fails at once (exit 2), naming the first.
+#[test]
+fn a_second_process_cannot_write_into_a_running_runs_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = lls_csv(tmp.path());
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    let (mut child, _err) = spawn(&[
+        "train",
+        "--model",
+        "lls",
+        "--data",
+        &csv,
+        "--lr",
+        "0.1",
+        "--batch-size",
+        "10",
+        "--epochs",
+        "100000",
+        "--device",
+        "gpu",
+        "--out",
+        o,
+    ]);
+    until(Duration::from_secs(120), "the first epoch", || lines(&out.join("history.csv")) >= 3);
+    for cmd in [&["train", "--model", "lls", "--data", &csv][..], &["analyze"][..]] {
+        let second = Command::new(env!("CARGO_BIN_EXE_steplens"))
+            .args(cmd)
+            .args(["--force", "--device", "gpu", "--out", o])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("in use by steplens process {}", child.id())), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    signal(&child, "TERM");
+    assert_eq!(wait(&mut child, Duration::from_secs(30)), 130);
+    assert!(out.join("weights.npy").exists(), "the first run's files are its own");
+    assert!(!out.join(".steplens.lock").exists());
+}

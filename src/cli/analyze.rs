@@ -172,6 +172,8 @@ pub const ANALYSIS_HEADER: &[&str] =
 pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     args.analysis.check()?;
     args.device.check()?;
+    // Before any work: the directory must be creatable, writable and not in use.
+    let out = args.output.open("analyze")?;
     let kind = match &args.weights {
         Some(dir) => load_run(dir)?.0.kind,
         None => args.model.model,
@@ -198,7 +200,6 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     let settings = args.analysis.settings(&model, args.seed)?;
     let batching = Batching::new(data.train.n, args.batch_size, args.seed, false)?;
     let which = analysis::parse_batches(&args.batches, batching.steps())?;
-    let out = args.output.open("analyze")?;
     let mut engine = args.device.engine(model, &data, 1, quiet)?;
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: args.batch_size, n: data.train.n };

@@ -137,7 +137,8 @@ fn bad_input_gets_one_sentence_and_the_right_exit_code() {
         (lls.iter().map(|s| s.to_string()).chain(["--schedule".to_string(), short.clone()]).collect(), 2, "epochs"),
         (vec!["train".into(), "--model".into(), "perceptron".into(), "--out".into(), o.into()], 2, "perceptron"),
         (with(&["--backend", "glide"]), 2, "glide"),
-        (with(&["--device", "gpu", "--adapter", "no-such-adapter"]), 1, "no-such-adapter"),
+        (with(&["--device", "gpu", "--adapter", "no-such-adapter"]), 2, "no-such-adapter"),
+        (with(&["--adapter", "no-such-adapter"]), 2, "the adapters are"),
         (
             vec![
                 "train".into(),
@@ -272,4 +273,55 @@ fn an_unwritable_out_is_refused_before_any_work() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains("cannot write into the output directory /proc"), "{args:?}: {err}");
     }
+}
+
+fn steplens_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_steplens")).args(args).envs(env.iter().copied()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// An adapter or backend that does not exist is a usage error naming the adapters that do,
+/// with any --device (no silent fall-back to the CPU), in words rather than Rust debug text.
+#[test]
+fn unknown_adapters_and_backends_are_usage_errors_that_list_the_adapters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
+        (&["train", "--epochs", "1", "--adapter", "nonsense"], &[], "(--adapter)"),
+        (&["train", "--epochs", "1", "--device", "auto"], &[("WGPU_ADAPTER_NAME", "nonsense")], "(WGPU_ADAPTER_NAME)"),
+        (&["analyze", "--batches", "0"], &[("WGPU_ADAPTER_NAME", "nonsense")], "nonsense"),
+        (&["train", "--epochs", "1"], &[("WGPU_BACKEND", "nonsense")], "WGPU_BACKEND=nonsense"),
+        (&["train", "--epochs", "1", "--backend", "metal"], &[], "no adapter found for Metal"),
+    ];
+    for (args, env, needle) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--out", o]);
+        let (code, _, err) = steplens_env(&all, env);
+        assert_eq!(code, 2, "{args:?} {env:?}: {err}");
+        assert!(err.contains(needle), "{args:?} {env:?}: {err}");
+        if needle != "WGPU_BACKEND=nonsense" {
+            assert!(err.contains("the adapters are llvmpipe") && err.contains("(Vulkan, CPU)"), "{err}");
+        }
+        assert!(!err.contains("Backends(") && !err.contains("reference instead"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!out.exists());
+    }
+}
+
+/// `steplens adapters` lists every adapter of every backend (lavapipe's Vulkan and llvmpipe's
+/// OpenGL on the test machines), in words.
+#[test]
+fn adapters_lists_every_backend() {
+    let (code, stdout, err) = steplens_env(&["adapters"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("Vulkan") && stdout.contains("OpenGL"), "{stdout}");
+    assert!(!stdout.contains("Gl ") && !stdout.contains("Cpu"), "{stdout}");
+    let (_, only_gl, _) = steplens_env(&["adapters", "--backend", "gl"], &[]);
+    assert!(only_gl.contains("OpenGL") && !only_gl.contains("Vulkan"), "{only_gl}");
 }

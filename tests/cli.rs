@@ -325,3 +325,32 @@ fn adapters_lists_every_backend() {
     let (_, only_gl, _) = steplens_env(&["adapters", "--backend", "gl"], &[]);
     assert!(only_gl.contains("OpenGL") && !only_gl.contains("Vulkan"), "{only_gl}");
 }
+
+/// No count flag panics: 0 and absurd values of analyze's and bench's counts are usage errors
+/// with the reason (a fit needs 3 points; the host eigen-decomposition bounds K; a batch is
+/// analysed once; a sweep needs a run and must fit the adapter).
+#[test]
+fn counts_at_zero_and_absurd_values_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    let json = tmp.path().join("bench.json");
+    let j = json.to_str().unwrap();
+    let cases: [(&[&str], &str); 11] = [
+        (&["analyze", "--points", "1", "--out", o], "at least 3"),
+        (&["analyze", "--points", "2", "--out", o], "R² = 1"),
+        (&["analyze", "--points", "18446744073709551615", "--out", o], "at most 1000"),
+        (&["analyze", "--points", "18446744073709551616", "--out", o], "points"),
+        (&["analyze", "--batch-size", "0", "--out", o], "batch size"),
+        (&["analyze", "--batch-size", "18446744073709551615", "--out", o], "larger than the training set"),
+        (&["analyze", "--batches", "1,1,1", "--device", "gpu", "--out", o], "batch 1 more than once"),
+        (&["analyze", "--batches", "0..99999999", "--out", o], "does not exist"),
+        (&["bench", "--sweep-runs", "0", "--no-analysis", "--json", j], "--sweep-runs must be at least 1"),
+        (&["bench", "--sweep-runs", "100000000000", "--no-analysis", "--json", j], "more than this adapter holds"),
+        (&["bench", "--repeats", "0", "--json", j], "--repeats"),
+    ];
+    for (args, needle) in cases {
+        rejects(args, 2, needle, &out);
+        assert!(!json.exists());
+    }
+}

@@ -65,11 +65,33 @@ pub struct AnalysisArgs {
     pub svd: SvdMethod,
 }
 
+/// The fewest perturbations that give a fit with a residual: a line through two points fits
+/// exactly (R² = 1 whatever the data), which would defeat `--min-r2`.
+pub const MIN_POINTS: usize = 3;
+/// The most perturbations per batch: each batch's K × K Gram matrix is decomposed on the host,
+/// which grows as K³ (K = 1,000 takes about a second a batch on one core).
+pub const MAX_POINTS: usize = 1000;
+
+/// `--points` within [`MIN_POINTS`]..=[`MAX_POINTS`], with the reason when not.
+pub fn check_points(points: usize) -> Result<()> {
+    if points < MIN_POINTS {
+        return Err(Error::usage(format!(
+            "--points {points} is too few: the line fit needs at least {MIN_POINTS} perturbations to mean \
+             anything (through 2 points any line fits with R² = 1)"
+        )));
+    }
+    if points > MAX_POINTS {
+        return Err(Error::usage(format!(
+            "--points {points} is too many: at most {MAX_POINTS} (each batch's K × K Gram matrix is \
+             decomposed on the host, in time growing as K³)"
+        )));
+    }
+    Ok(())
+}
+
 impl AnalysisArgs {
     pub fn settings(&self, model: &Model, seed: u64) -> Result<Settings> {
-        if self.points == 0 {
-            return Err(Error::usage("--points must be at least 1"));
-        }
+        check_points(self.points)?;
         let block = parse_block(&self.block)?;
         if let Block::Row(c) = block
             && c >= model.outputs
@@ -92,9 +114,7 @@ impl AnalysisArgs {
 
     /// Validate what can be validated before the data is loaded.
     pub fn check(&self) -> Result<()> {
-        if self.points == 0 {
-            return Err(Error::usage("--points must be at least 1"));
-        }
+        check_points(self.points)?;
         parse_perturbation(&self.perturb)?;
         parse_block(&self.block).map(|_| ())
     }
@@ -200,6 +220,7 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     let settings = args.analysis.settings(&model, args.seed)?;
     let batching = Batching::new(data.train.n, args.batch_size, args.seed, false)?;
     let which = analysis::parse_batches(&args.batches, batching.steps())?;
+    check_distinct(&args.batches, &which)?;
     let mut engine = args.device.engine(model, &data, 1, quiet)?;
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: args.batch_size, n: data.train.n };
@@ -260,6 +281,18 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     }
     println!("wrote {}", out.path().display());
     Ok(())
+}
+
+/// Refuses a batch list that names a batch twice: the analysis would repeat it and weigh it
+/// twice in the averaged picture.
+pub fn check_distinct(text: &str, which: &[usize]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    match which.iter().find(|&&b| !seen.insert(b)) {
+        Some(b) => {
+            Err(Error::usage(format!("--batches `{text}` names batch {b} more than once: list each batch once")))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Batches analysed per dispatch, and between two polls of the stop request.

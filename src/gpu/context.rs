@@ -108,6 +108,15 @@ pub fn device_type_name(t: wgpu::DeviceType) -> &'static str {
     }
 }
 
+/// A byte count in words: `628 MB (628,000,000 bytes)`-style, decimal units.
+fn bytes(n: u64) -> String {
+    match n {
+        0..1_000_000 => format!("{n} bytes"),
+        1_000_000..1_000_000_000 => format!("{:.0} MB", n as f64 / 1e6),
+        _ => format!("{:.1} GB", n as f64 / 1e9),
+    }
+}
+
 /// An adapter in words: `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, CPU)`.
 pub fn describe(info: &wgpu::AdapterInfo) -> String {
     format!("{} ({}, {})", info.name, backend_name(info.backend), device_type_name(info.device_type))
@@ -303,8 +312,19 @@ impl GpuContext {
     fn check_size(&self, label: &str, size: u64) -> Result<()> {
         let max = self.limits.max_storage_buffer_binding_size;
         if size > max {
+            // The data itself (the engine labels its buffers `<set> features` / `<set> targets`):
+            // no flag makes it smaller, the CPU reference has no such limit.
+            if let Some(set) = label.strip_suffix(" features").or_else(|| label.strip_suffix(" targets")) {
+                return Err(Error::gpu(format!(
+                    "the data {set} does not fit this adapter: it needs {}, more than the adapter's largest storage binding ({}); use --device cpu (the f64 reference, which has no such limit) or less data",
+                    bytes(size),
+                    bytes(max)
+                )));
+            }
             return Err(Error::gpu(format!(
-                "{label} needs {size} bytes, more than this adapter's largest storage binding ({max} bytes): use a smaller batch, fewer points or fewer runs"
+                "{label} needs {}, more than this adapter's largest storage binding ({}): use a smaller batch, fewer points or fewer runs",
+                bytes(size),
+                bytes(max)
             )));
         }
         Ok(())

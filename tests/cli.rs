@@ -354,3 +354,51 @@ fn counts_at_zero_and_absurd_values_are_usage_errors() {
         assert!(!json.exists());
     }
 }
+
+/// Test data must suit the model as training data must: classes for the classifiers, and no
+/// class the model does not have (CSV test files and npy `y_test` alike).
+#[test]
+fn test_data_must_suit_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    let rows = |labels: &[&str]| -> String {
+        let mut s = String::from("a,b,label\n");
+        for (i, l) in labels.iter().cycle().take(40).enumerate() {
+            s.push_str(&format!("{},{},{l}\n", i % 7, i % 5));
+        }
+        s
+    };
+    let train = write(d, "train.csv", &rows(&["0", "1"]));
+    let six = write(d, "six.csv", &rows(&["0", "1", "2", "3", "4", "5"]));
+    let frac = write(d, "frac.csv", &rows(&["0", "0.5"]));
+    let npy = d.join("npy");
+    std::fs::create_dir(&npy).unwrap();
+    let x: Vec<f32> = (0..80).map(|i| (i % 9) as f32).collect();
+    let y: Vec<f32> = (0..40).map(|i| (i % 2) as f32).collect();
+    let y_test: Vec<f32> = (0..40).map(|i| (i % 3) as f32).collect();
+    use steplens::data::npy::f32_bytes;
+    std::fs::write(npy.join("X.npy"), f32_bytes(&[40, 2], &x)).unwrap();
+    std::fs::write(npy.join("y.npy"), f32_bytes(&[40], &y)).unwrap();
+    std::fs::write(npy.join("X_test.npy"), f32_bytes(&[40, 2], &x)).unwrap();
+    std::fs::write(npy.join("y_test.npy"), f32_bytes(&[40], &y_test)).unwrap();
+    let n = npy.to_str().unwrap();
+    let base = ["train", "--epochs", "1", "--batch-size", "8", "--device", "gpu", "--out", o];
+    let cases: [(&[&str], &str); 5] = [
+        (&["--model", "logreg", "--data", &train, "--test-data", &six], "has class 2"),
+        (&["--model", "softmax", "--data", &train, "--test-data", &six], "the model has 2 classes"),
+        (&["--model", "logreg", "--data", &train, "--test-data", &frac], "target 0.5"),
+        (&["--model", "softmax", "--data", &train, "--test-data", &frac], "not a class index"),
+        (&["--model", "softmax", "--data", n], "X_test.npy has class 2 (sample 3)"),
+    ];
+    for (extra, needle) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        rejects(&args, 2, needle, &out);
+    }
+    // Least squares takes any real test target.
+    let args: Vec<&str> =
+        base.iter().chain(&["--model", "lls", "--data", &train, "--test-data", &frac]).copied().collect();
+    let (code, _, err) = steplens(&args);
+    assert_eq!(code, 0, "{err}");
+}

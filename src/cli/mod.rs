@@ -156,8 +156,11 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The model for the training data, checking that the training and the test targets suit it.
     pub fn model(&self, data: &Data) -> Result<Model> {
-        Model::for_data(self.model, self.loss, &data.train)
+        let model = Model::for_data(self.model, self.loss, &data.train)?;
+        data.check_test(&model)?;
+        Ok(model)
     }
 }
 

@@ -41,7 +41,7 @@ pub enum Error {
     Gpu(String),
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
-    #[error("training diverged in epoch {epoch} at learning rate {lr}: {what}")]
+    #[error("training diverged in epoch {epoch} at learning rate {}: {what}", crate::report::table::fmt_num(*lr, 6))]
     Diverged { epoch: usize, lr: f64, what: String },
     #[error("interrupted by the user after {completed} completed epoch(s)")]
     Interrupted { completed: usize },

@@ -402,3 +402,32 @@ fn test_data_must_suit_the_model() {
     let (code, _, err) = steplens(&args);
     assert_eq!(code, 0, "{err}");
 }
+
+/// Rates beyond f32 or underflowing to 0 are refused before anything is written, in short
+/// numbers; a schedule directory is named as one.
+#[test]
+fn rates_outside_f32_are_refused_in_short_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    let good = lls_csv(d);
+    let huge_row = write(d, "huge.csv", "epoch,lr\n1,0.1\n2,1e308\n");
+    let dir = d.display().to_string();
+    let base = ["train", "--model", "lls", "--data", &good, "--epochs", "2", "--device", "gpu", "--out", o];
+    let cases: [(&[&str], i32, &str); 7] = [
+        (&["--lr", "1e39"], 2, "beyond f32"),
+        (&["--lr", "1e308"], 2, "beyond f32"),
+        (&["--lr", "1e-46"], 2, "subnormal"),
+        (&["--schedule", "constant:1e308"], 2, "beyond f32"),
+        (&["--schedule", "inv-t:0.1,k=1e300"], 2, "epoch 2 of 2"),
+        (&["--schedule", &huge_row], 1, "line 3"),
+        (&["--schedule", &dir], 2, "is a directory"),
+    ];
+    for (extra, code, needle) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let (_, _, err) = steplens(&args);
+        assert!(!err.contains(&"0".repeat(20)), "{extra:?}: a long decimal in {err}");
+        rejects(&args, code, needle, &out);
+    }
+}

@@ -41,10 +41,14 @@ pub enum Error {
     Gpu(String),
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
-    #[error("training diverged in epoch {epoch} at learning rate {lr}: {what}")]
+    #[error("training diverged in epoch {epoch} at learning rate {}: {what}", crate::report::table::fmt_num(*lr, 6))]
     Diverged { epoch: usize, lr: f64, what: String },
     #[error("interrupted by the user after {completed} completed epoch(s)")]
     Interrupted { completed: usize },
+    /// A stop request (Ctrl-C, SIGTERM) honoured by a command whose unit of work is not an
+    /// epoch: `done` says what was finished and kept ("12 of 395 batches, written to runs/x").
+    #[error("interrupted by the user after {done}")]
+    Stopped { done: String },
     #[error("{0}")]
     Runtime(String),
 }
@@ -56,10 +60,12 @@ impl Error {
     pub fn gpu(msg: impl Into<String>) -> Self {
         Error::Gpu(msg.into())
     }
-    /// The process exit code: 2 for usage errors, 1 for everything else.
+    /// The process exit code: 2 for usage errors, 130 for a honoured stop request (as a shell
+    /// reports a process ended by SIGINT), 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
+            Error::Interrupted { .. } | Error::Stopped { .. } => 130,
             _ => 1,
         }
     }

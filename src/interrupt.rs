@@ -1,22 +1,30 @@
-//! The process-wide stop request: Ctrl-C (and, where the platform has it, SIGTERM) sets a flag
-//! that long work polls between units of work, so it can keep what is finished and stop.
+//! The process-wide stop request: Ctrl-C (SIGINT) and, on Unix, SIGTERM and SIGHUP (sent by
+//! `timeout`, job schedulers, `docker stop`, a closed terminal) set a flag that long work polls
+//! between units of work, so it can keep what is finished and stop with exit code 130.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Whether the user asked the process to stop.
+/// Whether the user (or a supervisor) asked the process to stop.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Install the handler: the first signal sets the flag; a second one exits at once (files are
-/// written atomically, so none is half-written).
+/// Set the flag as a signal would (for tests and for callers that stop on their own account).
+pub fn request_stop() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Install the handler: the first signal sets the flag; a second one exits at once with 130
+/// (files are written atomically, so none is half-written).
 pub fn install() {
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\nsteplens: interrupted; finishing the current unit of work and saving (Ctrl-C again to quit now)");
+        eprintln!(
+            "\nsteplens: stop requested; finishing the current unit of work and saving what is done (Ctrl-C again to quit now)"
+        );
     });
 }

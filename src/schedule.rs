@@ -40,11 +40,35 @@ pub enum Schedule {
     },
 }
 
-fn check_lr(what: &str, v: f64) -> Result<f64> {
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
+/// A number for a message: short, exponent form for extremes (never a 308-digit decimal).
+fn show(v: f64) -> String {
+    crate::report::table::fmt_num(v, 6)
+}
+
+/// The largest learning rate: the GPU computes in f32.
+pub const MAX_LR: f64 = f32::MAX as f64;
+/// The smallest learning rate: the smallest normal f32 (smaller ones are subnormal, which GPUs
+/// may flush to 0, or 0 outright).
+pub const MIN_LR: f64 = f32::MIN_POSITIVE as f64;
+
+/// Why `v` cannot be a learning rate, if it cannot: not positive, not finite, beyond f32 or
+/// below its smallest normal number.
+pub fn lr_problem(v: f64) -> Option<String> {
+    if !(v.is_finite() && v > 0.0) {
+        Some(format!("{} is not a positive finite number", show(v)))
+    } else if v > MAX_LR {
+        Some(format!("{} is beyond f32, the GPU's precision (at most {})", show(v), show(MAX_LR)))
+    } else if v < MIN_LR {
+        Some(format!("{} is 0 or subnormal in f32, the GPU's precision (at least {})", show(v), show(MIN_LR)))
     } else {
-        Err(Error::usage(format!("{what} must be a positive finite number, got {v}")))
+        None
+    }
+}
+
+fn check_lr(what: &str, v: f64) -> Result<f64> {
+    match lr_problem(v) {
+        None => Ok(v),
+        Some(why) => Err(Error::usage(format!("{what} must be a positive number within f32: {why}"))),
     }
 }
 
@@ -63,6 +87,11 @@ impl Schedule {
     pub fn parse(text: &str) -> Result<Schedule> {
         if Path::new(text).is_file() {
             return Schedule::from_file(Path::new(text));
+        }
+        if Path::new(text).is_dir() {
+            return Err(Error::usage(format!(
+                "--schedule {text} is a directory: give a schedule file (a CSV with the columns epoch and lr, as `steplens schedule` writes as schedule.csv) or a spec like cosine:0.5"
+            )));
         }
         let (kind, rest) = text.split_once(':').ok_or_else(|| {
             Error::usage(format!(
@@ -132,8 +161,21 @@ impl Schedule {
         parse_table(&text, path)
     }
 
-    /// Checks the schedule covers `epochs` epochs of `steps` steps.
+    /// Checks the schedule covers `epochs` epochs of `steps` steps, and that every epoch's rate
+    /// is a usable f32 (a decaying schedule may underflow to 0, a growing one overflow).
     pub fn check(&self, epochs: usize, steps: usize) -> Result<()> {
+        if !matches!(self, Schedule::Table { .. }) {
+            // Rates change monotonically, except cosine's, which never leaves [min, lr]: the
+            // first and last epochs bound them all.
+            for epoch in [1, epochs.max(1)] {
+                let lr = self.epoch_lr(epoch, epochs.max(1));
+                if let Some(why) = lr_problem(lr) {
+                    return Err(Error::usage(format!(
+                        "the schedule {self} gives epoch {epoch} of {epochs} a learning rate the GPU cannot use: {why}"
+                    )));
+                }
+            }
+        }
         if let Schedule::Table { source, per_epoch, changes } = self {
             if per_epoch.len() < epochs {
                 return Err(Error::usage(format!(
@@ -182,13 +224,19 @@ impl Schedule {
     }
 }
 
+/// `x` as the shortest decimal that reads back as `x`, in exponent form outside [1e-5, 1e16).
+fn num(x: f64) -> String {
+    crate::report::files::csv_num(x)
+}
+
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Schedule::Constant { lr } => write!(f, "constant:{lr}"),
-            Schedule::Step { lr, gamma, every } => write!(f, "step:{lr},gamma={gamma},every={every}"),
-            Schedule::Cosine { lr, min } => write!(f, "cosine:{lr},min={min}"),
-            Schedule::InvT { lr, k } => write!(f, "inv-t:{lr},k={k}"),
+            // Shortest round-trip decimals, exponent form for extremes: `inv-t:0.1,k=1e300`.
+            Schedule::Constant { lr } => write!(f, "constant:{}", num(*lr)),
+            Schedule::Step { lr, gamma, every } => write!(f, "step:{},gamma={},every={every}", num(*lr), num(*gamma)),
+            Schedule::Cosine { lr, min } => write!(f, "cosine:{},min={}", num(*lr), num(*min)),
+            Schedule::InvT { lr, k } => write!(f, "inv-t:{},k={}", num(*lr), num(*k)),
             Schedule::Table { source, .. } => write!(f, "{source}"),
         }
     }
@@ -219,7 +267,10 @@ pub fn parse_table(text: &str, path: &Path) -> Result<Schedule> {
         };
         let (epoch, lr) = (num(epoch_col)?, num(lr_col)?);
         if !(lr.is_finite() && lr > 0.0) {
-            return Err(bad(format!("line {line_no}: the learning rate {lr} is not positive and finite")));
+            return Err(bad(format!("line {line_no}: the learning rate {} is not positive and finite", show(lr))));
+        }
+        if let Some(why) = lr_problem(lr) {
+            return Err(bad(format!("line {line_no}: the learning rate is not usable: {why}")));
         }
         let step = match step_col {
             Some(sc) => num(sc)?,
@@ -269,6 +320,31 @@ mod tests {
         let t = Schedule::parse("inv-t:2,k=1").unwrap();
         assert_eq!(t.epoch_lr(3, 9), 2.0 / 3.0);
         assert_eq!(Schedule::parse("constant:0.005").unwrap().epoch_lr(4, 6), 0.005);
+    }
+
+    #[test]
+    fn rates_outside_f32_are_usage_errors_in_short_words() {
+        for (spec, epochs, needle) in [
+            ("constant:1e39", 1, "beyond f32"),
+            ("constant:1e308", 1, "beyond f32"),
+            ("constant:1e-45", 1, "subnormal"),
+            ("inv-t:0.1,k=1e300", 2, "epoch 2 of 2"),
+            ("step:1,gamma=1e-10,every=1", 5, "epoch 5 of 5"),
+            ("step:1,gamma=1e10,every=1", 5, "beyond f32"),
+        ] {
+            let e = Schedule::parse(spec).and_then(|s| s.check(epochs, 10)).unwrap_err();
+            let text = e.to_string();
+            assert_eq!(e.exit_code(), 2, "{spec}: {text}");
+            assert!(text.contains(needle), "{spec}: {text}");
+            assert!(text.len() < 200 && !text.contains(&"0".repeat(20)), "{spec}: {text}");
+        }
+        assert!(Schedule::constant(1e39).is_err() && Schedule::constant(3e38).is_ok());
+        assert_eq!(Schedule::parse("inv-t:0.1,k=1e300").unwrap().to_string(), "inv-t:0.1,k=1e300");
+        assert_eq!(Schedule::constant(3e38).unwrap().to_string(), "constant:3e38");
+        let t = parse_table("epoch,lr\n1,0.1\n2,1e308\n", Path::new("s.csv")).unwrap_err().to_string();
+        assert!(t.contains("line 3") && t.contains("beyond f32") && t.len() < 200, "{t}");
+        let d = Schedule::parse(env!("CARGO_MANIFEST_DIR")).unwrap_err().to_string();
+        assert!(d.contains("is a directory"), "{d}");
     }
 
     #[test]

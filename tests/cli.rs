@@ -137,7 +137,8 @@ fn bad_input_gets_one_sentence_and_the_right_exit_code() {
         (lls.iter().map(|s| s.to_string()).chain(["--schedule".to_string(), short.clone()]).collect(), 2, "epochs"),
         (vec!["train".into(), "--model".into(), "perceptron".into(), "--out".into(), o.into()], 2, "perceptron"),
         (with(&["--backend", "glide"]), 2, "glide"),
-        (with(&["--device", "gpu", "--adapter", "no-such-adapter"]), 1, "no-such-adapter"),
+        (with(&["--device", "gpu", "--adapter", "no-such-adapter"]), 2, "no-such-adapter"),
+        (with(&["--adapter", "no-such-adapter"]), 2, "the adapters are"),
         (
             vec![
                 "train".into(),
@@ -255,4 +256,178 @@ fn embedded_datasets_and_standardize() {
     let s = &config["standardization"];
     assert_eq!(s["mean"].as_array().unwrap().len(), 10);
     assert!((s["target_mean"].as_f64().unwrap() - 152.133).abs() < 1e-3, "{s}");
+}
+
+/// An existing directory that cannot be written fails before any work, as a usage error.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_out_is_refused_before_any_work() {
+    for args in [
+        &["analyze", "--batches", "0,1", "--points", "8"][..],
+        &["train", "--epochs", "1"][..],
+        &["schedule", "--epochs", "1"][..],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--device", "gpu", "--force", "--out", "/proc"]);
+        let (code, _, err) = steplens(&all);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("cannot write into the output directory /proc"), "{args:?}: {err}");
+    }
+}
+
+fn steplens_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_steplens")).args(args).envs(env.iter().copied()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// An adapter or backend that does not exist is a usage error naming the adapters that do,
+/// with any --device (no silent fall-back to the CPU), in words rather than Rust debug text.
+#[test]
+fn unknown_adapters_and_backends_are_usage_errors_that_list_the_adapters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
+        (&["train", "--epochs", "1", "--adapter", "nonsense"], &[], "(--adapter)"),
+        (&["train", "--epochs", "1", "--device", "auto"], &[("WGPU_ADAPTER_NAME", "nonsense")], "(WGPU_ADAPTER_NAME)"),
+        (&["analyze", "--batches", "0"], &[("WGPU_ADAPTER_NAME", "nonsense")], "nonsense"),
+        (&["train", "--epochs", "1"], &[("WGPU_BACKEND", "nonsense")], "WGPU_BACKEND=nonsense"),
+        (&["train", "--epochs", "1", "--backend", "metal"], &[], "no adapter found for Metal"),
+    ];
+    for (args, env, needle) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--out", o]);
+        let (code, _, err) = steplens_env(&all, env);
+        assert_eq!(code, 2, "{args:?} {env:?}: {err}");
+        assert!(err.contains(needle), "{args:?} {env:?}: {err}");
+        if needle != "WGPU_BACKEND=nonsense" {
+            assert!(err.contains("the adapters are llvmpipe") && err.contains("(Vulkan, CPU)"), "{err}");
+        }
+        assert!(!err.contains("Backends(") && !err.contains("reference instead"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!out.exists());
+    }
+}
+
+/// `steplens adapters` lists every adapter of every backend (lavapipe's Vulkan and llvmpipe's
+/// OpenGL on the test machines), in words.
+#[test]
+fn adapters_lists_every_backend() {
+    let (code, stdout, err) = steplens_env(&["adapters"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("Vulkan") && stdout.contains("OpenGL"), "{stdout}");
+    assert!(!stdout.contains("Gl ") && !stdout.contains("Cpu"), "{stdout}");
+    let (_, only_gl, _) = steplens_env(&["adapters", "--backend", "gl"], &[]);
+    assert!(only_gl.contains("OpenGL") && !only_gl.contains("Vulkan"), "{only_gl}");
+}
+
+/// No count flag panics: 0 and absurd values of analyze's and bench's counts are usage errors
+/// with the reason (a fit needs 3 points; the host eigen-decomposition bounds K; a batch is
+/// analysed once; a sweep needs a run and must fit the adapter).
+#[test]
+fn counts_at_zero_and_absurd_values_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    let json = tmp.path().join("bench.json");
+    let j = json.to_str().unwrap();
+    let cases: [(&[&str], &str); 11] = [
+        (&["analyze", "--points", "1", "--out", o], "at least 3"),
+        (&["analyze", "--points", "2", "--out", o], "R² = 1"),
+        (&["analyze", "--points", "18446744073709551615", "--out", o], "at most 1000"),
+        (&["analyze", "--points", "18446744073709551616", "--out", o], "points"),
+        (&["analyze", "--batch-size", "0", "--out", o], "batch size"),
+        (&["analyze", "--batch-size", "18446744073709551615", "--out", o], "larger than the training set"),
+        (&["analyze", "--batches", "1,1,1", "--device", "gpu", "--out", o], "batch 1 more than once"),
+        (&["analyze", "--batches", "0..99999999", "--out", o], "does not exist"),
+        (&["bench", "--sweep-runs", "0", "--no-analysis", "--json", j], "--sweep-runs must be at least 1"),
+        (&["bench", "--sweep-runs", "100000000000", "--no-analysis", "--json", j], "more than this adapter holds"),
+        (&["bench", "--repeats", "0", "--json", j], "--repeats"),
+    ];
+    for (args, needle) in cases {
+        rejects(args, 2, needle, &out);
+        assert!(!json.exists());
+    }
+}
+
+/// Test data must suit the model as training data must: classes for the classifiers, and no
+/// class the model does not have (CSV test files and npy `y_test` alike).
+#[test]
+fn test_data_must_suit_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    let rows = |labels: &[&str]| -> String {
+        let mut s = String::from("a,b,label\n");
+        for (i, l) in labels.iter().cycle().take(40).enumerate() {
+            s.push_str(&format!("{},{},{l}\n", i % 7, i % 5));
+        }
+        s
+    };
+    let train = write(d, "train.csv", &rows(&["0", "1"]));
+    let six = write(d, "six.csv", &rows(&["0", "1", "2", "3", "4", "5"]));
+    let frac = write(d, "frac.csv", &rows(&["0", "0.5"]));
+    let npy = d.join("npy");
+    std::fs::create_dir(&npy).unwrap();
+    let x: Vec<f32> = (0..80).map(|i| (i % 9) as f32).collect();
+    let y: Vec<f32> = (0..40).map(|i| (i % 2) as f32).collect();
+    let y_test: Vec<f32> = (0..40).map(|i| (i % 3) as f32).collect();
+    use steplens::data::npy::f32_bytes;
+    std::fs::write(npy.join("X.npy"), f32_bytes(&[40, 2], &x)).unwrap();
+    std::fs::write(npy.join("y.npy"), f32_bytes(&[40], &y)).unwrap();
+    std::fs::write(npy.join("X_test.npy"), f32_bytes(&[40, 2], &x)).unwrap();
+    std::fs::write(npy.join("y_test.npy"), f32_bytes(&[40], &y_test)).unwrap();
+    let n = npy.to_str().unwrap();
+    let base = ["train", "--epochs", "1", "--batch-size", "8", "--device", "gpu", "--out", o];
+    let cases: [(&[&str], &str); 5] = [
+        (&["--model", "logreg", "--data", &train, "--test-data", &six], "has class 2"),
+        (&["--model", "softmax", "--data", &train, "--test-data", &six], "the model has 2 classes"),
+        (&["--model", "logreg", "--data", &train, "--test-data", &frac], "target 0.5"),
+        (&["--model", "softmax", "--data", &train, "--test-data", &frac], "not a class index"),
+        (&["--model", "softmax", "--data", n], "X_test.npy has class 2 (sample 3)"),
+    ];
+    for (extra, needle) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        rejects(&args, 2, needle, &out);
+    }
+    // Least squares takes any real test target.
+    let args: Vec<&str> =
+        base.iter().chain(&["--model", "lls", "--data", &train, "--test-data", &frac]).copied().collect();
+    let (code, _, err) = steplens(&args);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Rates beyond f32 or underflowing to 0 are refused before anything is written, in short
+/// numbers; a schedule directory is named as one.
+#[test]
+fn rates_outside_f32_are_refused_in_short_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    let good = lls_csv(d);
+    let huge_row = write(d, "huge.csv", "epoch,lr\n1,0.1\n2,1e308\n");
+    let dir = d.display().to_string();
+    let base = ["train", "--model", "lls", "--data", &good, "--epochs", "2", "--device", "gpu", "--out", o];
+    let cases: [(&[&str], i32, &str); 7] = [
+        (&["--lr", "1e39"], 2, "beyond f32"),
+        (&["--lr", "1e308"], 2, "beyond f32"),
+        (&["--lr", "1e-46"], 2, "subnormal"),
+        (&["--schedule", "constant:1e308"], 2, "beyond f32"),
+        (&["--schedule", "inv-t:0.1,k=1e300"], 2, "epoch 2 of 2"),
+        (&["--schedule", &huge_row], 1, "line 3"),
+        (&["--schedule", &dir], 2, "is a directory"),
+    ];
+    for (extra, code, needle) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let (_, _, err) = steplens(&args);
+        assert!(!err.contains(&"0".repeat(20)), "{extra:?}: a long decimal in {err}");
+        rejects(&args, code, needle, &out);
+    }
 }

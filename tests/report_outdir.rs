@@ -80,3 +80,41 @@ fn a_second_run_into_the_same_directory_is_refused() {
     assert_eq!(err.exit_code(), 2, "a usage error: {err}");
     assert!(OutDir::create(tmp.path(), true).is_ok());
 }
+
+/// Two runs into one directory at the same time: the second fails at once, naming the first;
+/// the lock goes with the first run.
+#[test]
+fn a_directory_in_use_is_locked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("run");
+    let first = OutDir::create(&path, false).unwrap();
+    assert!(path.join(steplens::report::files::LOCK_FILE).exists());
+    for force in [false, true] {
+        let err = OutDir::create(&path, force).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.exit_code(), 2, "{text}");
+        assert!(
+            text.contains("is in use by steplens process") && text.contains(&std::process::id().to_string()),
+            "{text}"
+        );
+    }
+    write_run(&first, &[(1, 0.5, None)]).unwrap();
+    // The refused attempts removed neither the lock nor anything else.
+    assert!(path.join(steplens::report::files::LOCK_FILE).exists());
+    drop(first);
+    assert_eq!(names(&path), ["history.csv", "plots", "report.md", "summary.json"], "no lock file left");
+    assert!(OutDir::create(&path, true).is_ok(), "free again once the first run is over");
+    // An empty directory the first run made and left empty is removed with its lock.
+    let second = tmp.path().join("empty");
+    drop(OutDir::create(&second, false).unwrap());
+    assert!(!second.exists());
+}
+
+/// A directory that exists but cannot be written is found when it is opened, before any work.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_directory_is_refused_when_opened() {
+    let err = OutDir::create(Path::new("/proc"), true).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("cannot write into the output directory /proc"), "{err}");
+}

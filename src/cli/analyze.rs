@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Instant};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs};
+use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, interrupted};
 use crate::report::record::DataSummary;
 use crate::{
     Error, Result,
@@ -66,11 +66,33 @@ pub struct AnalysisArgs {
     pub svd: SvdMethod,
 }
 
+/// The fewest perturbations that give a fit with a residual: a line through two points fits
+/// exactly (R² = 1 whatever the data), which would defeat `--min-r2`.
+pub const MIN_POINTS: usize = 3;
+/// The most perturbations per batch: each batch's K × K Gram matrix is decomposed on the host,
+/// which grows as K³ (K = 1,000 takes about a second a batch on one core).
+pub const MAX_POINTS: usize = 1000;
+
+/// `--points` within [`MIN_POINTS`]..=[`MAX_POINTS`], with the reason when not.
+pub fn check_points(points: usize) -> Result<()> {
+    if points < MIN_POINTS {
+        return Err(Error::usage(format!(
+            "--points {points} is too few: the line fit needs at least {MIN_POINTS} perturbations to mean \
+             anything (through 2 points any line fits with R² = 1)"
+        )));
+    }
+    if points > MAX_POINTS {
+        return Err(Error::usage(format!(
+            "--points {points} is too many: at most {MAX_POINTS} (each batch's K × K Gram matrix is \
+             decomposed on the host, in time growing as K³)"
+        )));
+    }
+    Ok(())
+}
+
 impl AnalysisArgs {
     pub fn settings(&self, model: &Model, seed: u64) -> Result<Settings> {
-        if self.points == 0 {
-            return Err(Error::usage("--points must be at least 1"));
-        }
+        check_points(self.points)?;
         let block = parse_block(&self.block)?;
         if let Block::Row(c) = block
             && c >= model.outputs
@@ -93,9 +115,7 @@ impl AnalysisArgs {
 
     /// Validate what can be validated before the data is loaded.
     pub fn check(&self) -> Result<()> {
-        if self.points == 0 {
-            return Err(Error::usage("--points must be at least 1"));
-        }
+        check_points(self.points)?;
         parse_perturbation(&self.perturb)?;
         parse_block(&self.block).map(|_| ())
     }
@@ -173,6 +193,8 @@ pub const ANALYSIS_HEADER: &[&str] =
 pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     args.analysis.check()?;
     args.device.check()?;
+    // Before any work: the directory must be creatable, writable and not in use.
+    let out = args.output.open("analyze")?;
     let kind = match &args.weights {
         Some(dir) => load_run(dir)?.0.kind,
         None => args.model.model,
@@ -199,14 +221,29 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     let settings = args.analysis.settings(&model, args.seed)?;
     let batching = Batching::new(data.train.n, args.batch_size, args.seed, false)?;
     let which = analysis::parse_batches(&args.batches, batching.steps())?;
-    let out = args.output.open("analyze")?;
+    check_distinct(&args.batches, &which)?;
     let mut engine = args.device.engine(model, &data, 1, quiet)?;
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: args.batch_size, n: data.train.n };
     let started = Instant::now();
     let bar = Progress::with_quiet(which.len() as u64, "analyze", quiet);
-    let results =
-        analysis::analyze(engine.as_mut(), &theta, &batches, &which, &settings, 32, &mut |k| bar.inc(k as u64))?;
+    // Chunks of batches are the unit of work: a stop request (Ctrl-C, SIGTERM) is honoured
+    // between two of them, and the finished batches are written as a complete analysis.
+    let mut results = Vec::with_capacity(which.len());
+    for ids in which.chunks(ANALYSIS_CHUNK) {
+        results.extend(analysis::analyze(
+            engine.as_mut(),
+            &theta,
+            &batches,
+            ids,
+            &settings,
+            ANALYSIS_CHUNK,
+            &mut |k| bar.inc(k as u64),
+        )?);
+        if interrupted() && results.len() < which.len() {
+            break;
+        }
+    }
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
     let config = AnalyzeConfig {
@@ -217,7 +254,7 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
         data: DataSummary::of(&data),
         standardization,
         batch_size: args.batch_size,
-        batches: which.len(),
+        batches: results.len(),
         settings: &settings,
         engine: engine.info(),
     };
@@ -233,9 +270,34 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
         crate::report::table::fmt_num(med(&|r| r.explained1), 4),
         seconds
     );
+    if results.len() < which.len() {
+        return Err(Error::Stopped {
+            done: format!(
+                "{} of {} batches; their analysis is complete in {}",
+                results.len(),
+                which.len(),
+                out.path().display()
+            ),
+        });
+    }
     println!("wrote {}", out.path().display());
     Ok(())
 }
+
+/// Refuses a batch list that names a batch twice: the analysis would repeat it and weigh it
+/// twice in the averaged picture.
+pub fn check_distinct(text: &str, which: &[usize]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    match which.iter().find(|&&b| !seen.insert(b)) {
+        Some(b) => {
+            Err(Error::usage(format!("--batches `{text}` names batch {b} more than once: list each batch once")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Batches analysed per dispatch, and between two polls of the stop request.
+const ANALYSIS_CHUNK: usize = 32;
 
 /// Median of the finite values (NaN when none).
 pub fn median(mut v: Vec<f64>) -> f64 {

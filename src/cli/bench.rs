@@ -83,9 +83,21 @@ fn median(v: Vec<f64>) -> f64 {
     quantile(v, 0.5)
 }
 
+/// Fails when a stop was requested (Ctrl-C, SIGTERM): the figures are one report, written only
+/// complete, so nothing is kept.
+fn check_stop() -> Result<()> {
+    if crate::interrupt::interrupted() {
+        return Err(Error::Stopped { done: "part of the measurements; no report was printed or written".into() });
+    }
+    Ok(())
+}
+
 pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     if args.repeats < 1 {
         return Err(Error::usage("--repeats must be at least 1"));
+    }
+    if args.sweep_runs == Some(0) {
+        return Err(Error::usage("--sweep-runs must be at least 1"));
     }
     args.device.check()?;
     let data = crate::data::mnist::embedded_01()?;
@@ -94,11 +106,12 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     let probe = ctx()?;
     let info = probe.engine_info();
     let is_cpu = probe.info.device_type == wgpu::DeviceType::Cpu;
+    let limits_max_binding = probe.limits.max_storage_buffer_binding_size;
     let copy_gb_per_s = copy_bandwidth(&probe)?;
     drop(probe);
     let batching = Batching::new(data.train.n, 64, 0, false)?;
     let steps = batching.steps();
-    let total = 2 + args.repeats * if args.no_analysis { 2 } else { 3 };
+    let total = args.repeats.saturating_mul(if args.no_analysis { 2 } else { 3 }).saturating_add(2);
     let bar = Progress::with_quiet(total as u64, "bench", quiet);
 
     // Training: one run.
@@ -111,6 +124,13 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
 
     // Sweep: R runs in one dispatch.
     let runs = args.sweep_runs.unwrap_or(if is_cpu { 64 } else { 1024 });
+    let max_runs = (limits_max_binding / 4 / model.dim() as u64) as usize;
+    if runs > max_runs {
+        return Err(Error::usage(format!(
+            "--sweep-runs {runs} is more than this adapter holds: at most {max_runs} runs of {} parameters fit its largest storage binding",
+            model.dim()
+        )));
+    }
     let mut sweep = GpuEngine::new(ctx()?, model, &data, runs, args.device.kernels)?;
     sweep.set_params(&model.init(InitKind::Xavier, 0).repeat(runs))?;
     let (sweep_ms, _, _) = time_epochs(&mut sweep, &batching, runs, args.repeats, &bar)?;
@@ -176,6 +196,7 @@ fn time_epochs(
     };
     let (mut wall, mut gpu, mut first) = (Vec::new(), Vec::new(), 0.0);
     for i in 0..=repeats {
+        check_stop()?;
         let t = Instant::now();
         engine.run_epoch(&plan)?;
         if i == 0 {
@@ -224,6 +245,7 @@ fn time_analysis(
     let theta = engine.model().init(InitKind::Xavier, 0);
     let (mut total, mut eigen) = (Vec::new(), Vec::new());
     for _ in 0..repeats {
+        check_stop()?;
         let t = Instant::now();
         analysis::analyze(engine, &theta, &batches, &which, &settings, 64, &mut |_| {})?;
         total.push(t.elapsed().as_secs_f64() * 1e3);

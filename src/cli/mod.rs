@@ -159,8 +159,11 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The model for the training data, checking that the training and the test targets suit it.
     pub fn model(&self, data: &Data) -> Result<Model> {
-        Model::for_data(self.model, self.loss, &data.train)
+        let model = Model::for_data(self.model, self.loss, &data.train)?;
+        data.check_test(&model)?;
+        Ok(model)
     }
 }
 
@@ -226,8 +229,13 @@ impl DeviceArgs {
             DeviceChoice::Gpu => Some(GpuContext::new(&self.request())?),
             DeviceChoice::Auto => match GpuContext::new(&self.request()) {
                 Ok(ctx) => Some(ctx),
+                // A request that names what does not exist is a mistake, not a reason to fall back.
+                Err(e @ Error::Usage(_)) => return Err(e),
                 Err(e) => {
-                    eprintln!("steplens: {e}; running on the f64 CPU reference instead (slow)");
+                    eprintln!(
+                        "steplens: {e}; running on the CPU reference instead (the f64 implementation the GPU \
+                         kernels are tested against: exact, on one CPU thread, many times slower than an adapter)"
+                    );
                     None
                 }
             },
@@ -267,10 +275,7 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            match e {
-                Error::Interrupted { .. } => 130,
-                other => other.exit_code(),
-            }
+            e.exit_code()
         }
     }
 }
@@ -288,21 +293,29 @@ fn run(cli: &Cli) -> Result<()> {
     }
 }
 
+/// Every adapter of every backend (GL included), best first; `--backend`/`--adapter` narrow the
+/// list.
 fn list_adapters(args: &DeviceArgs) -> Result<()> {
-    let adapters = crate::gpu::context::adapters(&args.request())?;
+    let request = args.request();
+    let backends = request.backends()?;
+    let name = args.adapter.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok()).map(|n| n.to_lowercase());
+    let adapters: Vec<_> = crate::gpu::context::all_adapters(backends)
+        .into_iter()
+        .filter(|a| name.as_ref().is_none_or(|n| a.get_info().name.to_lowercase().contains(n)))
+        .collect();
     if adapters.is_empty() {
-        println!("no GPU adapters found");
+        println!("no GPU adapters found for {}", crate::gpu::context::backends_name(backends));
     }
+    let mut t = crate::report::table::Table::new(["adapter", "backend", "type", "driver"]);
     for a in adapters {
         let i = a.get_info();
-        println!(
-            "{:<40} {:<8} {:<14} {} {}",
-            i.name,
-            format!("{:?}", i.backend),
-            format!("{:?}", i.device_type),
-            i.driver,
-            i.driver_info
-        );
+        t.row(vec![
+            i.name.clone(),
+            crate::gpu::context::backend_name(i.backend).into(),
+            crate::gpu::context::device_type_name(i.device_type).into(),
+            format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+        ]);
     }
+    print!("{t}");
     Ok(())
 }

@@ -53,7 +53,12 @@ pub fn run(args: &ValidateArgs, quiet: bool) -> Result<()> {
     let mnist = crate::data::mnist::embedded_01()?;
     let mut reports = Vec::new();
     let mut runs: Vec<(String, Vec<f32>)> = Vec::new();
+    // An adapter is the unit of work: a stop request (Ctrl-C, SIGTERM) is honoured between two,
+    // and the adapters finished are reported.
     for adapter in &found {
+        if crate::interrupt::interrupted() {
+            break;
+        }
         let info = adapter.get_info();
         if !quiet {
             eprintln!("steplens: validating {} ({:?})", info.name, info.backend);
@@ -125,6 +130,15 @@ pub fn run(args: &ValidateArgs, quiet: bool) -> Result<()> {
         write_atomic(path, text.as_bytes())?;
     }
     let failed: usize = reports.iter().map(|r| r.checks.iter().filter(|c| !c.passed).count()).sum();
+    if reports.len() < found.len() {
+        return Err(Error::Stopped {
+            done: format!(
+                "validating {} of {} adapters ({failed} failed check(s) among them)",
+                reports.len(),
+                found.len()
+            ),
+        });
+    }
     if failed > 0 {
         return Err(Error::Runtime(format!("{failed} validation check(s) failed")));
     }

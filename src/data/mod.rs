@@ -99,6 +99,41 @@ pub struct Data {
     pub test: Option<Dataset>,
 }
 
+impl Data {
+    /// Whether the test set's targets suit `model` as the training set's must: class indices
+    /// for the classifiers, within the classes the model was built for (0 and 1 for logistic
+    /// regression). A usage error naming the test data and what is wrong otherwise.
+    pub fn check_test(&self, model: &crate::model::Model) -> crate::Result<()> {
+        use crate::model::ModelKind;
+        let Some(test) = &self.test else { return Ok(()) };
+        let classes = match model.kind {
+            ModelKind::Lls => return Ok(()),
+            ModelKind::Softmax => model.outputs,
+            ModelKind::Logreg => 2,
+        };
+        let name = &test.name;
+        let what = match model.kind {
+            ModelKind::Softmax => "softmax",
+            _ => "logistic regression",
+        };
+        if let Some((i, t)) = test.targets.iter().enumerate().find(|(_, t)| !(t.fract() == 0.0 && **t >= 0.0)) {
+            return Err(crate::Error::usage(format!(
+                "the test data {name} has target {t} (sample {}), not a class index 0, 1, …: {what} needs classes in its test data too",
+                i + 1
+            )));
+        }
+        if let Some((i, t)) = test.targets.iter().enumerate().find(|(_, t)| **t >= classes as f32) {
+            return Err(crate::Error::usage(format!(
+                "the test data {name} has class {t} (sample {}) but the model has {classes} classes (0 to {}) from the training data {}",
+                i + 1,
+                classes - 1,
+                self.train.name
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Where the data comes from (the CLI's `--digits`, `--data`, `--test-data`, `--cache-dir`, `--mirror`).
 #[derive(Debug, Clone)]
 pub enum Source {

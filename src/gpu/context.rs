@@ -24,18 +24,33 @@ pub struct AdapterRequest {
 }
 
 impl AdapterRequest {
+    /// The backends asked for: `--backend`, else `WGPU_BACKEND`, else all. An unknown name in
+    /// either is a usage error that names where it came from.
     pub fn backends(&self) -> Result<wgpu::Backends> {
-        match &self.backend {
-            Some(b) => parse_backends(b),
-            None => Ok(wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())),
+        if let Some(b) = &self.backend {
+            return parse_backends(b);
+        }
+        match std::env::var("WGPU_BACKEND") {
+            Ok(v) if !v.trim().is_empty() => {
+                parse_backends(&v).map_err(|e| Error::usage(format!("WGPU_BACKEND={v}: {e}")))
+            }
+            _ => Ok(wgpu::Backends::all()),
+        }
+    }
+    /// The requested part of an adapter's name, as given, and where it was given.
+    fn name_request(&self) -> Option<(String, &'static str)> {
+        match &self.name {
+            Some(n) if !n.is_empty() => Some((n.clone(), "--adapter")),
+            Some(_) => None,
+            None => std::env::var("WGPU_ADAPTER_NAME").ok().filter(|n| !n.is_empty()).map(|n| (n, "WGPU_ADAPTER_NAME")),
         }
     }
     fn name_filter(&self) -> Option<String> {
-        self.name
-            .clone()
-            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
-            .filter(|n| !n.is_empty())
-            .map(|n| n.to_lowercase())
+        self.name_request().map(|(n, _)| n.to_lowercase())
+    }
+    /// Whether a backend was asked for explicitly (by flag or environment).
+    fn explicit_backend(&self) -> bool {
+        self.backend.is_some() || std::env::var("WGPU_BACKEND").is_ok_and(|v| !v.trim().is_empty())
     }
 }
 
@@ -56,6 +71,57 @@ pub fn parse_backends(list: &str) -> Result<wgpu::Backends> {
     Ok(out)
 }
 
+/// A backend in words: `Vulkan`, `Metal`, `DX12`, `OpenGL`.
+pub fn backend_name(backend: wgpu::Backend) -> &'static str {
+    match backend {
+        wgpu::Backend::Vulkan => "Vulkan",
+        wgpu::Backend::Metal => "Metal",
+        wgpu::Backend::Dx12 => "DX12",
+        wgpu::Backend::Gl => "OpenGL",
+        wgpu::Backend::BrowserWebGpu => "WebGPU",
+        _ => "no backend",
+    }
+}
+
+/// A set of backends in words: `Vulkan, Metal, DX12 and OpenGL`.
+pub fn backends_name(backends: wgpu::Backends) -> String {
+    let names: Vec<&str> = [wgpu::Backend::Vulkan, wgpu::Backend::Metal, wgpu::Backend::Dx12, wgpu::Backend::Gl]
+        .into_iter()
+        .filter(|&b| backends.contains(b.into()))
+        .map(backend_name)
+        .collect();
+    match names.as_slice() {
+        [] => "no backend".into(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// A device type in words: `discrete GPU`, `integrated GPU`, `virtual GPU`, `CPU`, `other`.
+pub fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Cpu => "CPU",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+/// A byte count in words: `628 MB (628,000,000 bytes)`-style, decimal units.
+fn bytes(n: u64) -> String {
+    match n {
+        0..1_000_000 => format!("{n} bytes"),
+        1_000_000..1_000_000_000 => format!("{:.0} MB", n as f64 / 1e6),
+        _ => format!("{:.1} GB", n as f64 / 1e9),
+    }
+}
+
+/// An adapter in words: `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, CPU)`.
+pub fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!("{} ({}, {})", info.name, backend_name(info.backend), device_type_name(info.device_type))
+}
+
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = backends;
@@ -74,7 +140,7 @@ pub fn adapters(req: &AdapterRequest) -> Result<Vec<wgpu::Adapter>> {
         (mask & compiled).iter().flat_map(|b| pollster::block_on(instance(b).enumerate_adapters(b))).collect()
     };
     // Unless asked for, GL is only a fallback.
-    let explicit = req.backend.is_some() || std::env::var("WGPU_BACKEND").is_ok();
+    let explicit = req.explicit_backend();
     let native = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
     let mut all = if explicit { enumerate(backends) } else { enumerate(backends & native) };
     if all.is_empty() && !explicit {
@@ -86,6 +152,16 @@ pub fn adapters(req: &AdapterRequest) -> Result<Vec<wgpu::Adapter>> {
         .collect();
     found.sort_by_key(|a| rank(&a.get_info()));
     Ok(found)
+}
+
+/// Every adapter of every backend in `backends` that wgpu was built with, GL included, with no
+/// name filter, best first: what `steplens adapters` lists and what errors offer.
+pub fn all_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let compiled = wgpu::Instance::enabled_backend_features();
+    let mut all: Vec<wgpu::Adapter> =
+        (backends & compiled).iter().flat_map(|b| pollster::block_on(instance(b).enumerate_adapters(b))).collect();
+    all.sort_by_key(|a| rank(&a.get_info()));
+    all
 }
 
 fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
@@ -121,15 +197,33 @@ pub struct GpuContext {
 
 impl GpuContext {
     /// The best adapter matching the request.
+    ///
+    /// A request nothing can satisfy while adapters exist (an adapter name no adapter has, a
+    /// backend without adapters) is a usage error whose sentence lists the adapters there are;
+    /// no adapter at all is a GPU error.
     pub fn new(req: &AdapterRequest) -> Result<GpuContext> {
-        let adapter = adapters(req)?.into_iter().next().ok_or_else(|| {
-            let name = req.name_filter().map(|n| format!(" named like `{n}`")).unwrap_or_default();
-            Error::gpu(format!(
-                "no GPU adapter{name} found for backends {:?} (install a Vulkan driver, e.g. Mesa's lavapipe: apt-get install mesa-vulkan-drivers)",
-                req.backends().unwrap_or(wgpu::Backends::all())
-            ))
-        })?;
-        GpuContext::from_adapter(&adapter)
+        if let Some(adapter) = adapters(req)?.into_iter().next() {
+            return GpuContext::from_adapter(&adapter);
+        }
+        let backends = req.backends()?;
+        let existing: Vec<String> =
+            all_adapters(wgpu::Backends::all()).iter().map(|a| describe(&a.get_info())).collect();
+        let list = format!("the adapters are {}", existing.join("; "));
+        let wanted = match (req.name_request(), req.explicit_backend()) {
+            (Some((name, source)), false) => Some(format!("no adapter's name contains `{name}` ({source})")),
+            (Some((name, source)), true) => {
+                Some(format!("no {} adapter's name contains `{name}` ({source})", backends_name(backends)))
+            }
+            (None, true) => Some(format!("no adapter found for {}", backends_name(backends))),
+            (None, false) => None,
+        };
+        match wanted {
+            Some(what) if !existing.is_empty() => Err(Error::usage(format!("{what}: {list}"))),
+            _ => Err(Error::gpu(format!(
+                "no adapter found for {} (install a Vulkan driver, e.g. Mesa's lavapipe: apt-get install mesa-vulkan-drivers)",
+                backends_name(backends)
+            ))),
+        }
     }
 
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<GpuContext> {
@@ -182,7 +276,7 @@ impl GpuContext {
             adapter: self.info.name.clone(),
             backend: format!("{:?}", self.info.backend).to_lowercase(),
             driver: format!("{} {}", self.info.driver, self.info.driver_info).trim().to_string(),
-            device_type: format!("{:?}", self.info.device_type),
+            device_type: device_type_name(self.info.device_type).into(),
         }
     }
 
@@ -230,8 +324,19 @@ impl GpuContext {
     fn check_size(&self, label: &str, size: u64) -> Result<()> {
         let max = self.limits.max_storage_buffer_binding_size;
         if size > max {
+            // The data itself (the engine labels its buffers `<set> features` / `<set> targets`):
+            // no flag makes it smaller, the CPU reference has no such limit.
+            if let Some(set) = label.strip_suffix(" features").or_else(|| label.strip_suffix(" targets")) {
+                return Err(Error::gpu(format!(
+                    "the data {set} does not fit this adapter: it needs {}, more than the adapter's largest storage binding ({}); use --device cpu (the f64 reference, which has no such limit) or less data",
+                    bytes(size),
+                    bytes(max)
+                )));
+            }
             return Err(Error::gpu(format!(
-                "{label} needs {size} bytes, more than this adapter's largest storage binding ({max} bytes): use a smaller batch, fewer points or fewer runs"
+                "{label} needs {}, more than this adapter's largest storage binding ({}): use a smaller batch, fewer points or fewer runs",
+                bytes(size),
+                bytes(max)
             )));
         }
         Ok(())

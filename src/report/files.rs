@@ -4,8 +4,10 @@
 //! plotting script, a second run) sees either the previous complete file or the new complete
 //! file, never a torn one, and a run interrupted half-way leaves no partial outputs.
 //!
-//! [`OutDir`] is a run's output directory. It refuses to mix a new run into an old one, and a
-//! run that fails before writing anything leaves no directory behind, so callers only
+//! [`OutDir`] is a run's output directory. It refuses to mix a new run into an old one, holds
+//! an exclusive lock on it (the file [`LOCK_FILE`], locked by the operating system, so a run
+//! that crashed leaves no stale lock), proves that it can write there before any work starts,
+//! and a run that fails before writing anything leaves no directory behind, so callers only
 //! `create`, `write*` and drop it: there is no commit step to forget.
 
 use std::ffi::OsString;
@@ -71,45 +73,56 @@ fn sync_parent(path: &Path) {
     }
 }
 
+/// The lock file of a run directory: locked exclusively (an OS file lock, released when the
+/// process ends however it ends) while a run writes there; it holds the pid, the command line
+/// and the start time of that run, and is removed when the run's [`OutDir`] is dropped.
+pub const LOCK_FILE: &str = ".steplens.lock";
+
 /// A run's output directory. See the [module documentation](self).
 ///
-/// Dropping an `OutDir` removes the directories that [`OutDir::create`] made, provided they
-/// are still empty: a run that fails before its first output leaves nothing behind, and a
-/// directory holding any file (written through `OutDir` or not) is never touched.
+/// Dropping an `OutDir` removes its lock file and then the directories that [`OutDir::create`]
+/// made, provided they are empty: a run that fails before its first output leaves nothing
+/// behind, and a directory holding any file (written through `OutDir` or not) is never touched.
 #[derive(Debug)]
 pub struct OutDir {
     path: PathBuf,
     /// Directories `create` made, deepest first, so `Drop` can undo exactly those.
     created: Vec<PathBuf>,
+    /// The locked [`LOCK_FILE`], once taken.
+    lock: Option<File>,
 }
 
 impl OutDir {
-    /// Opens `path` as a run's output directory, creating it and its parents as needed.
+    /// Opens `path` as a run's output directory, creating it and its parents as needed, and
+    /// locks it for this process.
     ///
-    /// Fails with [`Error::Usage`] when `path` is a file, when it is a non-empty directory
-    /// and `force` is false, or when it cannot be created. With `force`, files of an earlier
-    /// run stay where a new run writes none of the same name.
+    /// Fails with [`Error::Usage`] when `path` is a file, when it cannot be created or written
+    /// (checked by writing the lock file, before any work), when another process holds its
+    /// lock (the error names that process), or when it is a non-empty directory and `force` is
+    /// false. With `force`, files of an earlier run stay where a new run writes none of the
+    /// same name.
     pub fn create(path: &Path, force: bool) -> Result<OutDir> {
         let shown = path.display();
-        match fs::metadata(path) {
+        let mut out = match fs::metadata(path) {
             Ok(meta) if !meta.is_dir() => {
-                Err(Error::usage(format!("the output directory {shown} is a file: choose another --out")))
+                return Err(Error::usage(format!("the output directory {shown} is a file: choose another --out")));
             }
-            Ok(_) => {
-                if !force && !is_empty_dir(path)? {
-                    return Err(Error::usage(format!(
-                        "the output directory {shown} is not empty: choose another --out or \
-                         pass --force to write into it"
-                    )));
-                }
-                Ok(OutDir { path: path.to_path_buf(), created: Vec::new() })
-            }
+            Ok(_) => OutDir { path: path.to_path_buf(), created: Vec::new(), lock: None },
             Err(_) => {
                 let created = create_dirs(path)
                     .map_err(|e| Error::usage(format!("cannot create the output directory {shown}: {e}")))?;
-                Ok(OutDir { path: path.to_path_buf(), created })
+                OutDir { path: path.to_path_buf(), created, lock: None }
             }
+        };
+        // From here on, an error drops `out`, which removes the lock file and what it created.
+        out.lock = Some(take_lock(path)?);
+        if !force && !is_empty_dir(path)? {
+            return Err(Error::usage(format!(
+                "the output directory {shown} is not empty: choose another --out or \
+                 pass --force to write into it"
+            )));
         }
+        Ok(out)
     }
 
     /// The directory's path.
@@ -162,6 +175,11 @@ impl OutDir {
 
 impl Drop for OutDir {
     fn drop(&mut self) {
+        // The lock file goes first (while still locked), so the directory can be empty again.
+        if let Some(lock) = self.lock.take() {
+            let _ = fs::remove_file(self.path.join(LOCK_FILE));
+            drop(lock);
+        }
         // `remove_dir` only removes empty directories, so nothing anyone wrote is ever lost;
         // the first failure means that directory (and so every parent) is in use.
         for dir in &self.created {
@@ -172,11 +190,48 @@ impl Drop for OutDir {
     }
 }
 
-/// Whether `path` (a directory) has no entries.
+/// Whether `path` (a directory) has no entries but the lock file.
 fn is_empty_dir(path: &Path) -> Result<bool> {
-    let mut entries = fs::read_dir(path)
+    let entries = fs::read_dir(path)
         .map_err(|e| Error::usage(format!("cannot read the output directory {}: {e}", path.display())))?;
-    Ok(entries.next().is_none())
+    Ok(entries.flatten().all(|e| e.file_name() == LOCK_FILE))
+}
+
+/// Opens and locks `dir`'s [`LOCK_FILE`] and writes who holds it. Creating the file is also
+/// the proof that the directory is writable, before any work starts.
+fn take_lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let shown = dir.display();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::usage(format!("cannot write into the output directory {shown}: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let who = if holder.is_empty() { "another steplens process".to_string() } else { holder.to_string() };
+            return Err(Error::usage(format!(
+                "the output directory {shown} is in use by {who}: wait for it to finish or choose another --out"
+            )));
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(Error::usage(format!("cannot lock the output directory {shown}: {e}")));
+        }
+    }
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let command: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let text =
+        format!("steplens process {} (`{}`, started {})\n", std::process::id(), command.join(" "), utc_stamp(secs));
+    file.set_len(0)
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::usage(format!("cannot write into the output directory {shown}: {e}")))?;
+    Ok(file)
 }
 
 /// Creates `path` and its missing parents; returns the directories it created, deepest first.

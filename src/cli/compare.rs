@@ -126,7 +126,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     let locals = parse_locals(&args.local, &local, setup.model.outputs)?;
     let out = args.output.open(&format!("compare-{:?}", setup.model.kind).to_lowercase())?;
     let seeds: Vec<u64> = (0..args.seeds as u64).map(|i| args.run.seed + i).collect();
-    let mut per_seed = Vec::new();
+    let (mut per_seed, mut interrupted) = (Vec::new(), None);
     for &seed in &seeds {
         let procedures: Vec<(String, ProcedureSpec)> = names
             .iter()
@@ -139,7 +139,15 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
                  in the same order every epoch",
             ));
         }
-        per_seed.push(compare_seed(args, &setup, seed, &grid, procedures, quiet)?);
+        match compare_seed(args, &setup, seed, &grid, procedures, quiet) {
+            Ok(runs) => per_seed.push(runs),
+            // Stopped: report the seeds that finished (if any), then exit 130.
+            Err(Error::Interrupted { .. }) if !per_seed.is_empty() => {
+                interrupted = Some(per_seed.len());
+                break;
+            }
+            Err(e) => return Err(e),
+        }
     }
     let steps = (args.run.epochs * setup.batching.steps()) as u64;
     let (summaries, tuned) = summarize(&per_seed, steps)?;
@@ -165,7 +173,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     let record = args
         .run
         .record("compare", &setup, &args.model, &args.device, None)
-        .with("seeds", &seeds)
+        .with("seeds", &seeds[..per_seed.len()])
         .with("grid", &grid)
         .with("target_loss", target)
         .with(
@@ -177,7 +185,12 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     print!("{}", summary_table(&summaries));
     println!("tuned constant {tuned}; target loss {}", fmt_num(target, 4));
     println!("wrote {}", out.path().display());
-    Ok(())
+    match interrupted {
+        Some(done) => Err(Error::Stopped {
+            done: format!("{done} of {} seeds, written to {}", seeds.len(), out.path().display()),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn with_seed(local: &LocalConfig, seed: u64) -> LocalConfig {

@@ -195,7 +195,20 @@ pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
     let mut results: Vec<MemberResult> = Vec::new();
     for member in &members {
         let started = Instant::now();
-        results.push(run_member(member, &settings, &mut make)?);
+        match run_member(member, &settings, &mut make) {
+            Ok(r) => results.push(r),
+            Err(Error::Interrupted { .. }) if !results.is_empty() => {
+                return Err(Error::Stopped {
+                    done: format!(
+                        "{} of {} members, written to {}",
+                        results.len(),
+                        members.len(),
+                        out.path().display()
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        }
         if !quiet {
             eprintln!("steplens: {} done in {:.1} s", member.name(), started.elapsed().as_secs_f64());
         }

@@ -215,9 +215,13 @@ mod tests {
     #[test]
     fn sizes_and_slices() {
         let spec = |p, classes, x_u8| SubgroupSpec { p, classes, model: 0, x_u8 };
-        // MNIST: 49 vec4 loads of 16 pixels per row, 7 per lane (lane 0 owns the 49th).
+        // MNIST: 49 vec4 loads of 16 pixels per row, 7 per lane (lane 0 owns the 49th); two
+        // classes keep one row, W₁ − W₀, in registers.
         let mnist = spec(784, 2, true);
-        assert_eq!((mnist.units(), mnist.slots(), mnist.lane_weights()), (49, 7, 224));
+        assert_eq!((mnist.units(), mnist.slots(), mnist.rows(), mnist.lane_weights()), (49, 7, 1, 112));
+        let three = spec(784, 3, true);
+        assert_eq!((three.rows(), three.lane_weights()), (3, 336));
+        assert!(SubgroupSpec { model: 1, ..mnist }.pair() && !SubgroupSpec { model: 2, classes: 1, ..mnist }.pair());
         assert!(sizes_unsupported(&mnist, StepRule::Table, 64, 200).is_none());
         // Ten classes on MNIST: beyond the registers' budget.
         assert!(sizes_unsupported(&spec(784, 10, true), StepRule::Table, 64, 200).is_some());

@@ -131,6 +131,7 @@ fn subgroup_dispatches_stay_under_the_loop_cap() {
         steps: per + 3,
         per,
         rule: StepRule::Table,
+        shared: false,
     };
     let (theta, stats, want_theta, want_stats) = validate::run_subgroup_case(&ctx, &at_cap).unwrap();
     common::assert_close("at the cap: parameters", &theta, &want_theta, RUN_TOL);

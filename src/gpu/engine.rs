@@ -396,9 +396,10 @@ impl GpuEngine {
         };
         let adapter = format!("{:?} adapter ({:?}) with {subgroups}", info.device_type, info.backend);
         match self.path {
-            KernelPath::Auto if subgroup::adapter_prefers(&self.ctx) && sizes.is_none() => {
-                (KernelPath::Subgroup, format!("auto: {adapter}: one subgroup per run"))
-            }
+            KernelPath::Auto if subgroup::adapter_prefers(&self.ctx) && sizes.is_none() => (
+                KernelPath::Subgroup,
+                format!("auto: {adapter}: one subgroup per run (two per subgroup in sweeps sharing batches)"),
+            ),
             KernelPath::Auto if unfused_can && cpu => {
                 let why = sizes.map_or(String::new(), |s| format!(" ({s})"));
                 (KernelPath::Unfused, format!("auto: {adapter}: every step spread over the cores{why}"))

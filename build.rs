@@ -31,7 +31,8 @@ fn main() {
     for (p, classes, model, x_u8) in [(784, 2, 0, true), (36, 3, 1, true), (36, 1, 2, false), (5, 1, 3, true)] {
         let spec = shader_source::SubgroupSpec { p, classes, model, x_u8 };
         for (name, text) in [
-            ("train_subgroup", shader_source::subgroup_train(&spec)),
+            ("train_subgroup", shader_source::subgroup_train(&spec, 1)),
+            ("train_subgroup", shader_source::subgroup_train(&spec, 2)),
             ("evaluate_subgroup", shader_source::subgroup_evaluate(&spec)),
         ] {
             if let Err(e) = validate_generated(name, &text, &read) {

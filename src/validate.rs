@@ -542,6 +542,9 @@ pub struct SubgroupCase {
     pub steps: usize,
     pub per: usize,
     pub rule: StepRule,
+    /// Every run trains on the same batches, [`crate::gpu::subgroup::SWEEP_GROUP`] runs per
+    /// workgroup (the last group partly empty with 5 runs); else each run on its own.
+    pub shared: bool,
 }
 
 impl SubgroupCase {
@@ -552,12 +555,13 @@ impl SubgroupCase {
             StepRule::Armijo { .. } => "Armijo",
         };
         format!(
-            "train_subgroup {:?} {rule} (p {}, {}, b {}, {} run(s), {} steps by {})",
+            "train_subgroup {:?} {rule} (p {}, {}, b {}, {} run(s){}, {} steps by {})",
             self.code,
             self.features,
             if self.u8 { "u8" } else { "f32" },
             self.batch,
             self.runs,
+            if self.shared { " sharing batches" } else { "" },
             self.steps,
             self.per
         )
@@ -581,22 +585,26 @@ pub fn subgroup_cases() -> Vec<SubgroupCase> {
         steps,
         per,
         rule,
+        shared: false,
     };
+    let shared = |c: SubgroupCase| SubgroupCase { shared: true, ..c };
     let t = StepRule::Table;
     vec![
         case(1, SoftmaxCe, 2, false, 1, 1, 7, 3, t),
-        case(33, SoftmaxCe, 3, true, 33, 5, 5, 2, POLYAK),
+        shared(case(33, SoftmaxCe, 3, true, 33, 5, 5, 2, POLYAK)),
         case(100, SoftmaxCe, 10, false, 17, 1, 4, 3, ARMIJO),
         case(784, SoftmaxCe, 2, true, 64, 5, 6, 4, t),
+        shared(case(784, SoftmaxCe, 2, true, 64, 5, 6, 4, t)),
         case(784, SoftmaxSeedCompat, 2, true, 33, 1, 5, 2, t),
-        case(64, SoftmaxSeedCompat, 4, true, 17, 5, 5, 3, POLYAK),
+        shared(case(64, SoftmaxSeedCompat, 4, true, 17, 5, 5, 3, POLYAK)),
         case(785, SoftmaxSeedCompat, 2, false, 33, 1, 4, 3, ARMIJO),
         case(1, Logistic, 2, true, 33, 1, 5, 2, t),
         case(785, Logistic, 2, true, 33, 5, 4, 3, POLYAK),
-        case(36, Logistic, 2, true, 1, 5, 9, 4, ARMIJO),
+        shared(case(36, Logistic, 2, true, 1, 5, 9, 4, ARMIJO)),
         case(33, Squares, 0, false, 33, 1, 5, 2, t),
         case(36, Squares, 0, false, 17, 5, 5, 3, POLYAK),
         case(784, Squares, 0, true, 1, 5, 7, 3, ARMIJO),
+        shared(case(784, Squares, 0, true, 17, 5, 7, 3, ARMIJO)),
     ]
 }
 
@@ -645,8 +653,12 @@ pub fn run_subgroup_case(ctx: &GpuContext, c: &SubgroupCase) -> crate::Result<Su
     let dim = outputs * (c.features + 1);
     let b = Bench::new(ctx, data, c.code)?;
     let spec = SubgroupSpec { p: c.features as u32, classes: outputs as u32, model: c.code as u32, x_u8: c.u8 };
-    let kernel = SubgroupTrain::new(ctx, &b.layout, spec)?;
-    let tables = if c.runs % 2 == 1 && c.runs > 1 { c.runs } else { 1 };
+    let tables = if !c.shared && c.runs > 1 { c.runs } else { 1 };
+    let group = crate::gpu::subgroup::runs_per_group(&spec, c.runs, tables);
+    if c.shared && c.runs > 1 && group == 1 {
+        return Err(crate::Error::usage("the shared case's runs do not fit one workgroup's registers"));
+    }
+    let kernel = SubgroupTrain::new(ctx, &b.layout, spec, group)?;
     let batches = table(n, tables * c.steps * c.batch, tag + 1);
     // Rates that keep the random problems stable: about 1 / (the Hessian's scale).
     let scale = if c.u8 { 2.0 / c.features as f32 } else { 1.0 };

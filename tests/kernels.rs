@@ -131,6 +131,7 @@ fn subgroup_dispatches_stay_under_the_loop_cap() {
         steps: per + 3,
         per,
         rule: StepRule::Table,
+        shared: false,
     };
     let (theta, stats, want_theta, want_stats) = validate::run_subgroup_case(&ctx, &at_cap).unwrap();
     common::assert_close("at the cap: parameters", &theta, &want_theta, RUN_TOL);
@@ -140,4 +141,61 @@ fn subgroup_dispatches_stay_under_the_loop_cap() {
     let missing = stats.iter().filter(|v| !v.is_finite()).count();
     let err = common::rel_err(&theta, &want_theta);
     assert!(missing > 0 || err > RUN_TOL, "past the cap every step ran ({err:.2e}): is the cap gone?");
+}
+
+/// The engine splits an epoch into as many dispatches as the loop cap needs, in one pass and one
+/// submit: with the cap lowered to a few steps per dispatch, two epochs of Armijo (whose step size
+/// carries over from one dispatch to the next through the step statistics) and of table rates
+/// for 3 runs sharing their batches match the f64 reference as one dispatch would.
+#[test]
+fn subgroup_engine_splits_epochs_at_the_loop_cap() {
+    use steplens::{
+        cpu::CpuEngine,
+        engine::{Engine, EpochPlan},
+        gpu::{GpuEngine, KernelPath},
+        model::{InitKind, LossKind, Model, ModelKind},
+        train::Batching,
+    };
+    if steplens::gpu::subgroup::adapter_unsupported(&common::gpu()).is_some() {
+        return;
+    }
+    let armijo = StepRule::Armijo { c: 0.1, beta: 0.9, growth: 1.2, max_lr: 5.0 };
+    for (kind, classes, rule, runs) in
+        [(ModelKind::Logreg, Some(2), armijo, 1), (ModelKind::Softmax, Some(3), StepRule::Table, 3)]
+    {
+        let d = common::data(common::dataset(200, 37, classes, true, 9), None);
+        let model = Model::for_data(kind, LossKind::Ce, &d.train).unwrap();
+        let theta: Vec<f32> = (0..runs).flat_map(|r| model.init(InitKind::Xavier, r as u64)).collect();
+        let batching = Batching::new(d.train.n, 16, 3, true).unwrap();
+        let steps = batching.steps();
+        let lrs: Vec<f32> = (0..runs * steps).map(|i| 0.05 + 0.1 * (i / steps) as f32).collect();
+        let mut gpu = GpuEngine::new(common::gpu(), model, &d, runs, KernelPath::Subgroup).unwrap();
+        // 16-sample steps cost 20 passes (Armijo: 3,619 at worst): 3 and 2 steps a dispatch.
+        gpu.set_loop_cap(if rule == StepRule::Table { 62 } else { 7_300 });
+        let mut cpu = CpuEngine::new(model, &d, runs);
+        let mut results = Vec::new();
+        for engine in [&mut gpu as &mut dyn Engine, &mut cpu] {
+            engine.set_params(&theta).unwrap();
+            let mut stats = Vec::new();
+            for e in 1..=2 {
+                let batches = batching.epoch(e);
+                let plan = EpochPlan {
+                    batches: &batches,
+                    batch_size: 16,
+                    steps,
+                    lrs: &lrs,
+                    rule,
+                    read_params: false,
+                    evaluate: false,
+                };
+                let out = engine.run_epoch(&plan).unwrap();
+                stats.extend(out.steps.iter().flat_map(|s| [s.loss, s.lr, s.trials]));
+            }
+            let mut params = engine.params().unwrap();
+            params.extend(stats);
+            results.push(params);
+        }
+        let want: Vec<f64> = results[1].iter().map(|&v| v as f64).collect();
+        common::assert_close(&format!("{kind:?} {rule:?}, split epochs"), &results[0], &want, RUN_TOL);
+    }
 }

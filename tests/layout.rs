@@ -76,7 +76,7 @@ fn parameter_structs_match_wgsl() {
     // The generated subgroup kernel shares the fused kernel's parameters: every load mode, every loss.
     for (p, classes, model, x_u8) in [(784, 2, 0, true), (36, 3, 1, true), (36, 1, 2, false), (5, 1, 3, true)] {
         let spec = SubgroupSpec { p, classes, model, x_u8 };
-        let composed = composed_generated("train_subgroup", &subgroup_train(&spec)).unwrap();
+        let composed = composed_generated("train_subgroup", &subgroup_train(&spec, 1 + p % 2)).unwrap();
         let module = parse("train_subgroup", &composed).unwrap();
         layout!(
             @check struct_layout(&module, "EpochParams").unwrap(),

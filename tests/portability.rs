@@ -99,7 +99,7 @@ fn generated_subgroup_kernel_translates() {
     for (p, classes, model, x_u8) in specs {
         let spec = SubgroupSpec { p, classes, model, x_u8 };
         let what = format!("{spec:?}");
-        let composed = composed_generated("train_subgroup", &subgroup_train(&spec)).unwrap();
+        let composed = composed_generated("train_subgroup", &subgroup_train(&spec, 1 + classes % 2)).unwrap();
         let module = parse("train_subgroup", &composed).unwrap();
         let info = Validator::new(ValidationFlags::all(), caps)
             .subgroup_stages(naga::valid::ShaderStages::COMPUTE)

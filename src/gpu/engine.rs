@@ -393,9 +393,10 @@ impl GpuEngine {
         };
         let adapter = format!("{:?} adapter ({:?}) with {subgroups}", info.device_type, info.backend);
         match self.path {
-            KernelPath::Auto if subgroup::adapter_prefers(&self.ctx) && sizes.is_none() => {
-                (KernelPath::Subgroup, format!("auto: {adapter}: one subgroup per run"))
-            }
+            KernelPath::Auto if subgroup::adapter_prefers(&self.ctx) && sizes.is_none() => (
+                KernelPath::Subgroup,
+                format!("auto: {adapter}: one subgroup per run (two per subgroup in sweeps sharing batches)"),
+            ),
             KernelPath::Auto if unfused_can && cpu => {
                 let why = sizes.map_or(String::new(), |s| format!(" ({s})"));
                 (KernelPath::Unfused, format!("auto: {adapter}: every step spread over the cores{why}"))
@@ -520,8 +521,9 @@ impl Engine for GpuEngine {
             if let Some(why) = subgroup::sizes_unsupported(&spec, plan.rule, plan.batch_size, MAX_BACKTRACKS) {
                 return Err(Error::usage(format!("--kernels subgroup: {why}")));
             }
-            if self.subgroup.as_ref().is_none_or(|k| k.spec != spec) {
-                self.subgroup = Some(SubgroupTrain::new(&self.ctx, &self.data_layout, spec)?);
+            let group = subgroup::runs_per_group(&spec, self.runs, plan.tables());
+            if self.subgroup.as_ref().is_none_or(|k| k.spec != spec || k.runs_per_group != group) {
+                self.subgroup = Some(SubgroupTrain::new(&self.ctx, &self.data_layout, spec, group)?);
             }
             subgroup::steps_per_dispatch(plan.rule, plan.batch_size, MAX_BACKTRACKS, self.loop_cap)
                 .ok_or_else(|| Error::usage("the loop cap is below one step's iterations"))?

@@ -91,18 +91,35 @@ pub fn sizes_unsupported(spec: &SubgroupSpec, rule: StepRule, batch: usize, max_
     None
 }
 
-/// The generated kernel for one specialisation.
+/// Runs per workgroup when a sweep's runs share their batches: they share each sample's loads
+/// and unpacking (GUIDE §6b), at `SWEEP_GROUP` times the registers.
+pub const SWEEP_GROUP: u32 = 2;
+
+/// Runs per workgroup for `runs` runs on `tables` batch tables: [`SWEEP_GROUP`] where they all
+/// share one table and the registers allow it, else 1.
+pub fn runs_per_group(spec: &SubgroupSpec, runs: usize, tables: usize) -> u32 {
+    let fits = spec.lane_weights() * SWEEP_GROUP <= MAX_LANE_WEIGHTS;
+    if runs > 1 && tables == 1 && fits { SWEEP_GROUP } else { 1 }
+}
+
+/// The generated kernel for one specialisation and number of runs per workgroup.
 pub struct SubgroupTrain {
     pub spec: SubgroupSpec,
+    pub runs_per_group: u32,
     kernel: Kernel,
 }
 
 impl SubgroupTrain {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: SubgroupSpec) -> Result<SubgroupTrain> {
+    pub fn new(
+        ctx: &GpuContext,
+        data: &wgpu::BindGroupLayout,
+        spec: SubgroupSpec,
+        runs_per_group: u32,
+    ) -> Result<SubgroupTrain> {
         if let Some(why) = adapter_unsupported(ctx) {
             return Err(Error::usage(why));
         }
-        let composed = composed_generated("train_subgroup", &subgroup_train(&spec))?;
+        let composed = composed_generated("train_subgroup", &subgroup_train(&spec, runs_per_group))?;
         let kernel = Kernel::from_source(
             ctx,
             data,
@@ -111,11 +128,12 @@ impl SubgroupTrain {
             size_of::<EpochParams>(),
             &[("MODEL", spec.model as f64)],
         )?;
-        Ok(SubgroupTrain { spec, kernel })
+        Ok(SubgroupTrain { spec, runs_per_group, kernel })
     }
 
     /// Steps `prm.first_step ..` `+ prm.count` of every run, in dispatches of at most `per` steps,
-    /// all in `rec`'s one pass.
+    /// all in `rec`'s one pass. With several runs per workgroup, the runs must share one batch
+    /// table (`prm.tables == 1`).
     #[allow(clippy::too_many_arguments)]
     pub fn encode<'a>(
         &'a self,
@@ -131,7 +149,8 @@ impl SubgroupTrain {
         let (start, end) = (prm.first_step as usize, (prm.first_step + prm.count) as usize);
         for first in (start..end).step_by(per.max(1)) {
             let p = EpochParams { first_step: first as u32, count: per.min(end - first) as u32, ..prm };
-            rec.dispatch(&self.kernel, &p, &[theta, batches, lrs, stats], Some(data), [prm.runs, 1, 1])?;
+            let groups = prm.runs.div_ceil(self.runs_per_group);
+            rec.dispatch(&self.kernel, &p, &[theta, batches, lrs, stats], Some(data), [groups, 1, 1])?;
         }
         Ok(())
     }
@@ -215,9 +234,18 @@ mod tests {
     #[test]
     fn sizes_and_slices() {
         let spec = |p, classes, x_u8| SubgroupSpec { p, classes, model: 0, x_u8 };
-        // MNIST: 49 vec4 loads of 16 pixels per row, 7 per lane (lane 0 owns the 49th).
+        // MNIST: 49 vec4 loads of 16 pixels per row, 7 per lane (lane 0 owns the 49th); two
+        // classes keep one row, W₁ − W₀, in registers.
         let mnist = spec(784, 2, true);
-        assert_eq!((mnist.units(), mnist.slots(), mnist.lane_weights()), (49, 7, 224));
+        assert_eq!((mnist.units(), mnist.slots(), mnist.rows(), mnist.lane_weights()), (49, 7, 1, 112));
+        let three = spec(784, 3, true);
+        assert_eq!((three.rows(), three.lane_weights()), (3, 336));
+        assert!(SubgroupSpec { model: 1, ..mnist }.pair() && !SubgroupSpec { model: 2, classes: 1, ..mnist }.pair());
+        // Sweeps whose runs share one batch table: two runs a workgroup where registers allow.
+        assert_eq!(runs_per_group(&mnist, 64, 1), SWEEP_GROUP);
+        assert_eq!(runs_per_group(&mnist, 64, 64), 1);
+        assert_eq!(runs_per_group(&mnist, 1, 1), 1);
+        assert_eq!(runs_per_group(&three, 64, 1), 1);
         assert!(sizes_unsupported(&mnist, StepRule::Table, 64, 200).is_none());
         // Ten classes on MNIST: beyond the registers' budget.
         assert!(sizes_unsupported(&spec(784, 10, true), StepRule::Table, 64, 200).is_some());

@@ -197,7 +197,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let run = wg.x;
     let table = run % prm.tables;
     let base = run * prm.dim;
+    // Armijo's trial rate carries over from the previous step, also across the dispatches an
+    // epoch is cut into (that step's statistics were written by the previous dispatch).
     var h_prev = 0.0;
+    if prm.first_step > 0u {
+        h_prev = stats[(run * prm.steps + prm.first_step - 1u) * 4u + 1u];
+    }
     for (var s = prm.first_step; s < prm.first_step + prm.count; s++) {
         let row_base = (table * prm.steps + s) * prm.batch;
         let f = batch_pass(base, row_base, 0.0, true, lid);
@@ -214,7 +219,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 h = min(f / (prm.polyak_c * gsq), prm.max_lr);
             }
         } else if prm.rule == 2u {
-            if s > prm.first_step {
+            if s > 0u {
                 h = min(h_prev * prm.armijo_growth, prm.max_lr);
             }
             for (var t = 0u; t < prm.max_backtracks; t++) {

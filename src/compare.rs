@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, Result,
@@ -103,7 +103,7 @@ pub fn roster(grid: &[f64], procedures: Vec<(String, ProcedureSpec)>) -> Vec<Met
 }
 
 /// One method's run on one seed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MethodRun {
     /// The roster's name.
     pub name: String,

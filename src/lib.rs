@@ -28,6 +28,7 @@ pub mod rates;
 pub mod report;
 pub mod schedule;
 pub mod shader_source;
+pub mod shard;
 pub mod stats;
 pub mod suite;
 pub mod train;

@@ -2,7 +2,7 @@
 //! ⌊n/b⌋ batches, the remainder dropped; `--reshuffle` permutes every epoch) and the rows of
 //! its history. The epoch loop itself is the [driver](crate::driver).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result, engine::Metrics, prng, report::files::csv_num};
 
@@ -45,14 +45,20 @@ impl Batching {
 }
 
 /// One row of `history.csv`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HistoryRow {
     pub epoch: usize,
-    /// The epoch's learning rate (its first step's; NaN for row 0).
+    /// The epoch's learning rate (NaN for row 0): a schedule's rate of the epoch, a procedure's
+    /// first step's, the median step rate of SPS and Armijo.
+    #[serde(with = "crate::report::json_f64")]
     pub lr: f64,
+    #[serde(with = "crate::report::json_f64")]
     pub train_loss: f64,
+    #[serde(with = "crate::report::json_f64")]
     pub train_acc: f64,
+    #[serde(with = "crate::report::json_f64")]
     pub test_loss: f64,
+    #[serde(with = "crate::report::json_f64")]
     pub test_acc: f64,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,

@@ -433,6 +433,8 @@ pub fn training_checks(ctx_for: &dyn Fn() -> crate::Result<GpuContext>) -> Vec<C
         case("train lls 2 epochs", ModelKind::Lls, None, 65, StepRule::Table, fused, 3),
         case("train logreg SPS", ModelKind::Logreg, Some(2), 16, polyak, fused, 3),
         case("train lls Armijo", ModelKind::Lls, None, 64, armijo, fused, 3),
+        // 32 steps an epoch: the rate must carry across the 16-step dispatches of the fused kernel.
+        case("train lls Armijo across dispatches", ModelKind::Lls, None, 8, armijo, fused, 2),
         case("train softmax unfused, 1 run", ModelKind::Softmax, Some(3), 32, StepRule::Table, unfused, 1),
         case("train logreg unfused, 5 runs", ModelKind::Logreg, Some(2), 33, StepRule::Table, unfused, 5),
     ]

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod args;
+pub mod merge;
 pub mod bench;
 pub mod compare;
 pub mod schedule;
@@ -50,6 +51,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Every method of `compare` on the benchmark members over seeds: suite.csv, leaderboard.md.
     Suite(suite::SuiteArgs),
+    /// Combine the shard directories of a sharded `suite` into what the unsharded run writes.
+    Merge(merge::MergeArgs),
     /// How fast this adapter trains, sweeps and analyses, against the anchors.
     Bench(bench::BenchArgs),
     /// Every kernel, a training run and the analysis on every adapter, against the f64 reference.
@@ -192,6 +195,14 @@ impl OutArgs {
         let path = self.out.clone().unwrap_or_else(|| crate::report::files::default_run_dir(prefix));
         crate::report::files::OutDir::create(&path, self.force)
     }
+
+    /// The run directory to continue (`--resume`): --out, which may hold the earlier files.
+    pub fn reopen(&self, command: &str) -> crate::Result<crate::report::files::OutDir> {
+        let path = self.out.clone().ok_or_else(|| {
+            Error::usage(format!("--resume needs --out: the directory of the {command} run to continue"))
+        })?;
+        crate::report::files::OutDir::create(&path, true)
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -287,6 +298,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Schedule(args) => schedule::run(args, cli.quiet),
         Command::Compare(args) => compare::run(args, cli.quiet),
         Command::Suite(args) => suite::run(args, cli.quiet),
+        Command::Merge(args) => merge::run(args),
         Command::Validate(args) => validate::run(args, cli.quiet),
         Command::Bench(args) => bench::run(args, cli.quiet),
         Command::Adapters(args) => list_adapters(args),

@@ -1,7 +1,7 @@
 //! `steplens suite`: every method of `compare` on the benchmark members over seeds; writes
 //! suite.csv, leaderboard.md and suite.png/.svg.
 
-use std::{path::PathBuf, time::Instant};
+use std::path::PathBuf;
 
 use clap::Args;
 use serde::Serialize;
@@ -10,20 +10,16 @@ use super::{DeviceArgs, OutArgs};
 use crate::{
     Error, Result,
     analysis::{Settings, SvdMethod},
-    data::Source,
+    data::{Data, Source},
     engine::{Block, Perturbation},
     local::{Aggregate, LocalConfig, Mode, Procedure, Tau},
     model::ModelKind,
     procedure::parse_procedures,
     rates::parse_grid,
-    report::{
-        comparison::{SUMMARY_HEADER, summary_cells},
-        files::OutDir,
-        plot,
-    },
+    shard::{JobName, Manifest, Shard, job_file},
     suite::{
-        Member, MemberResult, SMALL_BATCH, SMALL_EPOCHS, SuiteSettings, default_members, leaderboard_markdown,
-        run_member,
+        Job, Member, MemberInfo, SMALL_BATCH, SMALL_EPOCHS, SharedMaker, SuiteSettings, default_members,
+        finished_members, leaderboard_markdown, run_jobs, write_suite,
     },
 };
 
@@ -55,6 +51,17 @@ pub struct SuiteArgs {
     /// A base URL to download MNIST from, instead of the default mirrors (repeatable).
     #[arg(long, value_name = "URL")]
     pub mirror: Vec<String>,
+    /// Run shard K of N: the jobs (member × seed, member by member) whose index ≡ K−1 (mod N),
+    /// into a partial run directory that `steplens merge` combines (docs/cluster.md).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Continue an interrupted run or shard in --out: keep its finished jobs, do the rest.
+    #[arg(long)]
+    pub resume: bool,
+    /// Spread the jobs over several adapters, one worker each: `all` (every adapter of every
+    /// backend) or names, `,`-separated [default: the one adapter --device/--backend/--adapter choose].
+    #[arg(long, value_name = "all|LIST", conflicts_with = "adapter")]
+    pub adapters: Option<String>,
     #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
@@ -84,6 +91,34 @@ fn suite_local() -> LocalConfig {
 const MAX_LR: f64 = 10.0;
 
 impl SuiteArgs {
+    /// The devices of the workers: one per adapter of `--adapters`, else the one of the flags.
+    fn workers(&self) -> Result<Vec<DeviceArgs>> {
+        let Some(list) = &self.adapters else { return Ok(vec![self.device.clone()]) };
+        let all = crate::gpu::context::all_adapters(self.device.request().backends()?);
+        let wanted: Vec<String> = list.split(',').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect();
+        let mut out = Vec::new();
+        for a in &all {
+            let info = a.get_info();
+            let name = info.name.to_lowercase();
+            if list.trim() == "all" || wanted.iter().any(|w| name.contains(w.as_str())) {
+                out.push(DeviceArgs {
+                    device: super::DeviceChoice::Gpu,
+                    backend: Some(crate::gpu::context::backend_name(info.backend).to_lowercase()),
+                    adapter: Some(info.name.clone()),
+                    ..self.device.clone()
+                });
+            }
+        }
+        if out.is_empty() {
+            let names: Vec<String> = all.iter().map(|a| crate::gpu::context::describe(&a.get_info())).collect();
+            return Err(Error::usage(format!(
+                "--adapters `{list}` matches no adapter; the adapters are: {}",
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )));
+        }
+        Ok(out)
+    }
+
     fn members(&self) -> Result<Vec<Member>> {
         let mnist = super::DataArgs {
             digits: "0-9".into(),
@@ -147,11 +182,12 @@ fn parse_members(text: &str, defaults: &[Member]) -> Result<Vec<Member>> {
     Ok(out)
 }
 
+/// config.json of a suite, and the settings every shard of it must share.
 #[derive(Serialize)]
 struct SuiteRecord<'a> {
     command: &'static str,
     version: &'static str,
-    members: Vec<String>,
+    members: Vec<MemberInfo>,
     seeds: &'a [u64],
     grid: &'a [f64],
     procedures: Vec<&'static str>,
@@ -168,6 +204,10 @@ pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
     if args.epochs == Some(0) || args.batch_size == Some(0) {
         return Err(Error::usage("--epochs and --batch-size must be at least 1"));
     }
+    let shard: Shard = match &args.shard {
+        Some(text) => text.parse()?,
+        None => Shard { shard: 1, of: 1 },
+    };
     let grid = parse_grid("--grid", &args.grid)?;
     let members = args.members()?;
     let settings = SuiteSettings {
@@ -178,11 +218,10 @@ pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
         max_lr: MAX_LR,
         quiet,
     };
-    let out = args.output.open("suite")?;
     let record = SuiteRecord {
         command: "suite",
         version: env!("CARGO_PKG_VERSION"),
-        members: members.iter().map(Member::name).collect(),
+        members: members.iter().map(Member::info).collect(),
         seeds: &settings.seeds,
         grid: &settings.grid,
         procedures: settings.procedures.iter().map(|p| p.row_name()).collect(),
@@ -190,41 +229,61 @@ pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
         max_lr: MAX_LR,
         kernels: args.device.kernels,
     };
-    out.write_json("config.json", &record)?;
-    let mut make = |model, data: &crate::data::Data, runs| args.device.engine(model, data, runs, true);
-    let mut results: Vec<MemberResult> = Vec::new();
-    for member in &members {
-        let started = Instant::now();
-        match run_member(member, &settings, &mut make) {
-            Ok(r) => results.push(r),
-            Err(Error::Interrupted { .. }) if !results.is_empty() => {
-                return Err(Error::Stopped {
-                    done: format!(
-                        "{} of {} members, written to {}",
-                        results.len(),
-                        members.len(),
-                        out.path().display()
-                    ),
-                });
-            }
-            Err(e) => return Err(e),
-        }
-        if !quiet {
-            eprintln!("steplens: {} done in {:.1} s", member.name(), started.elapsed().as_secs_f64());
-        }
-        write_suite(&out, &results, args.seeds)?;
+    let jobs = Job::all(members.len(), &settings.seeds);
+    let manifest = Manifest {
+        command: "suite".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        shard: shard.shard,
+        of: shard.of,
+        settings: serde_json::to_value(&record).map_err(|e| Error::Runtime(e.to_string()))?,
+        jobs: jobs.iter().enumerate().map(|(index, j)| JobName { index, name: j.name(&members) }).collect(),
+    };
+    let out = if args.resume { args.output.reopen("suite")? } else { args.output.open("suite")? };
+    let mut done = crate::shard::open(&out, &manifest, args.resume)?;
+    let whole = shard.of == 1;
+    if whole {
+        // The same JSON value merge writes, so both give the same bytes.
+        out.write_json("config.json", &manifest.settings)?;
     }
+    let workers = args.workers()?;
+    let makers: Vec<Box<SharedMaker>> = workers
+        .into_iter()
+        .map(|device| -> Box<SharedMaker> { Box::new(move |model, data: &Data, runs| device.engine(model, data, runs, true)) })
+        .collect();
+    let makers: Vec<&SharedMaker> = makers.iter().map(|m| m.as_ref()).collect();
+    let pending: Vec<usize> = (0..jobs.len()).filter(|&i| shard.owns(i) && !done.contains_key(&i)).collect();
+    let stopped = |done: usize| Error::Stopped {
+        done: format!("{done} of the shard's jobs, kept in {} (--resume does the rest)", out.path().display()),
+    };
+    let ran = run_jobs(&members, &jobs, pending, &settings, &makers, &mut |result, seconds| {
+        out.write_json(&job_file(result.index), &result)?;
+        if !quiet {
+            eprintln!("steplens: {} done in {seconds:.1} s on {}", result.name, result.adapter);
+        }
+        done.insert(result.index, result);
+        if whole {
+            write_suite(&out, &finished_members(&record.members, args.seeds, &done)?, args.seeds)?;
+        }
+        Ok(())
+    });
+    match ran {
+        Ok(()) => {}
+        Err(Error::Interrupted { .. }) => return Err(stopped(done.len())),
+        Err(e) => return Err(e),
+    }
+    if !whole {
+        println!(
+            "shard {}/{}: {} job(s) in {}; merge every shard with `steplens merge DIR… --out DIR`",
+            shard.shard,
+            shard.of,
+            done.len(),
+            out.path().display()
+        );
+        return Ok(());
+    }
+    let results = finished_members(&record.members, args.seeds, &done)?;
+    write_suite(&out, &results, args.seeds)?;
     print!("{}", leaderboard_markdown(&results, args.seeds, "## Leaderboard"));
     println!("wrote {}", out.path().display());
     Ok(())
-}
-
-/// suite.csv, suite.json, leaderboard.md and the picture, after every member.
-fn write_suite(out: &OutDir, results: &[MemberResult], seeds: usize) -> Result<()> {
-    let rows = results.iter().flat_map(|m| m.summaries.iter().map(|s| summary_cells(&m.dataset, m.model, s)));
-    out.write_csv("suite.csv", SUMMARY_HEADER, rows)?;
-    out.write_json("suite.json", &results)?;
-    out.write_text("leaderboard.md", &leaderboard_markdown(results, seeds, "# steplens suite: leaderboard"))?;
-    let chart = crate::report::comparison::suite_chart(results);
-    plot::save(&chart, Some(&out.file("suite.png")), Some(&out.file("suite.svg")))
 }

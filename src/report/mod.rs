@@ -8,6 +8,7 @@
 
 pub mod comparison;
 pub mod files;
+pub mod json_f64;
 pub mod plot;
 pub mod progress;
 pub mod record;

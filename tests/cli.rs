@@ -431,3 +431,34 @@ fn rates_outside_f32_are_refused_in_short_numbers() {
         rejects(&args, code, needle, &out);
     }
 }
+
+/// A skipped CSV header is announced (not with --quiet); a typo in a first line of numbers is
+/// an error naming the cell; quoted numbers are read.
+#[test]
+fn csv_headers_are_announced_and_typos_are_not_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    let mut text = String::from("\"x0\",\"x1\",\"y\"\n");
+    for i in 0..40 {
+        text.push_str(&format!("\"{}\",{},\"{}\"\n", i % 7, i % 5, (i % 7) as f64 * 0.5));
+    }
+    let quoted = write(d, "quoted.csv", &text);
+    let base = ["train", "--model", "lls", "--epochs", "1", "--batch-size", "8", "--device", "gpu", "--out", o];
+    let args: Vec<&str> = base.iter().copied().chain(["--data", quoted.as_str()]).collect();
+    let (code, _, err) = steplens_env(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("quoted.csv: line 1 has no number, so it is taken as a header and skipped"), "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["data"]["train_samples"], 40);
+    std::fs::remove_dir_all(&out).unwrap();
+    let quiet: Vec<&str> = args.iter().copied().chain(["--quiet"]).collect();
+    let (code, _, err) = steplens_env(&quiet, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("header"), "--quiet: {err}");
+    let typo = write(d, "typo.csv", "1e3,0x10,1\n2,3,0\n4,5,1\n");
+    let args: Vec<&str> = base.iter().copied().chain(["--data", typo.as_str()]).collect();
+    rejects(&args, 1, "line 1, column 2: \"0x10\" is not a number", &d.join("nothing"));
+}

@@ -268,6 +268,7 @@ pub fn main() -> i32 {
         }
     };
     crate::interrupt::install();
+    crate::report::progress::set_quiet(cli.quiet);
     match run(&cli) {
         Ok(()) => 0,
         Err(e) => {

@@ -6,7 +6,7 @@
 //! requested list. Loading digits `[0, 1]` from the download gives exactly [`embedded_01`].
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -269,7 +269,12 @@ fn try_mirror(
 
 /// The body, with a progress bar (hidden unless standard error is a terminal).
 fn read_body(resp: reqwest::blocking::Response, len: Option<u64>, file: &str) -> Result<Vec<u8>, Failure> {
-    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+    let target = if crate::report::progress::is_quiet() || !std::io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(len, target);
     if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}") {
         bar.set_style(style.progress_chars("=> "));
     }

@@ -85,7 +85,30 @@ impl Progress {
 }
 
 fn env_quiet() -> bool {
-    std::env::var_os(QUIET_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var_os(QUIET_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The process-wide `--quiet`, set once by the CLI: progress bars (the download's included) and
+/// notices stay silent.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every later bar and notice of this process silent (`--quiet`), or not.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether bars and notices are silenced (`--quiet` or [`QUIET_ENV`]).
+pub fn is_quiet() -> bool {
+    env_quiet()
+}
+
+/// A notice on stderr (`steplens: …`), unless quiet: something the user should know that is not
+/// an error (a skipped CSV header, a cached file replaced).
+pub fn notice(msg: &str) {
+    if !is_quiet() {
+        eprintln!("steplens: {msg}");
+    }
 }
 
 #[cfg(test)]

@@ -185,6 +185,8 @@ fn divergence_stops_with_the_epoch_and_rate_and_keeps_good_epochs() {
         "3",
         "--batch-size",
         "10",
+        "--device",
+        "gpu",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -212,6 +214,8 @@ fn csv_lls_trains_to_the_least_squares_optimum() {
         "60",
         "--batch-size",
         "20",
+        "--device",
+        "gpu",
         "--out",
         out.to_str().unwrap(),
     ]);

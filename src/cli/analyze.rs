@@ -262,8 +262,8 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     plot_analysis(&out, &results, &model)?;
     let med = |f: &dyn Fn(&BatchAnalysis) -> f64| median(results.iter().map(f).collect());
     println!(
-        "analysed {} batches: median λ {}, median R² {}, median explained1 {}, {:.2} s",
-        results.len(),
+        "analysed {}: median λ {}, median R² {}, median explained1 {}, {:.2} s",
+        crate::report::table::count(results.len(), "batch", "batches"),
         crate::report::table::fmt_num(med(&|r| r.lambda), 4),
         crate::report::table::fmt_num(med(&|r| r.r2), 4),
         crate::report::table::fmt_num(med(&|r| r.explained1), 4),
@@ -272,9 +272,9 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     if results.len() < which.len() {
         return Err(Error::Stopped {
             done: format!(
-                "{} of {} batches; their analysis is complete in {}",
+                "{} of {}; their analysis is complete in {}",
                 results.len(),
-                which.len(),
+                crate::report::table::count(which.len(), "batch", "batches"),
                 out.path().display()
             ),
         });
@@ -363,9 +363,12 @@ fn model_title(model: &Model) -> String {
 pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model) -> Result<()> {
     let title = model_title(model);
     let avg: Vec<(f64, f64)> = analysis::averaged_pairs(results).iter().map(|p| (p[0], p[1])).collect();
-    let chart =
-        Chart::new(format!("{title}: projection averaged over {} batches", results.len()), PICTURE_X, PICTURE_Y)
-            .with_series(Series::points("", avg));
+    let chart = Chart::new(
+        format!("{title}: projection averaged over {}", crate::report::table::count(results.len(), "batch", "batches")),
+        PICTURE_X,
+        PICTURE_Y,
+    )
+    .with_series(Series::points("", avg));
     plot::save(&chart, Some(&out.file("projection.png")), Some(&out.file("projection.svg")))?;
     for r in results.iter().take(3) {
         let pts = r.pairs.iter().map(|p| (p[0] as f64, p[1] as f64)).collect();

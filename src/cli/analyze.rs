@@ -259,7 +259,7 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     };
     out.write_json("config.json", &config)?;
     write_analysis(&out, &results, &table, args.batch_size)?;
-    plot_analysis(&out, &results, &model)?;
+    plot_analysis(&out, &results, &model, &data.train.name)?;
     let med = |f: &dyn Fn(&BatchAnalysis) -> f64| median(results.iter().map(f).collect());
     println!(
         "analysed {}: median λ {}, median R² {}, median explained1 {}, {:.2} s",
@@ -347,21 +347,35 @@ pub fn write_analysis(out: &OutDir, results: &[BatchAnalysis], table: &[u32], b:
     out.write("batches.npy", &npy::u32_bytes(&[s, b], &rows))
 }
 
-const PICTURE_X: &str = "Π_q(θ)";
-const PICTURE_Y: &str = "Π_q(∇f_i)";
+/// The projection picture's axes: what is plotted (GUIDE §3), x_k = q·(θ+δ_k) and
+/// y_k = q·g_i(θ+δ_k) with g_i = −(b/n)∇f_i the batch's share of the gradient flow.
+pub const PICTURE_X: &str = "x = q·(θ+δ)";
+pub const PICTURE_Y: &str = "y = q·g_i(θ+δ),  g_i = −(b/n)∇f_i";
 
-fn model_title(model: &Model) -> String {
+/// `Softmax regression on MNIST digits 0,1`, `… on breast_cancer`, `… on data.csv`: the
+/// model and the data the pictures are of.
+pub fn model_title(model: &Model, data: &str) -> String {
     let name = match model.kind {
         crate::model::ModelKind::Softmax => "Softmax regression",
         crate::model::ModelKind::Logreg => "Logistic regression",
         crate::model::ModelKind::Lls => "Linear least squares",
     };
-    format!("{name} on MNIST")
+    format!("{name} on {}", data_title(data))
 }
 
-/// projection.png/svg (averaged), projection-batch-<i>.png, spectrum.png, lambda.png.
-pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model) -> Result<()> {
-    let title = model_title(model);
+/// A dataset's name for a title: MNIST's without the split, a file's without its directory.
+fn data_title(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("mnist ") {
+        let rest = rest.trim_end_matches(" (train)");
+        return format!("MNIST {rest}");
+    }
+    std::path::Path::new(name).file_name().map_or_else(|| name.to_string(), |f| f.to_string_lossy().into_owned())
+}
+
+/// projection.png/svg (averaged), projection-batch-<i>.png, spectrum.png, lambda.png; `data`
+/// names the training data in the titles.
+pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model, data: &str) -> Result<()> {
+    let title = model_title(model, data);
     let avg: Vec<(f64, f64)> = analysis::averaged_pairs(results).iter().map(|p| (p[0], p[1])).collect();
     let chart = Chart::new(
         format!("{title}: projection averaged over {}", crate::report::table::count(results.len(), "batch", "batches")),
@@ -401,4 +415,23 @@ pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model) -> 
     let chart = Chart::new(format!("{title}: curvature along q per batch"), "batch", "λ_i = −(n/b)·β_i")
         .with_series(Series::points("λ_i", lambdas));
     plot::save(&chart, Some(&out.file("lambda.png")), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LossKind, ModelKind};
+
+    #[test]
+    fn titles_name_the_data_and_axes_what_is_plotted() {
+        let m = |kind| Model { kind, loss: LossKind::Ce, p: 3, outputs: 1 };
+        assert_eq!(
+            model_title(&m(ModelKind::Softmax), "mnist digits 0,1 (train)"),
+            "Softmax regression on MNIST digits 0,1"
+        );
+        assert_eq!(model_title(&m(ModelKind::Logreg), "breast_cancer"), "Logistic regression on breast_cancer");
+        assert_eq!(model_title(&m(ModelKind::Lls), "/tmp/x/data.csv"), "Linear least squares on data.csv");
+        assert!(PICTURE_Y.contains("q·g_i") && PICTURE_Y.contains("−(b/n)∇f_i"));
+        assert!(!PICTURE_Y.contains("Π_q(∇f_i)"));
+    }
 }

@@ -466,3 +466,68 @@ fn csv_headers_are_announced_and_typos_are_not_headers() {
     let args: Vec<&str> = base.iter().copied().chain(["--data", typo.as_str()]).collect();
     rejects(&args, 1, "line 1, column 2: \"0x10\" is not a number", &d.join("nothing"));
 }
+
+/// `analyze --weights RUN` analyses the run as it was trained: its model and its data from
+/// config.json; flags that contradict the run and non-finite weights are refused.
+#[test]
+fn analyze_weights_uses_the_runs_model_and_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut text = String::from("a,b,label\n");
+    for i in 0..60 {
+        text.push_str(&format!("{},{},{}\n", (i % 7) as f64 / 7.0, (i % 5) as f64 / 5.0, i % 3));
+    }
+    let csv = write(d, "three.csv", &text);
+    let run = d.join("run");
+    let r = run.to_str().unwrap();
+    let (code, _, err) = steplens(&[
+        "train",
+        "--model",
+        "softmax",
+        "--data",
+        &csv,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "10",
+        "--device",
+        "gpu",
+        "--out",
+        r,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = d.join("analysis");
+    let o = out.to_str().unwrap();
+    let common =
+        ["analyze", "--weights", r, "--batches", "0,1", "--points", "8", "--batch-size", "10", "--device", "gpu"];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        common.iter().chain(extra).chain(&["--out", o]).map(|s| s.to_string()).collect()
+    };
+    let (code, _, err) = steplens(&with(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["kind"], "softmax");
+    assert_eq!(config["model"]["outputs"], 3);
+    assert_eq!(config["data"]["train"], csv.as_str(), "the run's data, not MNIST");
+    std::fs::remove_dir_all(&out).unwrap();
+    for (extra, needle) in [
+        (&["--model", "logreg"][..], "--model logreg contradicts it"),
+        (&["--loss", "seed-compat"][..], "--loss seed-compat contradicts it"),
+        (&["--digits", "0,1"][..], "was trained on"),
+        (&["--standardize"][..], "not standardised"),
+    ] {
+        let args = with(extra);
+        rejects(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2, needle, &out);
+    }
+    // Flags that agree with the run are fine.
+    let (code, _, err) = steplens(&with(&["--model", "softmax"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_dir_all(&out).unwrap();
+    // NaN weights: refused, not an analysis of empty cells.
+    let (shape, mut w) = steplens::data::npy::read_f32(&run.join("weights.npy")).unwrap();
+    w[3] = f32::NAN;
+    std::fs::write(run.join("weights.npy"), steplens::data::npy::f32_bytes(&shape, &w)).unwrap();
+    let args = with(&[]);
+    rejects(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1, "value 3 is NaN", &out);
+}

@@ -531,3 +531,30 @@ fn analyze_weights_uses_the_runs_model_and_data() {
     let args = with(&[]);
     rejects(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1, "value 3 is NaN", &out);
 }
+
+/// With no adapter at all (the Vulkan and EGL loaders pointed at nothing): `--device gpu` is a
+/// runtime error, `--device auto` falls back with a notice that says what the reference is,
+/// and `adapters` says there are none.
+#[test]
+fn no_adapter_at_all() {
+    let none = [
+        ("VK_ICD_FILENAMES", "/nonexistent.json"),
+        ("VK_DRIVER_FILES", "/nonexistent.json"),
+        ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent.json"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    let (code, stdout, err) = steplens_env(&["adapters"], &none);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stdout.trim(), "no GPU adapters found for Vulkan, Metal, DX12 and OpenGL");
+    let (code, _, err) =
+        steplens_env(&["analyze", "--batches", "0", "--points", "4", "--device", "gpu", "--out", o], &none);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no adapter found for") && !err.contains("Backends("), "{err}");
+    assert!(!out.exists());
+    let (code, _, err) = steplens_env(&["analyze", "--batches", "0", "--points", "4", "--out", o], &none);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("running on the CPU reference instead (the f64 implementation"), "{err}");
+    assert!(!err.contains("(slow)"), "{err}");
+}

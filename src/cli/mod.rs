@@ -315,6 +315,7 @@ fn list_adapters(args: &DeviceArgs) -> Result<()> {
         .collect();
     if adapters.is_empty() {
         println!("no GPU adapters found for {}", crate::gpu::context::backends_name(backends));
+        return Ok(());
     }
     let mut t = crate::report::table::Table::new(["adapter", "backend", "type", "driver"]);
     for a in adapters {

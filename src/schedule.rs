@@ -179,8 +179,8 @@ impl Schedule {
         if let Schedule::Table { source, per_epoch, changes } = self {
             if per_epoch.len() < epochs {
                 return Err(Error::usage(format!(
-                    "{source} has {} epochs of learning rates, the run needs {epochs}",
-                    per_epoch.len()
+                    "{source} has learning rates for {}, the run needs {epochs} epochs",
+                    crate::report::table::count(per_epoch.len(), "epoch", "epochs")
                 )));
             }
             let last_step = changes.iter().take(epochs).flatten().map(|c| c.0).max().unwrap_or(1);

@@ -131,8 +131,36 @@ fn gpu_analysis_matches_cpu_and_gram_matches_full_svd() {
                 let pairs: Vec<f32> = a.pairs.iter().flatten().copied().collect();
                 let want: Vec<f64> = r.pairs.iter().flatten().map(|&v| v as f64).collect();
                 assert_close(&format!("{what}: projection pairs"), &pairs, &want, 1e-4);
-                // q · mean g ≥ 0: the fitted intercept side of the picture has a fixed sign.
+                // The sign convention (GUIDE §3): q · mean_k g_i(θ + δ_k) ≥ 0 over the very
+                // perturbations the SVD saw, recomputed by the f64 reference.
                 assert!(a.q.iter().all(|v| v.is_finite()));
+                let rows = &table[a.batch * 20..(a.batch + 1) * 20];
+                let ids = [a.batch as u32];
+                let s = settings(SvdMethod::Gram, center, block);
+                let req = PerturbedRequest {
+                    theta: &theta,
+                    batches: rows,
+                    batch_ids: &ids,
+                    batch_size: 20,
+                    points: s.points,
+                    perturbation: s.perturbation,
+                    seed: s.seed,
+                    stream: prng::stream::PERTURB_SVD,
+                    block,
+                    grad_scale: -20.0 / 300.0,
+                };
+                let g = c.perturbed_gradients(&req).unwrap();
+                let bd = a.q.len();
+                let mean: Vec<f64> = (0..bd)
+                    .map(|j| (0..s.points).map(|k| g[k * bd + j] as f64).sum::<f64>() / s.points as f64)
+                    .collect();
+                let dot: f64 = a.q.iter().zip(&mean).map(|(&q, m)| q as f64 * m).sum();
+                let norm = mean.iter().map(|m| m * m).sum::<f64>().sqrt();
+                assert!(dot >= -1e-6 * norm, "{what}: q · mean g = {dot:.3e} < 0 (|mean g| = {norm:.3e})");
+                if !center {
+                    // Uncentred, q is nearly the mean gradient's direction: clearly positive.
+                    assert!(dot > 0.5 * norm, "{what}: q · mean g = {dot:.3e}, |mean g| = {norm:.3e}");
+                }
             }
         }
     }

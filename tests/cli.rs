@@ -185,6 +185,8 @@ fn divergence_stops_with_the_epoch_and_rate_and_keeps_good_epochs() {
         "3",
         "--batch-size",
         "10",
+        "--device",
+        "gpu",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -212,6 +214,8 @@ fn csv_lls_trains_to_the_least_squares_optimum() {
         "60",
         "--batch-size",
         "20",
+        "--device",
+        "gpu",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -430,4 +434,127 @@ fn rates_outside_f32_are_refused_in_short_numbers() {
         assert!(!err.contains(&"0".repeat(20)), "{extra:?}: a long decimal in {err}");
         rejects(&args, code, needle, &out);
     }
+}
+
+/// A skipped CSV header is announced (not with --quiet); a typo in a first line of numbers is
+/// an error naming the cell; quoted numbers are read.
+#[test]
+fn csv_headers_are_announced_and_typos_are_not_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    let mut text = String::from("\"x0\",\"x1\",\"y\"\n");
+    for i in 0..40 {
+        text.push_str(&format!("\"{}\",{},\"{}\"\n", i % 7, i % 5, (i % 7) as f64 * 0.5));
+    }
+    let quoted = write(d, "quoted.csv", &text);
+    let base = ["train", "--model", "lls", "--epochs", "1", "--batch-size", "8", "--device", "gpu", "--out", o];
+    let args: Vec<&str> = base.iter().copied().chain(["--data", quoted.as_str()]).collect();
+    let (code, _, err) = steplens_env(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("quoted.csv: line 1 has no number, so it is taken as a header and skipped"), "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["data"]["train_samples"], 40);
+    std::fs::remove_dir_all(&out).unwrap();
+    let quiet: Vec<&str> = args.iter().copied().chain(["--quiet"]).collect();
+    let (code, _, err) = steplens_env(&quiet, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("header"), "--quiet: {err}");
+    let typo = write(d, "typo.csv", "1e3,0x10,1\n2,3,0\n4,5,1\n");
+    let args: Vec<&str> = base.iter().copied().chain(["--data", typo.as_str()]).collect();
+    rejects(&args, 1, "line 1, column 2: \"0x10\" is not a number", &d.join("nothing"));
+}
+
+/// `analyze --weights RUN` analyses the run as it was trained: its model and its data from
+/// config.json; flags that contradict the run and non-finite weights are refused.
+#[test]
+fn analyze_weights_uses_the_runs_model_and_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut text = String::from("a,b,label\n");
+    for i in 0..60 {
+        text.push_str(&format!("{},{},{}\n", (i % 7) as f64 / 7.0, (i % 5) as f64 / 5.0, i % 3));
+    }
+    let csv = write(d, "three.csv", &text);
+    let run = d.join("run");
+    let r = run.to_str().unwrap();
+    let (code, _, err) = steplens(&[
+        "train",
+        "--model",
+        "softmax",
+        "--data",
+        &csv,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "10",
+        "--device",
+        "gpu",
+        "--out",
+        r,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = d.join("analysis");
+    let o = out.to_str().unwrap();
+    let common =
+        ["analyze", "--weights", r, "--batches", "0,1", "--points", "8", "--batch-size", "10", "--device", "gpu"];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        common.iter().chain(extra).chain(&["--out", o]).map(|s| s.to_string()).collect()
+    };
+    let (code, _, err) = steplens(&with(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["kind"], "softmax");
+    assert_eq!(config["model"]["outputs"], 3);
+    assert_eq!(config["data"]["train"], csv.as_str(), "the run's data, not MNIST");
+    std::fs::remove_dir_all(&out).unwrap();
+    for (extra, needle) in [
+        (&["--model", "logreg"][..], "--model logreg contradicts it"),
+        (&["--loss", "seed-compat"][..], "--loss seed-compat contradicts it"),
+        (&["--digits", "0,1"][..], "was trained on"),
+        (&["--standardize"][..], "not standardised"),
+    ] {
+        let args = with(extra);
+        rejects(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2, needle, &out);
+    }
+    // Flags that agree with the run are fine.
+    let (code, _, err) = steplens(&with(&["--model", "softmax"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_dir_all(&out).unwrap();
+    // NaN weights: refused, not an analysis of empty cells.
+    let (shape, mut w) = steplens::data::npy::read_f32(&run.join("weights.npy")).unwrap();
+    w[3] = f32::NAN;
+    std::fs::write(run.join("weights.npy"), steplens::data::npy::f32_bytes(&shape, &w)).unwrap();
+    let args = with(&[]);
+    rejects(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1, "value 3 is NaN", &out);
+}
+
+/// With no adapter at all (the Vulkan and EGL loaders pointed at nothing): `--device gpu` is a
+/// runtime error, `--device auto` falls back with a notice that says what the reference is,
+/// and `adapters` says there are none.
+#[test]
+fn no_adapter_at_all() {
+    let none = [
+        ("VK_ICD_FILENAMES", "/nonexistent.json"),
+        ("VK_DRIVER_FILES", "/nonexistent.json"),
+        ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent.json"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = out.to_str().unwrap();
+    let (code, stdout, err) = steplens_env(&["adapters"], &none);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stdout.trim(), "no GPU adapters found for Vulkan, Metal, DX12 and OpenGL");
+    let (code, _, err) =
+        steplens_env(&["analyze", "--batches", "0", "--points", "4", "--device", "gpu", "--out", o], &none);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no adapter found for") && !err.contains("Backends("), "{err}");
+    assert!(!out.exists());
+    let (code, _, err) = steplens_env(&["analyze", "--batches", "0", "--points", "4", "--out", o], &none);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("running on the CPU reference instead (the f64 implementation"), "{err}");
+    assert!(!err.contains("(slow)"), "{err}");
 }

@@ -290,3 +290,64 @@ fn a_bad_digit_list_is_refused_before_any_download() {
     let e = mnist::load_digits(&[1, 0], cache.path(), &[dead_url()]).unwrap_err();
     assert!(matches!(e, DataError::Digits { .. }), "{e:?}");
 }
+
+#[test]
+fn offline_errors_say_so() {
+    let cache = tempfile::tempdir().unwrap();
+    let msg = mnist::load_digits(&[0, 1], cache.path(), &[dead_url(), dead_url()]).unwrap_err().to_string();
+    assert!(msg.contains("no mirror could be reached") && msg.contains("offline"), "{msg}");
+    assert!(msg.contains("--mirror"), "{msg}");
+}
+
+#[test]
+fn a_corrupt_cached_copy_that_cannot_be_replaced_is_named() {
+    let cache = tempfile::tempdir().unwrap();
+    let images = cache.path().join("train-images-idx3-ubyte.gz");
+    std::fs::write(&images, corrupted("train-images-idx3-ubyte.gz")).unwrap();
+    let msg = mnist::load_digits(&[0, 1], cache.path(), &[dead_url()]).unwrap_err().to_string();
+    assert!(
+        msg.contains(&format!("the cached copy {} failed its SHA-256 check", images.display()))
+            && msg.contains("was left as it is"),
+        "{msg}"
+    );
+    std::fs::write(&images, b"not gzip").unwrap();
+    let msg = mnist::load_digits(&[0, 1], cache.path(), &[dead_url()]).unwrap_err().to_string();
+    assert!(msg.contains(&format!("the cached copy {}", images.display())), "{msg}");
+}
+
+#[test]
+fn a_cache_dir_that_is_a_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("cache");
+    std::fs::write(&file, b"x").unwrap();
+    let msg = mnist::load_digits(&[0, 1], &file, &[dead_url()]).unwrap_err().to_string();
+    assert!(msg.contains("it is a file, not a directory") && !msg.contains("os error"), "{msg}");
+}
+
+/// The binary says what happened to a corrupt cached copy (a notice, silenced by --quiet).
+#[test]
+fn the_cli_announces_a_replaced_cached_copy() {
+    let server = Server::start(Mode::Serve);
+    for quiet in [false, true] {
+        let cache = tempfile::tempdir().unwrap();
+        for (f, _) in &FILES {
+            std::fs::write(cache.path().join(f), &originals()[*f]).unwrap();
+        }
+        std::fs::write(cache.path().join("t10k-labels-idx1-ubyte.gz"), b"not the labels").unwrap();
+        let out = cache.path().join("run");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_steplens"));
+        cmd.args(["analyze", "--digits", "3,5", "--batches", "0", "--points", "8", "--device", "gpu"])
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(["--mirror", &server.url(), "--out"])
+            .arg(&out);
+        if quiet {
+            cmd.arg("--quiet");
+        }
+        let o = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        let said = err.contains("t10k-labels-idx1-ubyte.gz failed its SHA-256 check (corrupt or not the original); downloading it again to replace it");
+        assert_eq!(said, !quiet, "quiet {quiet}: {err}");
+    }
+}

@@ -197,7 +197,7 @@ fn a_second_process_cannot_write_into_a_running_runs_directory() {
     for cmd in [&["train", "--model", "lls", "--data", &csv][..], &["analyze"][..]] {
         let second = Command::new(env!("CARGO_BIN_EXE_steplens"))
             .args(cmd)
-            .args(["--force", "--device", "gpu", "--out", o])
+            .args(["--force", "--quiet", "--device", "gpu", "--out", o])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&second.stderr);

@@ -38,10 +38,18 @@ fn seed_compat_reproduces_the_notebook_test_losses() {
     let notebook = [0.36985454, 0.34492531, 0.33591232, 0.33119485, 0.32826746, 0.3262617];
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let (code, err) = steplens(&["train", "--loss", "seed-compat", "--out", out.to_str().unwrap()]);
+    let (code, err) = steplens(&["train", "--loss", "seed-compat", "--device", "gpu", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    for (row, want) in history(&out).iter().skip(1).zip(notebook) {
-        assert!((row[4] - want).abs() < 0.01, "epoch {}: test loss {} vs the notebook's {want}", row[0], row[4]);
+    // The notebook's run-to-run spread (random initialisation and shuffle) is about 2e-3 per
+    // epoch; measured deviations of this implementation are ≤ 1.3e-3.
+    const TOL: f64 = 2e-3;
+    let close = |got: &[f64], want: &[f64]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < TOL);
+    // The tolerance must tell epochs apart: the notebook's history shifted by one epoch fails it.
+    assert!(!close(&notebook[1..], &notebook[..5]), "the tolerance cannot see a shifted history");
+    let rows = history(&out);
+    assert_eq!(rows.len(), 7, "epoch 0 and six epochs");
+    for (row, want) in rows.iter().skip(1).zip(notebook) {
+        assert!((row[4] - want).abs() < TOL, "epoch {}: test loss {} vs the notebook's {want}", row[0], row[4]);
     }
 }
 
@@ -50,7 +58,7 @@ fn softmax_and_logreg_reach_998_on_mnist_01() {
     let tmp = tempfile::tempdir().unwrap();
     for model in ["softmax", "logreg"] {
         let out = tmp.path().join(model);
-        let (code, err) = steplens(&["train", "--model", model, "--out", out.to_str().unwrap()]);
+        let (code, err) = steplens(&["train", "--model", model, "--device", "gpu", "--out", out.to_str().unwrap()]);
         assert_eq!(code, 0, "{err}");
         let last = history(&out).pop().unwrap();
         assert!(last[5] >= 0.998, "{model}: test accuracy {}", last[5]);
@@ -65,7 +73,7 @@ fn softmax_and_logreg_reach_998_on_mnist_01() {
 fn written_weights_give_the_reported_metrics() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let (code, err) = steplens(&["train", "--epochs", "2", "--out", out.to_str().unwrap()]);
+    let (code, err) = steplens(&["train", "--epochs", "2", "--device", "gpu", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let (ws, w) = npy::read_f32(&out.join("weights.npy")).unwrap();
     let (bs, b) = npy::read_f32(&out.join("bias.npy")).unwrap();

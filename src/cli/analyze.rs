@@ -3,6 +3,8 @@
 
 use std::{path::PathBuf, time::Instant};
 
+use crate::data::Standardization;
+
 use clap::Args;
 use serde::Serialize;
 
@@ -44,6 +46,10 @@ pub struct AnalyzeArgs {
     pub seed: u64,
     #[command(flatten)]
     pub output: OutArgs,
+    /// The argument ids given on the command line (not defaults), filled in by the CLI: with
+    /// `--weights`, only these may contradict the run's own settings (and are then refused).
+    #[arg(skip)]
+    pub explicit: Vec<String>,
 }
 
 /// The analysis knobs shared by `analyze` and `schedule`.
@@ -147,30 +153,150 @@ pub fn parse_block(text: &str) -> Result<Block> {
     }
 }
 
-/// Parameters of a `train` run directory: the model it was trained as, and θ.
+/// Parameters of a `train` run directory: the model it was trained as, and θ (every value
+/// finite).
 pub fn load_run(dir: &std::path::Path) -> Result<(Model, Vec<f32>)> {
-    let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|e| crate::error::DataError::io(&config_path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| crate::error::DataError::invalid(&config_path, format!("not JSON: {e}")))?;
-    let model: Model = serde_json::from_value(value["model"].clone())
-        .map_err(|e| crate::error::DataError::invalid(&config_path, format!("no usable `model`: {e}")))?;
-    let (_, w) = npy::read_f32(&dir.join("weights.npy"))?;
-    let (_, b) = npy::read_f32(&dir.join("bias.npy"))?;
-    if w.len() != model.outputs * model.p || b.len() != model.outputs {
-        return Err(crate::error::DataError::invalid(
-            dir.join("weights.npy"),
-            format!(
-                "weights.npy and bias.npy hold {} and {} values; the run's model needs {} and {}",
-                w.len(),
-                b.len(),
-                model.outputs * model.p,
-                model.outputs
-            ),
-        )
-        .into());
+    let run = RunDir::load(dir)?;
+    Ok((run.model, run.theta))
+}
+
+/// What `analyze --weights` takes from a `train` run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub model: Model,
+    pub theta: Vec<f32>,
+    /// config.json's `data`: `train` (the dataset's name: MNIST's, an embedded set's or the
+    /// path), `test`, `train_samples`, `features`.
+    pub data: serde_json::Value,
+    /// Whether the run standardised its data (a non-null `standardization` in config.json).
+    pub standardized: bool,
+}
+
+impl RunDir {
+    pub fn load(dir: &std::path::Path) -> Result<RunDir> {
+        use crate::error::DataError;
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| DataError::io(&config_path, e))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| DataError::invalid(&config_path, format!("it is not JSON: {e}")))?;
+        let model: Model = serde_json::from_value(value["model"].clone())
+            .map_err(|e| DataError::invalid(&config_path, format!("it has no usable `model`: {e}")))?;
+        let (_, w) = npy::read_f32(&dir.join("weights.npy"))?;
+        let (_, b) = npy::read_f32(&dir.join("bias.npy"))?;
+        if w.len() != model.outputs * model.p || b.len() != model.outputs {
+            return Err(DataError::invalid(
+                dir.join("weights.npy"),
+                format!(
+                    "weights.npy and bias.npy hold {} and {} values; the run's model needs {} and {}",
+                    w.len(),
+                    b.len(),
+                    model.outputs * model.p,
+                    model.outputs
+                ),
+            )
+            .into());
+        }
+        for (file, values) in [("weights.npy", &w), ("bias.npy", &b)] {
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(DataError::invalid(
+                    dir.join(file),
+                    format!("value {i} is {}: the run diverged, and its weights cannot be analysed", values[i]),
+                )
+                .into());
+            }
+        }
+        let data = value["data"].clone();
+        let standardized = !value["standardization"].is_null();
+        Ok(RunDir { model, theta: [w, b].concat(), data, standardized })
     }
-    Ok((model, [w, b].concat()))
+
+    /// The data arguments that reproduce the run's data: MNIST digits, an embedded set or the
+    /// files it was trained on; `None` when config.json does not say.
+    pub fn data_args(&self, base: &DataArgs) -> Option<DataArgs> {
+        let train = self.data["train"].as_str()?;
+        let mut args = base.clone();
+        args.standardize = self.standardized;
+        if let Some(list) = train.strip_prefix("mnist digits ").and_then(|r| r.strip_suffix(" (train)")) {
+            args.digits = list.to_string();
+        } else if let Some(e) = crate::data::Embedded::from_name(train) {
+            args.dataset = Some(e);
+        } else {
+            args.data = Some(PathBuf::from(train));
+            // A directory's own X_test.npy comes with it; any other test set is named.
+            args.test_data = self.data["test"]
+                .as_str()
+                .filter(|t| std::path::Path::new(t).parent() != Some(std::path::Path::new(train)))
+                .map(PathBuf::from);
+        }
+        Some(args)
+    }
+}
+
+/// A value as its flag spells it (`seed-compat`).
+fn flag_value(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value().map_or_else(String::new, |p| p.get_name().to_string())
+}
+
+/// The data and model for `analyze --weights DIR`: the run's own, with flags given on the
+/// command line allowed only where they agree with the run.
+fn run_setup(
+    args: &AnalyzeArgs,
+    dir: &std::path::Path,
+) -> Result<(crate::data::Data, Option<Standardization>, Model, Vec<f32>)> {
+    let run = RunDir::load(dir)?;
+    let given = |id: &str| args.explicit.iter().any(|e| e == id);
+    let shown = dir.display();
+    let name = |k: crate::model::ModelKind| flag_value(k);
+    if given("model") && args.model.model != run.model.kind {
+        return Err(Error::usage(format!(
+            "the run in {shown} trained --model {}; --model {} contradicts it (leave --model out with --weights)",
+            name(run.model.kind),
+            name(args.model.model)
+        )));
+    }
+    if given("loss") && args.model.loss != run.model.loss {
+        return Err(Error::usage(format!(
+            "the run in {shown} trained with --loss {}; --loss {} contradicts it (leave --loss out with --weights)",
+            flag_value(run.model.loss),
+            flag_value(args.model.loss)
+        )));
+    }
+    if given("standardize") && !run.standardized {
+        return Err(Error::usage(format!(
+            "the run in {shown} trained on data that was not standardised; --standardize contradicts it"
+        )));
+    }
+    let data_given = ["digits", "data", "test_data", "dataset"].iter().any(|id| given(id));
+    let data_args = if data_given {
+        let mut a = args.data.clone();
+        a.standardize |= run.standardized;
+        a
+    } else {
+        run.data_args(&args.data).ok_or_else(|| {
+            Error::usage(format!(
+                "the run in {shown} does not say what data it trained on: give --data, --dataset or --digits"
+            ))
+        })?
+    };
+    let (data, standardization) = data_args.load_for(run.model.kind)?;
+    let m = run.model;
+    let check = Model::for_data(m.kind, m.loss, &data.train)?;
+    let trained_n = run.data["train_samples"].as_u64();
+    if check.p != m.p || check.outputs != m.outputs || trained_n.is_some_and(|n| n != data.train.n as u64) {
+        return Err(Error::usage(format!(
+            "the run in {shown} was trained on {} ({} samples, {}, {} output(s)); the data given, {}, has {} samples, {} and would need {} output(s)",
+            run.data["train"].as_str().unwrap_or("unknown data"),
+            trained_n.map_or("?".into(), |n| n.to_string()),
+            crate::report::table::count(m.p, "feature", "features"),
+            m.outputs,
+            data.train.name,
+            data.train.n,
+            crate::report::table::count(data.train.p, "feature", "features"),
+            check.outputs
+        )));
+    }
+    data.check_test(&m)?;
+    Ok((data, standardization, m, run.theta))
 }
 
 #[derive(Serialize)]
@@ -195,27 +321,13 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     args.device.check()?;
     // Before any work: the directory must be creatable, writable and not in use.
     let out = args.output.open("analyze")?;
-    let kind = match &args.weights {
-        Some(dir) => load_run(dir)?.0.kind,
-        None => args.model.model,
-    };
-    let (data, standardization) = args.data.load_for(kind)?;
-    let (model, theta) = match &args.weights {
-        Some(dir) => {
-            let (m, theta) = load_run(dir)?;
-            if m.p != data.train.p {
-                return Err(Error::usage(format!(
-                    "the run in {} has {} features, the data {}",
-                    dir.display(),
-                    m.p,
-                    data.train.p
-                )));
-            }
-            (m, theta)
-        }
+    let (data, standardization, model, theta) = match &args.weights {
+        Some(dir) => run_setup(args, dir)?,
         None => {
+            let (data, standardization) = args.data.load_for(args.model.model)?;
             let m = args.model.model(&data)?;
-            (m, m.init(args.model.init, args.seed))
+            let theta = m.init(args.model.init, args.seed);
+            (data, standardization, m, theta)
         }
     };
     let settings = args.analysis.settings(&model, args.seed)?;
@@ -260,11 +372,11 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     };
     out.write_json("config.json", &config)?;
     write_analysis(&out, &results, &table, args.batch_size)?;
-    plot_analysis(&out, &results, &model)?;
+    plot_analysis(&out, &results, &model, &data.train.name)?;
     let med = |f: &dyn Fn(&BatchAnalysis) -> f64| median(results.iter().map(f).collect());
     println!(
-        "analysed {} batches: median λ {}, median R² {}, median explained1 {}, {:.2} s",
-        results.len(),
+        "analysed {}: median λ {}, median R² {}, median explained1 {}, {:.2} s",
+        crate::report::table::count(results.len(), "batch", "batches"),
         crate::report::table::fmt_num(med(&|r| r.lambda), 4),
         crate::report::table::fmt_num(med(&|r| r.r2), 4),
         crate::report::table::fmt_num(med(&|r| r.explained1), 4),
@@ -273,9 +385,9 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     if results.len() < which.len() {
         return Err(Error::Stopped {
             done: format!(
-                "{} of {} batches; their analysis is complete in {}",
+                "{} of {}; their analysis is complete in {}",
                 results.len(),
-                which.len(),
+                crate::report::table::count(which.len(), "batch", "batches"),
                 out.path().display()
             ),
         });
@@ -348,25 +460,42 @@ pub fn write_analysis(out: &OutDir, results: &[BatchAnalysis], table: &[u32], b:
     out.write("batches.npy", &npy::u32_bytes(&[s, b], &rows))
 }
 
-const PICTURE_X: &str = "Π_q(θ)";
-const PICTURE_Y: &str = "Π_q(∇f_i)";
+/// The projection picture's axes: what is plotted (GUIDE §3), x_k = q·(θ+δ_k) and
+/// y_k = q·g_i(θ+δ_k) with g_i = −(b/n)∇f_i the batch's share of the gradient flow.
+pub const PICTURE_X: &str = "x = q·(θ+δ)";
+pub const PICTURE_Y: &str = "y = q·g_i(θ+δ),  g_i = −(b/n)∇f_i";
 
-fn model_title(model: &Model) -> String {
+/// `Softmax regression on MNIST digits 0,1`, `… on breast_cancer`, `… on data.csv`: the
+/// model and the data the pictures are of.
+pub fn model_title(model: &Model, data: &str) -> String {
     let name = match model.kind {
         crate::model::ModelKind::Softmax => "Softmax regression",
         crate::model::ModelKind::Logreg => "Logistic regression",
         crate::model::ModelKind::Lls => "Linear least squares",
     };
-    format!("{name} on MNIST")
+    format!("{name} on {}", data_title(data))
 }
 
-/// projection.png/svg (averaged), projection-batch-<i>.png, spectrum.png, lambda.png.
-pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model) -> Result<()> {
-    let title = model_title(model);
+/// A dataset's name for a title: MNIST's without the split, a file's without its directory.
+fn data_title(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("mnist ") {
+        let rest = rest.trim_end_matches(" (train)");
+        return format!("MNIST {rest}");
+    }
+    std::path::Path::new(name).file_name().map_or_else(|| name.to_string(), |f| f.to_string_lossy().into_owned())
+}
+
+/// projection.png/svg (averaged), projection-batch-<i>.png, spectrum.png, lambda.png; `data`
+/// names the training data in the titles.
+pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model, data: &str) -> Result<()> {
+    let title = model_title(model, data);
     let avg: Vec<(f64, f64)> = analysis::averaged_pairs(results).iter().map(|p| (p[0], p[1])).collect();
-    let chart =
-        Chart::new(format!("{title}: projection averaged over {} batches", results.len()), PICTURE_X, PICTURE_Y)
-            .with_series(Series::points("", avg));
+    let chart = Chart::new(
+        format!("{title}: projection averaged over {}", crate::report::table::count(results.len(), "batch", "batches")),
+        PICTURE_X,
+        PICTURE_Y,
+    )
+    .with_series(Series::points("", avg));
     plot::save(&chart, Some(&out.file("projection.png")), Some(&out.file("projection.svg")))?;
     for r in results.iter().take(3) {
         let pts = r.pairs.iter().map(|p| (p[0] as f64, p[1] as f64)).collect();
@@ -399,4 +528,23 @@ pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model) -> 
     let chart = Chart::new(format!("{title}: curvature along q per batch"), "batch", "λ_i = −(n/b)·β_i")
         .with_series(Series::points("λ_i", lambdas));
     plot::save(&chart, Some(&out.file("lambda.png")), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LossKind, ModelKind};
+
+    #[test]
+    fn titles_name_the_data_and_axes_what_is_plotted() {
+        let m = |kind| Model { kind, loss: LossKind::Ce, p: 3, outputs: 1 };
+        assert_eq!(
+            model_title(&m(ModelKind::Softmax), "mnist digits 0,1 (train)"),
+            "Softmax regression on MNIST digits 0,1"
+        );
+        assert_eq!(model_title(&m(ModelKind::Logreg), "breast_cancer"), "Logistic regression on breast_cancer");
+        assert_eq!(model_title(&m(ModelKind::Lls), "/tmp/x/data.csv"), "Linear least squares on data.csv");
+        assert!(PICTURE_Y.contains("q·g_i") && PICTURE_Y.contains("−(b/n)∇f_i"));
+        assert!(!PICTURE_Y.contains("Π_q(∇f_i)"));
+    }
 }

@@ -267,8 +267,21 @@ pub use crate::interrupt::interrupted;
 
 /// Parse the command line and run it; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+    let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let cli = match parsed {
+        Ok((mut cli, matches)) => {
+            // Which of analyze's arguments the user gave (not defaults): --weights checks them
+            // against the run's own settings.
+            if let (Command::Analyze(a), Some(sub)) = (&mut cli.command, matches.subcommand_matches("analyze")) {
+                a.explicit = sub
+                    .ids()
+                    .filter(|id| sub.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                    .map(|id| id.to_string())
+                    .collect();
+            }
+            cli
+        }
         Err(e) => {
             use clap::error::ErrorKind::*;
             if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
@@ -282,6 +295,7 @@ pub fn main() -> i32 {
         }
     };
     crate::interrupt::install();
+    crate::report::progress::set_quiet(cli.quiet);
     match run(&cli) {
         Ok(()) => 0,
         Err(e) => {
@@ -317,6 +331,7 @@ fn list_adapters(args: &DeviceArgs) -> Result<()> {
         .collect();
     if adapters.is_empty() {
         println!("no GPU adapters found for {}", crate::gpu::context::backends_name(backends));
+        return Ok(());
     }
     let mut t = crate::report::table::Table::new(["adapter", "backend", "type", "driver"]);
     for a in adapters {

@@ -2,8 +2,12 @@
 //!
 //! - Cells may have spaces or tabs around them; lines may end in `\n` or `\r\n`; blank lines
 //!   are skipped (line numbers in errors still count them); a UTF-8 byte order mark is ignored.
-//! - The first line is a header if any of its cells is not a number; after it every cell must
-//!   be a finite number (NaN and infinities are errors, as are values beyond f32).
+//! - The first line is a header when none of its cells is a number (a notice says it was
+//!   skipped); a first line with some numbers is data, so a typo in it (`1e3,0x10,1`) is an
+//!   error that names the cell rather than a lost row. After it every cell must be a finite
+//!   number (NaN and infinities are errors, as are values beyond f32).
+//! - Cells may be quoted as RFC 4180 writes them (`"1.5"`, `"a,b"` in a header); a quoted
+//!   cell cannot span lines.
 //! - Every line has as many cells as the first, and at least two (one feature and the target).
 //! - The targets are class indices (`classes = Some(max + 1)`) when all of them are integers in
 //!   0..=1,000,000, and real values otherwise; see [`super::detect_classes`].
@@ -19,11 +23,20 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
     parse(&bytes, path)
 }
 
-/// Parse CSV text held in memory; `name` names the dataset and the file in errors.
+/// Parse CSV text held in memory; `name` names the dataset and the file in errors. A skipped
+/// header line is announced on stderr (unless quiet).
 pub fn parse(bytes: impl AsRef<[u8]>, name: impl AsRef<Path>) -> Result<Dataset, DataError> {
-    let name = name.as_ref();
+    parse_with(bytes.as_ref(), name.as_ref(), true)
+}
+
+/// [`parse`] without the header notice, for files whose header is known (the embedded sets).
+pub(crate) fn parse_known(bytes: &[u8], name: &Path) -> Result<Dataset, DataError> {
+    parse_with(bytes, name, false)
+}
+
+fn parse_with(bytes: &[u8], name: &Path, announce: bool) -> Result<Dataset, DataError> {
     let fail = |reason: String| DataError::invalid(name, reason);
-    let text = std::str::from_utf8(bytes.as_ref())
+    let text = std::str::from_utf8(bytes)
         .map_err(|e| fail(format!("it is not UTF-8 text (byte {} is not)", e.valid_up_to())))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
@@ -38,10 +51,16 @@ pub fn parse(bytes: impl AsRef<[u8]>, name: impl AsRef<Path>) -> Result<Dataset,
             "line {first_no} has only one column: the file needs at least one feature column and the target as the last column"
         )));
     }
-    let header = cells(first).any(|c| c.parse::<f32>().is_err());
+    let header = cells(first).all(|c| c.parse::<f32>().is_err());
     let mut table = Table { width, first_no, features: Vec::new(), targets: Vec::new() };
     if !header {
         table.push(first_no, first).map_err(fail)?;
+    } else if announce {
+        crate::report::progress::notice(&format!(
+            "{}: line {first_no} has no number, so it is taken as a header and skipped ({})",
+            name.display(),
+            quoted(first.trim())
+        ));
     }
     for (no, line) in lines {
         table.push(no, line).map_err(fail)?;
@@ -90,8 +109,31 @@ impl Table {
     }
 }
 
+/// The cells of a line: split at commas outside double quotes, trimmed, and unquoted when a
+/// whole cell is quoted (RFC 4180; a doubled quote inside stays doubled, which no number has).
 fn cells(line: &str) -> impl Iterator<Item = &str> {
-    line.split(',').map(str::trim)
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut bounds = Vec::new();
+    for (i, b) in line.bytes().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b',' if !in_quotes => {
+                bounds.push((start, i));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    bounds.push((start, line.len()));
+    bounds.into_iter().map(move |(a, b)| unquote(line[a..b].trim()))
+}
+
+fn unquote(cell: &str) -> &str {
+    match cell.strip_prefix('"').and_then(|c| c.strip_suffix('"')) {
+        Some(inner) if cell.len() >= 2 => inner.trim(),
+        _ => cell,
+    }
 }
 
 /// A cell as a finite f32, or what is wrong with it.
@@ -148,6 +190,24 @@ mod tests {
         let d = parse("1,-0\n2,1\n", "d.csv").unwrap();
         assert_eq!(d.classes, Some(2));
         assert!(d.targets[0].is_sign_positive());
+    }
+
+    #[test]
+    fn a_header_is_a_line_without_numbers() {
+        // A typo in the first line is an error naming it, not a header that loses the row.
+        assert!(err("1e3,0x10,1\n2,3,0\n").contains("line 1, column 2: \"0x10\" is not a number"));
+        assert!(err("x,1,y\n2,3,0\n").contains("line 1, column 1"));
+        let d = parse("a,b,label\n1,2,0\n", "d.csv").unwrap();
+        assert_eq!(d.n, 1);
+    }
+
+    #[test]
+    fn quoted_cells() {
+        let d = parse("\"a, first\",\"b\",\"label\"\n\"1.5\", \"-2\" ,\"1\"\n3,\" 4 \",0\n", "d.csv").unwrap();
+        assert_eq!((d.n, d.p, d.classes), (2, 2, Some(2)));
+        assert_eq!(d.features, Features::F32(vec![1.5, -2.0, 3.0, 4.0]));
+        assert!(err("1,2\n\"1,5\",2\n").contains("\"1,5\" is not a number"));
+        assert!(err("1,2\n\"\",2\n").contains("the cell is empty"));
     }
 
     #[test]

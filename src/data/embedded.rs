@@ -68,7 +68,8 @@ impl Embedded {
     /// [`Embedded::name`]. diabetes's target is a real quantity even though its values are
     /// whole numbers (25 to 346), so it has no classes.
     pub fn load(self) -> Result<Data, DataError> {
-        let mut train = csv::parse(self.bytes(), format!("(embedded) data/{}", self.file_name()))?;
+        let name = std::path::PathBuf::from(format!("(embedded) data/{}", self.file_name()));
+        let mut train = csv::parse_known(self.bytes(), &name)?;
         train.name = self.name().to_string();
         if self.model() == ModelKind::Lls {
             train.classes = None;

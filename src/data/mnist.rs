@@ -6,7 +6,7 @@
 //! requested list. Loading digits `[0, 1]` from the download gives exactly [`embedded_01`].
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -195,11 +195,33 @@ enum Failure {
 impl Fetcher<'_> {
     /// The decompressed content of `file`, verified against `sha`.
     fn fetch(&mut self, file: &str, sha: &str) -> Result<Vec<u8>, DataError> {
-        let path = self.cache_dir.join(file);
-        if let Some(raw) = cached(&path, sha) {
-            return Ok(raw);
+        if let Ok(meta) = fs::metadata(self.cache_dir)
+            && !meta.is_dir()
+        {
+            return Err(DataError::invalid(
+                self.cache_dir,
+                "it is a file, not a directory: give --cache-dir a directory (it is created when missing)",
+            ));
         }
-        let (gz, raw) = self.download(file, sha)?;
+        let path = self.cache_dir.join(file);
+        let bad_copy = match cached(&path, sha) {
+            Cached::Good(raw) => return Ok(raw),
+            Cached::Missing => None,
+            Cached::Bad(why) => {
+                crate::report::progress::notice(&format!(
+                    "the cached {} {why}; downloading it again to replace it",
+                    path.display()
+                ));
+                Some(why)
+            }
+        };
+        let (gz, raw) = self.download(file, sha).map_err(|e| match (e, &bad_copy) {
+            (DataError::Download { url, reason }, Some(why)) => DataError::Download {
+                url,
+                reason: format!("{reason} (the cached copy {} {why} and was left as it is)", path.display()),
+            },
+            (e, _) => e,
+        })?;
         write_atomic(self.cache_dir, file, &gz)?;
         Ok(raw)
     }
@@ -235,11 +257,32 @@ impl Fetcher<'_> {
     }
 }
 
-/// The decompressed content of a cached copy whose checksum is right; `None` (download again)
-/// for a missing, unreadable or corrupt one.
-fn cached(path: &Path, sha: &str) -> Option<Vec<u8>> {
-    let raw = idx::gunzip(&fs::read(path).ok()?, MAX_DECOMPRESSED).ok()?;
-    (sha256_hex(&raw) == sha).then_some(raw)
+/// What the cache holds for one file.
+enum Cached {
+    /// The decompressed content, with the right checksum.
+    Good(Vec<u8>),
+    /// No copy.
+    Missing,
+    /// A copy that cannot be used, and why (as the end of "the cached PATH …").
+    Bad(String),
+}
+
+fn cached(path: &Path, sha: &str) -> Cached {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Cached::Missing,
+        Err(e) => return Cached::Bad(format!("cannot be read ({e})")),
+    };
+    let raw = match idx::gunzip(&bytes, MAX_DECOMPRESSED) {
+        Ok(raw) => raw,
+        Err(r) => return Cached::Bad(format!("is not a valid gzip file ({r})")),
+    };
+    let actual = sha256_hex(&raw);
+    if actual == sha {
+        Cached::Good(raw)
+    } else {
+        Cached::Bad("failed its SHA-256 check (corrupt or not the original)".into())
+    }
 }
 
 fn try_mirror(
@@ -269,7 +312,12 @@ fn try_mirror(
 
 /// The body, with a progress bar (hidden unless standard error is a terminal).
 fn read_body(resp: reqwest::blocking::Response, len: Option<u64>, file: &str) -> Result<Vec<u8>, Failure> {
-    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+    let target = if crate::report::progress::is_quiet() || !std::io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(len, target);
     if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}") {
         bar.set_style(style.progress_chars("=> "));
     }
@@ -326,7 +374,20 @@ fn all_failed(file: &str, sha: &str, failures: Vec<(String, Failure)>) -> DataEr
             }
         })
         .collect();
-    let reason = if said.is_empty() { "no mirror to download from".to_string() } else { said.join("; ") };
+    let offline = !failures.is_empty()
+        && failures
+            .iter()
+            .all(|(_, f)| matches!(f, Failure::Fetch(r) if r.starts_with("cannot connect") || r == "timed out"));
+    let reason = if said.is_empty() {
+        "no mirror to download from".to_string()
+    } else if offline {
+        format!(
+            "no mirror could be reached, so this machine seems to be offline or behind a firewall ({}); copy the MNIST files into the cache directory or pass --mirror",
+            said.join("; ")
+        )
+    } else {
+        said.join("; ")
+    };
     DataError::Download { url: file.into(), reason }
 }
 

@@ -170,7 +170,11 @@ fn load_user(train: &std::path::Path, test: Option<&std::path::Path>) -> Result<
     {
         return Err(DataError::invalid(
             PathBuf::from(&t.name),
-            format!("it has {} features but the training data has {}", t.p, train_set.p),
+            format!(
+                "it has {} but the training data has {}",
+                crate::report::table::count(t.p, "feature", "features"),
+                train_set.p
+            ),
         ));
     }
     Ok(Data { train: train_set, test: test_set })

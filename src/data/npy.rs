@@ -366,7 +366,8 @@ pub fn load_dir(dir: &Path) -> Result<(Dataset, Option<Dataset>), DataError> {
     if let Some(t) = &test
         && t.p != train.p
     {
-        let reason = format!("it has {} features but X.npy has {}", t.p, train.p);
+        let reason =
+            format!("it has {} but X.npy has {}", crate::report::table::count(t.p, "feature", "features"), train.p);
         return Err(DataError::invalid(x_test, reason));
     }
     Ok((train, test))

@@ -253,10 +253,22 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
     let y_area = y_label_area(root, &y, !chart.y_label.is_empty());
     let x_area = TICK_PX as u32 + 18 + if chart.x_label.is_empty() { 0 } else { DESC_PX as u32 + 12 };
     let title_h = if chart.title.is_empty() { 0 } else { (TITLE_PX / 1.24) as u32 + 16 };
+    // Where the legend goes: inside where it hides no data, else outside, right of the plot.
+    let legend = legend_size(root, chart);
+    let (rw, rh) = root.dim_in_pixel();
+    let inside_plot = (
+        f64::from(rw.saturating_sub(3 * MARGIN + y_area).max(1)),
+        f64::from(rh.saturating_sub(2 * MARGIN + title_h + x_area).max(1)),
+    );
+    let placement = legend.map(|size| legend_place(&samples(chart, &x, &y), inside_plot, size));
+    let outside = match (legend, &placement) {
+        (Some((w, _)), Some(Placement::Outside)) => w as u32 + MARGIN,
+        _ => 0,
+    };
     let mut ctx = ChartBuilder::on(root)
         .margin(MARGIN)
         .margin_top(MARGIN + title_h)
-        .margin_right(2 * MARGIN)
+        .margin_right(2 * MARGIN + outside)
         .x_label_area_size(x_area)
         .y_label_area_size(y_area)
         .build_cartesian_2d(x, y)?;
@@ -273,7 +285,11 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
     }
     draw_frame(&ctx)?;
     draw_title(root, &ctx, &chart.title)?;
-    draw_legend(root, &mut ctx, chart, &x, &y)?;
+    match (placement, legend) {
+        (Some(Placement::Inside(place)), _) => draw_legend(&mut ctx, place)?,
+        (Some(Placement::Outside), Some(size)) => draw_outside_legend(root, &ctx, chart, size)?,
+        _ => {}
+    }
     root.present()
 }
 
@@ -433,14 +449,9 @@ fn draw_frame<'a, DB: DrawingBackend + 'a>(ctx: &Ctx<'a, DB>) -> DrawResult<DB> 
     area.draw(&Rectangle::new([(0, 0), (w - 1, h - 1)], FRAME))
 }
 
-/// The legend, when there are two or more entries, where it hides the least data.
-fn draw_legend<'a, DB: DrawingBackend + 'a>(
-    root: &DrawingArea<DB, Shift>,
-    ctx: &mut Ctx<'a, DB>,
-    chart: &Chart,
-    x: &Axis,
-    y: &Axis,
-) -> DrawResult<DB> {
+/// The legend's size in pixels (widest label, swatch, margins; lines 1.25 sizes apart), when
+/// there are two or more entries.
+fn legend_size<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Option<(f64, f64)> {
     let labels: Vec<&str> = chart
         .series
         .iter()
@@ -449,18 +460,28 @@ fn draw_legend<'a, DB: DrawingBackend + 'a>(
         .filter(|l| !l.is_empty())
         .collect();
     if labels.len() < 2 {
-        return Ok(());
+        return None;
     }
-    // The box plotters will draw: widest label, swatch, margins; lines 1.25 sizes apart.
     let font = TextStyle::from((FONT, LEGEND_PX).into_font());
     let text_w = labels.iter().filter_map(|l| root.estimate_text_size(l, &font).ok()).map(|s| s.0).max();
     let w = f64::from(text_w.unwrap_or(0) + LEGEND_SWATCH + 2 * LEGEND_MARGIN);
     let lines = labels.len() as f64;
-    let h = (lines - 1.0) * 1.25 * LEGEND_PX + LEGEND_PX / 1.24 + f64::from(2 * LEGEND_MARGIN);
-    let (pw, ph) = ctx.plotting_area().dim_in_pixel();
-    let plot = (f64::from(pw.max(1)), f64::from(ph.max(1)));
+    Some((w, (lines - 1.0) * 1.25 * LEGEND_PX + LEGEND_PX / 1.24 + f64::from(2 * LEGEND_MARGIN)))
+}
+
+/// Where the legend goes.
+#[derive(Debug, Clone, PartialEq)]
+enum Placement {
+    /// Inside the plot, where it hides no data.
+    Inside(SeriesLabelPosition),
+    /// Every place inside would hide data: right of the plot, in a margin made for it.
+    Outside,
+}
+
+/// The legend inside the plot, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(ctx: &mut Ctx<'a, DB>, position: SeriesLabelPosition) -> DrawResult<DB> {
     ctx.configure_series_labels()
-        .position(legend_position(&samples(chart, x, y), plot, (w, h)))
+        .position(position)
         .margin(LEGEND_MARGIN)
         .legend_area_size(LEGEND_SWATCH)
         .label_font((FONT, LEGEND_PX))
@@ -469,9 +490,55 @@ fn draw_legend<'a, DB: DrawingBackend + 'a>(
         .draw()
 }
 
+/// The legend right of the plot, top-aligned with it, in the margin `draw` made for it (drawn
+/// on the root: plotters clips its own legend to the plot).
+fn draw_outside_legend<'a, DB: DrawingBackend + 'a>(
+    root: &DrawingArea<DB, Shift>,
+    ctx: &Ctx<'a, DB>,
+    chart: &Chart,
+    size: (f64, f64),
+) -> DrawResult<DB> {
+    let (xs, ys) = ctx.plotting_area().get_pixel_range();
+    let (x0, y0) = (xs.end + MARGIN as i32, ys.start);
+    let corner = (x0 + size.0 as i32, y0 + size.1 as i32);
+    root.draw(&Rectangle::new([(x0, y0), corner], WHITE.filled()))?;
+    root.draw(&Rectangle::new([(x0, y0), corner], GRID))?;
+    let font = TextStyle::from((FONT, LEGEND_PX).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let series = chart.series.iter().enumerate().filter(|(_, s)| !s.label.is_empty());
+    let bands = chart.bands.iter().enumerate().filter(|(_, b)| !b.label.is_empty());
+    let entries = series
+        .map(|(i, s)| (s.label.as_str(), Some(s.style), colour(i)))
+        .chain(bands.map(|(i, b)| (b.label.as_str(), None, colour(i))));
+    let sx = x0 + LEGEND_MARGIN as i32;
+    for (k, (label, style, c)) in entries.enumerate() {
+        let cy = y0 + LEGEND_MARGIN as i32 + (k as f64 * 1.25 * LEGEND_PX + LEGEND_PX / 2.0) as i32;
+        let line = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: 2 };
+        let thin = ShapeStyle { stroke_width: 1, ..line };
+        match style {
+            Some(Style::Line) => root.draw(&PathElement::new(vec![(sx, cy), (sx + SWATCH, cy)], line))?,
+            Some(Style::Points) => root.draw(&Cross::new((sx + SWATCH / 2, cy), 4, thin))?,
+            Some(Style::LinePoints) => {
+                root.draw(&PathElement::new(vec![(sx, cy), (sx + SWATCH, cy)], line))?;
+                root.draw(&Circle::new((sx + SWATCH / 2, cy), DOT, c.filled()))?;
+            }
+            None => root.draw(&Rectangle::new([(sx, cy - 7), (sx + SWATCH, cy + 7)], band_fill(c)))?,
+        }
+        root.draw(&Text::new(label, (sx + LEGEND_SWATCH as i32, cy), font.clone()))?;
+    }
+    Ok(())
+}
+
+/// Inside where a legend of `size` pixels covers no `samples` (unit coordinates, y up) of a
+/// plot of `plot` pixels, else outside.
+fn legend_place(samples: &[(f64, f64)], plot: (f64, f64), size: (f64, f64)) -> Placement {
+    let (place, hidden) = legend_position(samples, plot, size);
+    if hidden == 0 { Placement::Inside(place) } else { Placement::Outside }
+}
+
 /// Where a legend of `size` pixels covers the fewest `samples` (unit coordinates, y up) in a
-/// plot of `plot` pixels; ties go to the earlier place in matplotlib's order for "best".
-fn legend_position(samples: &[(f64, f64)], plot: (f64, f64), size: (f64, f64)) -> SeriesLabelPosition {
+/// plot of `plot` pixels, and how many it covers there; ties go to the earlier place in
+/// matplotlib's order for "best".
+fn legend_position(samples: &[(f64, f64)], plot: (f64, f64), size: (f64, f64)) -> (SeriesLabelPosition, usize) {
     use SeriesLabelPosition::*;
     // (place, horizontal and vertical alignment: 0 = left/top, 1 = centre, 2 = right/bottom)
     let places = [
@@ -499,7 +566,7 @@ fn legend_position(samples: &[(f64, f64)], plot: (f64, f64), size: (f64, f64)) -
     };
     let counts: Vec<usize> = places.iter().map(|(_, h, v)| hits(*h, *v)).collect();
     let best = (0..places.len()).min_by_key(|&i| counts[i]).unwrap_or(0);
-    places[best].0.clone()
+    (places[best].0.clone(), counts[best])
 }
 
 /// Data positions in unit plot coordinates (y up). Lines and band edges are also sampled
@@ -543,7 +610,7 @@ mod tests {
     fn legend_avoids_the_data() {
         let place = |chart: &Chart| {
             let (x, y) = fit_axes(chart);
-            legend_position(&samples(chart, &x, &y), (800.0, 500.0), (240.0, 90.0))
+            legend_position(&samples(chart, &x, &y), (800.0, 500.0), (240.0, 90.0)).0
         };
         // A loss curve falling from the upper left: the upper right is free.
         let falling = Chart::new("", "", "")
@@ -562,5 +629,27 @@ mod tests {
         let scatter = Chart::new("", "", "").with_series(Series::points("a", vec![(0.0, 0.0), (1.0, 1.0)]));
         let (x, y) = fit_axes(&scatter);
         assert_eq!(samples(&scatter, &x, &y).len(), 2);
+    }
+
+    /// Curves filling the whole plot (compare's many methods): no place inside is free, so
+    /// the legend goes outside instead of over the data.
+    #[test]
+    fn a_legend_with_no_free_place_goes_outside() {
+        let mut full = Chart::new("", "", "");
+        for k in 0..12 {
+            let level = k as f64 / 11.0;
+            full = full.with_series(Series::line(format!("m{k}"), (0..=20).map(|i| (i as f64, level)).collect()));
+        }
+        let (x, y) = fit_axes(&full);
+        assert_eq!(legend_place(&samples(&full, &x, &y), (800.0, 500.0), (240.0, 90.0)), Placement::Outside);
+        let falling = Chart::new("", "", "")
+            .with_series(Series::line("a", vec![(0.0, 1.0), (1.0, 0.1), (10.0, 0.0)]))
+            .with_series(Series::line("b", vec![(0.0, 0.9), (10.0, 0.05)]));
+        let (x, y) = fit_axes(&falling);
+        assert_eq!(
+            legend_place(&samples(&falling, &x, &y), (800.0, 500.0), (240.0, 90.0)),
+            Placement::Inside(SeriesLabelPosition::UpperRight)
+        );
+        assert!(!render_png(&full).unwrap().is_empty());
     }
 }

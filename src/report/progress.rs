@@ -17,6 +17,8 @@ const TEMPLATE: &str = "{prefix} [{bar:32}] {pos}/{len}  {elapsed} < {eta}  {msg
 pub struct Progress {
     bar: ProgressBar,
     quiet: bool,
+    /// Where the bar stood when [`Progress::finish`] cleared it (clearing moves it to the end).
+    stopped_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Progress {
@@ -33,6 +35,12 @@ impl Progress {
         } else {
             ProgressDrawTarget::stderr()
         };
+        Progress::with_target(total, label, quiet, target)
+    }
+
+    /// A bar drawn on `target` (tests draw on a simulated terminal).
+    #[doc(hidden)]
+    pub fn with_target(total: u64, label: &str, quiet: bool, target: ProgressDrawTarget) -> Progress {
         let bar = ProgressBar::with_draw_target(Some(total), target);
         // The template is a constant known to parse; the fallback only guards against a
         // future indicatif rejecting it, which must not become a panic.
@@ -41,7 +49,7 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(label.to_string());
-        Progress { bar, quiet }
+        Progress { bar, quiet, stopped_at: Default::default() }
     }
 
     /// Advances by `delta` steps.
@@ -67,10 +75,14 @@ impl Progress {
         }
     }
 
-    /// Stops the clock and leaves the bar on screen as it stands: a run that stopped early
-    /// shows where it stopped (indicatif's own `finish` would jump to 100%).
+    /// Stops the clock and clears the bar from the screen, so that what the command prints next
+    /// (a table, a message) starts on a clean line. [`Progress::position`] still says where the
+    /// bar stopped.
     pub fn finish(&self) {
-        self.bar.abandon();
+        if !self.bar.is_finished() {
+            self.stopped_at.store(self.bar.position(), std::sync::atomic::Ordering::Relaxed);
+            self.bar.finish_and_clear();
+        }
     }
 
     /// Whether nothing is drawn.
@@ -78,19 +90,114 @@ impl Progress {
         self.bar.is_hidden()
     }
 
-    /// The steps done so far.
+    /// The steps done so far (where it stopped, once finished).
     pub fn position(&self) -> u64 {
-        self.bar.position()
+        if self.bar.is_finished() {
+            self.stopped_at.load(std::sync::atomic::Ordering::Relaxed)
+        } else {
+            self.bar.position()
+        }
     }
 }
 
 fn env_quiet() -> bool {
-    std::env::var_os(QUIET_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var_os(QUIET_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The process-wide `--quiet`, set once by the CLI: progress bars (the download's included) and
+/// notices stay silent.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every later bar and notice of this process silent (`--quiet`), or not.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether bars and notices are silenced (`--quiet` or [`QUIET_ENV`]).
+pub fn is_quiet() -> bool {
+    env_quiet()
+}
+
+/// A notice on stderr (`steplens: …`), unless quiet: something the user should know that is not
+/// an error (a skipped CSV header, a cached file replaced).
+pub fn notice(msg: &str) {
+    if !is_quiet() {
+        eprintln!("steplens: {msg}");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A terminal screen as a list of lines and a cursor, enough for indicatif's drawing.
+    #[derive(Debug, Default, Clone)]
+    struct Screen(std::sync::Arc<std::sync::Mutex<(Vec<String>, usize)>>);
+
+    impl Screen {
+        fn with<R>(&self, f: impl FnOnce(&mut Vec<String>, &mut usize) -> R) -> R {
+            let mut g = self.0.lock().unwrap();
+            let (lines, row) = &mut *g;
+            if lines.len() <= *row {
+                lines.resize(*row + 1, String::new());
+            }
+            f(lines, row)
+        }
+    }
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            100
+        }
+        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+            self.with(|_, row| *row = row.saturating_sub(n));
+            Ok(())
+        }
+        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+            self.with(|_, row| *row += n);
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.with(|lines, row| {
+                lines[*row].push_str(s);
+                *row += 1;
+            });
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.with(|lines, row| lines[*row].push_str(s));
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            self.with(|lines, row| lines[*row].clear());
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn finish_clears_the_bar_so_a_table_starts_on_a_clean_line() {
+        let screen = Screen::default();
+        let p = Progress::with_target(6, "train", false, ProgressDrawTarget::term_like(Box::new(screen.clone())));
+        p.inc(2);
+        p.bar.tick();
+        assert!(screen.with(|lines, _| lines.iter().any(|l| l.contains("train ["))), "the bar was drawn");
+        p.finish();
+        screen.with(|lines, row| {
+            assert!(lines.iter().all(|l| !l.contains("train [")), "the bar is still on screen: {lines:?}");
+            assert!(lines[*row].is_empty(), "the cursor is on a used line: {lines:?}");
+        });
+        assert_eq!(p.position(), 2, "where it stopped");
+    }
 
     #[test]
     fn quiet_bar_is_hidden_and_counts() {

@@ -172,6 +172,11 @@ pub fn fmt_num(x: f64, sig: usize) -> String {
     }
 }
 
+/// `n` with its noun in the right number: `1 batch`, `2 batches`, `0 samples`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+}
+
 /// Drops trailing zeros after a decimal point, and the point itself if nothing follows.
 fn trim_zeros(s: String) -> String {
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
@@ -183,6 +188,13 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn counts_agree_in_number() {
+        assert_eq!(count(1, "batch", "batches"), "1 batch");
+        assert_eq!(count(0, "sample", "samples"), "0 samples");
+        assert_eq!(count(12, "class", "classes"), "12 classes");
     }
 
     #[test]

@@ -261,7 +261,11 @@ impl Block {
 /// Checks of an epoch plan both engines make before any work.
 pub fn check_plan(plan: &EpochPlan, runs: usize, n: usize) -> Result<()> {
     let per_table = plan.steps * plan.batch_size;
-    if plan.steps == 0 || plan.batch_size == 0 || plan.batches.is_empty() || plan.batches.len() % per_table != 0 {
+    if plan.steps == 0
+        || plan.batch_size == 0
+        || plan.batches.is_empty()
+        || !plan.batches.len().is_multiple_of(per_table)
+    {
         return Err(Error::usage("an epoch needs at least one step of a non-empty batch"));
     }
     if plan.lrs.len() != runs * plan.steps {
@@ -299,7 +303,7 @@ pub fn check_perturbed(req: &PerturbedRequest, model: &Model, n: usize) -> Resul
 
 /// Checks of a gradient request both engines make before any work.
 pub fn check_gradients(sets: &[f32], batch: &[u32], model: &Model, n: usize) -> Result<()> {
-    if sets.is_empty() || sets.len() % model.dim() != 0 {
+    if sets.is_empty() || !sets.len().is_multiple_of(model.dim()) {
         return Err(Error::usage(format!(
             "expected parameter sets of {} values each, got {}",
             model.dim(),

@@ -193,7 +193,7 @@ impl RateSource for PcgRates {
     fn plan(&mut self, cx: &mut Planning) -> Result<Segment> {
         let every = self.config.every;
         self.steps_per_epoch = cx.steps;
-        if cx.done % every == 0 {
+        if cx.done.is_multiple_of(every) {
             let b = cx.batching.batch_size;
             let batch = cx.table[cx.start * b..(cx.start + 1) * b].to_vec();
             let iterations = if cx.done == 0 { self.config.warmup } else { 1 };

@@ -135,20 +135,28 @@ pub fn range_suggestion(lrs: &[f32], losses: &[f64]) -> f64 {
     lrs[steepest] as f64
 }
 
+/// The most runs a sweep, a grid or a seed sweep may ask for: far more than any study needs,
+/// and a bound that keeps every count in range (runs × parameters, runs × steps).
+pub const MAX_RUNS: usize = 4096;
+
 /// `A:B:R` as R log-spaced rates from A to B (`flag` names the option in the error).
 pub fn parse_grid(flag: &str, text: &str) -> Result<Vec<f64>> {
     let bad = || {
         crate::Error::usage(format!(
-            "{flag} `{text}`: use A:B:R with 0 < A ≤ B ≤ {} and R ≥ 1 rates, e.g. 1e-3:10:8",
-            f32::MAX
+            "{flag} `{text}`: use A:B:R with 0 < A ≤ B and 1 ≤ R ≤ {MAX_RUNS} rates, e.g. 1e-3:10:8"
         ))
     };
     let parts: Vec<&str> = text.split(':').collect();
     let [a, b, r] = parts.as_slice() else { return Err(bad()) };
     let (a, b): (f64, f64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
     let r: usize = r.trim().parse().map_err(|_| bad())?;
-    if !(a > 0.0 && b >= a && b <= f32::MAX as f64 && (a as f32) > 0.0) || r == 0 {
+    if b < a || b.is_nan() || r == 0 || r > MAX_RUNS {
         return Err(bad());
+    }
+    for v in [a, b] {
+        if let Some(why) = crate::schedule::lr_problem(v) {
+            return Err(crate::Error::usage(format!("{flag} `{text}`: {why}")));
+        }
     }
     Ok((0..r).map(|i| if r == 1 { a } else { a * (b / a).powf(i as f64 / (r - 1) as f64) }).collect())
 }

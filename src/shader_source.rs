@@ -103,7 +103,7 @@ pub struct SubgroupSpec {
 
 impl SubgroupSpec {
     pub fn load(&self) -> FeatureLoad {
-        match (self.x_u8, self.p % 16 == 0, self.p % 4 == 0) {
+        match (self.x_u8, self.p.is_multiple_of(16), self.p.is_multiple_of(4)) {
             (true, true, _) => FeatureLoad::U8Vec4,
             (true, false, true) => FeatureLoad::U8Word,
             (false, _, true) => FeatureLoad::F32Vec4,

@@ -81,9 +81,10 @@ pub fn job_file(index: usize) -> String {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Runtime(format!("cannot read {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| Error::Runtime(format!("{} is not a steplens shard file: {e}", path.display())))
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Runtime(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Runtime(format!("{} is not a steplens shard file: {e}", path.display())))
 }
 
 /// The finished jobs of a shard directory, by index.
@@ -152,7 +153,8 @@ pub fn gather(dirs: &[&Path]) -> Result<(Manifest, Vec<JobResult>)> {
     for d in dirs {
         manifests.push((d, read_json::<Manifest>(&d.join(MANIFEST))?));
     }
-    let (first_dir, first) = manifests.first().ok_or_else(|| Error::usage("merge needs at least one shard directory"))?;
+    let (first_dir, first) =
+        manifests.first().ok_or_else(|| Error::usage("merge needs at least one shard directory"))?;
     let mut seen_shards = BTreeMap::new();
     for (d, m) in &manifests {
         let same = Manifest { shard: first.shard, ..m.clone() };
@@ -179,7 +181,12 @@ pub fn gather(dirs: &[&Path]) -> Result<(Manifest, Vec<JobResult>)> {
         let shard = Shard { shard: m.shard, of: m.of };
         for (index, job) in finished(d)? {
             if !shard.owns(index) || index >= first.jobs.len() {
-                return Err(Error::Runtime(format!("{} holds job {index}, which is not shard {}/{}'s", d.display(), m.shard, m.of)));
+                return Err(Error::Runtime(format!(
+                    "{} holds job {index}, which is not shard {}/{}'s",
+                    d.display(),
+                    m.shard,
+                    m.of
+                )));
             }
             jobs.insert(index, job);
         }

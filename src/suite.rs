@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Result,
-    report::files::OutDir,
     compare::{MethodRun, MethodSummary, Trial, roster, run_roster, summarize},
     data::{self, Data, Source},
     engine::Engine,
     local::LocalConfig,
     model::{InitKind, LossKind, Model, ModelKind},
     procedure::ProcedureName,
+    report::files::OutDir,
     report::table::{Table, fmt_num},
     stats::quantile,
     train::Batching,
@@ -229,7 +229,8 @@ pub fn finished_members(
 ) -> Result<Vec<MemberResult>> {
     let mut out = Vec::new();
     for (m, info) in members.iter().enumerate() {
-        let of_member: Vec<&crate::shard::JobResult> = (m * seeds..(m + 1) * seeds).filter_map(|i| jobs.get(&i)).collect();
+        let of_member: Vec<&crate::shard::JobResult> =
+            (m * seeds..(m + 1) * seeds).filter_map(|i| jobs.get(&i)).collect();
         if of_member.len() == seeds {
             let per_seed: Vec<Vec<MethodRun>> = of_member.iter().map(|j| j.runs.clone()).collect();
             out.push(finish_member(info, &per_seed, of_member[0].steps_per_run)?);
@@ -309,7 +310,9 @@ pub fn leaderboard_markdown(results: &[MemberResult], seeds: usize, heading: &st
 
 /// suite.csv, suite.json, leaderboard.md and the picture, after every member.
 pub fn write_suite(out: &OutDir, results: &[MemberResult], seeds: usize) -> Result<()> {
-    let rows = results.iter().flat_map(|m| m.summaries.iter().map(|s| crate::report::comparison::summary_cells(&m.dataset, &m.model, s)));
+    let rows = results
+        .iter()
+        .flat_map(|m| m.summaries.iter().map(|s| crate::report::comparison::summary_cells(&m.dataset, &m.model, s)));
     out.write_csv("suite.csv", crate::report::comparison::SUMMARY_HEADER, rows)?;
     out.write_json("suite.json", &results)?;
     out.write_text("leaderboard.md", &leaderboard_markdown(results, seeds, "# steplens suite: leaderboard"))?;
@@ -327,14 +330,14 @@ pub fn merge(dirs: &[&std::path::Path], out: &OutDir) -> Result<()> {
     let members: Vec<MemberInfo> = serde_json::from_value(field("members"))
         .map_err(|e| crate::Error::Runtime(format!("the shards' settings name no members: {e}")))?;
     let seeds = field("seeds").as_array().map_or(0, Vec::len);
-    let jobs: std::collections::BTreeMap<usize, crate::shard::JobResult> = jobs.into_iter().map(|j| (j.index, j)).collect();
+    let jobs: std::collections::BTreeMap<usize, crate::shard::JobResult> =
+        jobs.into_iter().map(|j| (j.index, j)).collect();
     out.write_json("config.json", &manifest.settings)?;
     let results = finished_members(&members, seeds, &jobs)?;
     write_suite(out, &results, seeds)?;
     println!("merged {} shard(s), {} job(s) into {}", dirs.len(), jobs.len(), out.path().display());
     Ok(())
 }
-
 
 /// Makes an engine for a model on data with R runs, from any thread (one per adapter).
 pub type SharedMaker<'a> = dyn Fn(Model, &Data, usize) -> Result<Box<dyn Engine>> + Sync + 'a;

@@ -24,7 +24,8 @@ impl Batching {
         }
         if batch_size > n {
             return Err(Error::usage(format!(
-                "the batch size {batch_size} is larger than the training set ({n} samples)"
+                "the batch size {batch_size} is larger than the training set ({})",
+                crate::report::table::count(n, "sample", "samples")
             )));
         }
         Ok(Batching { n, batch_size, seed, reshuffle })

@@ -65,7 +65,7 @@ fn compare_p(
     p: usize,
     runs: usize,
 ) {
-    let u8 = tag % 2 == 0;
+    let u8 = tag.is_multiple_of(2);
     let d = data(dataset(257, p, classes, u8, tag), Some(dataset(61, p, classes, u8, tag + 1)));
     let model = model_for(kind, loss, &d);
     let theta: Vec<f32> = (0..runs).flat_map(|r| model.init(steplens::model::InitKind::Xavier, r as u64)).collect();

@@ -8,13 +8,12 @@ use crate::data::Standardization;
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, interrupted};
-use crate::report::record::DataSummary;
+use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, args::AnalysisArgs, interrupted};
 use crate::{
     Error, Result,
-    analysis::{self, BatchAnalysis, Batches, Settings, SvdMethod},
+    analysis::{self, BatchAnalysis, Batches, Settings},
     data::npy,
-    engine::{Block, EngineInfo, Perturbation},
+    engine::EngineInfo,
     model::Model,
     report::{
         files::{OutDir, csv_num},
@@ -23,6 +22,7 @@ use crate::{
     },
     train::Batching,
 };
+use crate::{report::record::DataSummary, stats::quantile};
 
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
@@ -50,107 +50,6 @@ pub struct AnalyzeArgs {
     /// `--weights`, only these may contradict the run's own settings (and are then refused).
     #[arg(skip)]
     pub explicit: Vec<String>,
-}
-
-/// The analysis knobs shared by `analyze` and `schedule`.
-#[derive(Debug, Clone, Args)]
-pub struct AnalysisArgs {
-    /// Perturbations per batch (K).
-    #[arg(long, default_value_t = 100, value_name = "K")]
-    pub points: usize,
-    /// `uniform:0.01` (the notebook's δ = 0.01·U[0,1), not centred) or `gaussian:σ`.
-    #[arg(long, default_value = "uniform:0.01", value_name = "SPEC")]
-    pub perturb: String,
-    /// `row:c` (row c of W, the notebook's parameter_column) or `all` (every parameter).
-    #[arg(long, default_value = "row:0", value_name = "BLOCK")]
-    pub block: String,
-    /// Subtract the mean gradient before the SVD: q becomes the top Hessian direction.
-    #[arg(long)]
-    pub center: bool,
-    /// `gram` (K × K Gram on the GPU, eigen on the host) or `full` (read G back, nalgebra SVD).
-    #[arg(long, value_enum, default_value_t = SvdMethod::Gram)]
-    pub svd: SvdMethod,
-}
-
-/// The fewest perturbations that give a fit with a residual: a line through two points fits
-/// exactly (R² = 1 whatever the data), which would defeat `--min-r2`.
-pub const MIN_POINTS: usize = 3;
-/// The most perturbations per batch: each batch's K × K Gram matrix is decomposed on the host,
-/// which grows as K³ (K = 1,000 takes about a second a batch on one core).
-pub const MAX_POINTS: usize = 1000;
-
-/// `--points` within [`MIN_POINTS`]..=[`MAX_POINTS`], with the reason when not.
-pub fn check_points(points: usize) -> Result<()> {
-    if points < MIN_POINTS {
-        return Err(Error::usage(format!(
-            "--points {points} is too few: the line fit needs at least {MIN_POINTS} perturbations to mean \
-             anything (through 2 points any line fits with R² = 1)"
-        )));
-    }
-    if points > MAX_POINTS {
-        return Err(Error::usage(format!(
-            "--points {points} is too many: at most {MAX_POINTS} (each batch's K × K Gram matrix is \
-             decomposed on the host, in time growing as K³)"
-        )));
-    }
-    Ok(())
-}
-
-impl AnalysisArgs {
-    pub fn settings(&self, model: &Model, seed: u64) -> Result<Settings> {
-        check_points(self.points)?;
-        let block = parse_block(&self.block)?;
-        if let Block::Row(c) = block
-            && c >= model.outputs
-        {
-            return Err(Error::usage(format!(
-                "--block row:{c} does not exist: the model has {} row(s) (row:0 .. row:{})",
-                model.outputs,
-                model.outputs - 1
-            )));
-        }
-        Ok(Settings {
-            points: self.points,
-            perturbation: parse_perturbation(&self.perturb)?,
-            block,
-            seed,
-            center: self.center,
-            method: self.svd,
-        })
-    }
-
-    /// Validate what can be validated before the data is loaded.
-    pub fn check(&self) -> Result<()> {
-        check_points(self.points)?;
-        parse_perturbation(&self.perturb)?;
-        parse_block(&self.block).map(|_| ())
-    }
-}
-
-pub fn parse_perturbation(text: &str) -> Result<Perturbation> {
-    let bad =
-        || Error::usage(format!("--perturb `{text}`: use uniform:SCALE or gaussian:SIGMA with a positive number"));
-    let (kind, v) = text.split_once(':').ok_or_else(bad)?;
-    let v: f32 = v.trim().parse().map_err(|_| bad())?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(bad());
-    }
-    match kind.trim() {
-        "uniform" => Ok(Perturbation::Uniform { scale: v }),
-        "gaussian" => Ok(Perturbation::Gaussian { sigma: v }),
-        _ => Err(bad()),
-    }
-}
-
-pub fn parse_block(text: &str) -> Result<Block> {
-    match text.trim() {
-        "all" => Ok(Block::All),
-        t => t
-            .strip_prefix("row:")
-            .and_then(|c| c.trim().parse().ok())
-            .map(Block::Row)
-            .ok_or_else(|| Error::usage(format!("--block `{text}`: use row:c (c = 0, 1, …) or all"))),
-    }
 }
 
 /// Parameters of a `train` run directory: the model it was trained as, and θ (every value
@@ -373,7 +272,7 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     out.write_json("config.json", &config)?;
     write_analysis(&out, &results, &table, args.batch_size)?;
     plot_analysis(&out, &results, &model, &data.train.name)?;
-    let med = |f: &dyn Fn(&BatchAnalysis) -> f64| median(results.iter().map(f).collect());
+    let med = |f: &dyn Fn(&BatchAnalysis) -> f64| quantile(results.iter().map(f).collect(), 0.5);
     println!(
         "analysed {}: median λ {}, median R² {}, median explained1 {}, {:.2} s",
         crate::report::table::count(results.len(), "batch", "batches"),
@@ -410,23 +309,6 @@ pub fn check_distinct(text: &str, which: &[usize]) -> Result<()> {
 
 /// Batches analysed per dispatch, and between two polls of the stop request.
 const ANALYSIS_CHUNK: usize = 32;
-
-/// Median of the finite values (NaN when none).
-pub fn median(mut v: Vec<f64>) -> f64 {
-    quantile(&mut v, 0.5)
-}
-
-/// The q-quantile (linear interpolation) of the finite values (NaN when none).
-pub fn quantile(v: &mut Vec<f64>, q: f64) -> f64 {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let pos = q * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-}
 
 /// analysis.csv, q.npy, spectrum.npy, projection.npy, batches.npy.
 pub fn write_analysis(out: &OutDir, results: &[BatchAnalysis], table: &[u32], b: usize) -> Result<()> {
@@ -515,8 +397,8 @@ pub fn plot_analysis(out: &OutDir, results: &[BatchAnalysis], model: &Model, dat
     }
     let keep = results.first().map_or(0, |r| r.sigma.len());
     let column = |i: usize, q: f64| {
-        let mut v: Vec<f64> = results.iter().map(|r| r.sigma.get(i).copied().unwrap_or(f64::NAN)).collect();
-        quantile(&mut v, q)
+        let v: Vec<f64> = results.iter().map(|r| r.sigma.get(i).copied().unwrap_or(f64::NAN)).collect();
+        quantile(v, q)
     };
     let curve = |q: f64| (0..keep).map(|i| ((i + 1) as f64, column(i, q))).collect::<Vec<_>>();
     let chart = Chart::new(format!("{title}: singular values of the perturbed gradients"), "index", "σ")

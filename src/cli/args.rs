@@ -7,8 +7,10 @@ use clap::Args;
 use super::{DataArgs, DeviceArgs, ModelArgs};
 use crate::{
     Error, Result,
+    analysis::{Settings, SvdMethod},
     data::{Data, Standardization},
     engine::EngineInfo,
+    engine::{Block, Perturbation},
     local::{Aggregate, Procedure, Tau},
     model::Model,
     report::record::{DataSummary, RunRecord},
@@ -129,5 +131,80 @@ impl ProcedureArgs {
             min_r2: self.min_r2,
             max_lr: self.max_lr,
         })
+    }
+}
+
+/// The analysis knobs shared by `analyze` and `schedule`.
+#[derive(Debug, Clone, Args)]
+pub struct AnalysisArgs {
+    /// Perturbations per batch (K).
+    #[arg(long, default_value_t = 100, value_name = "K")]
+    pub points: usize,
+    /// `uniform:0.01` (the notebook's δ = 0.01·U[0,1), not centred) or `gaussian:σ`.
+    #[arg(long, default_value = "uniform:0.01", value_name = "SPEC")]
+    pub perturb: String,
+    /// `row:c` (row c of W, the notebook's parameter_column) or `all` (every parameter).
+    #[arg(long, default_value = "row:0", value_name = "BLOCK")]
+    pub block: String,
+    /// Subtract the mean gradient before the SVD: q becomes the top Hessian direction.
+    #[arg(long)]
+    pub center: bool,
+    /// `gram` (K × K Gram on the GPU, eigen on the host) or `full` (read G back, nalgebra SVD).
+    #[arg(long, value_enum, default_value_t = SvdMethod::Gram)]
+    pub svd: SvdMethod,
+}
+
+/// The fewest perturbations that give a fit with a residual: a line through two points fits
+/// exactly (R² = 1 whatever the data), which would defeat `--min-r2`.
+pub const MIN_POINTS: usize = 3;
+/// The most perturbations per batch: each batch's K × K Gram matrix is decomposed on the host,
+/// which grows as K³ (K = 1,000 takes about a second a batch on one core).
+pub const MAX_POINTS: usize = 1000;
+
+/// `--points` within [`MIN_POINTS`]..=[`MAX_POINTS`], with the reason when not.
+pub fn check_points(points: usize) -> Result<()> {
+    if points < MIN_POINTS {
+        return Err(Error::usage(format!(
+            "--points {points} is too few: the line fit needs at least {MIN_POINTS} perturbations to mean \
+             anything (through 2 points any line fits with R² = 1)"
+        )));
+    }
+    if points > MAX_POINTS {
+        return Err(Error::usage(format!(
+            "--points {points} is too many: at most {MAX_POINTS} (each batch's K × K Gram matrix is \
+             decomposed on the host, in time growing as K³)"
+        )));
+    }
+    Ok(())
+}
+
+impl AnalysisArgs {
+    pub fn settings(&self, model: &Model, seed: u64) -> Result<Settings> {
+        check_points(self.points)?;
+        let block: Block = self.block.parse()?;
+        if let Block::Row(c) = block
+            && c >= model.outputs
+        {
+            return Err(Error::usage(format!(
+                "--block row:{c} does not exist: the model has {} row(s) (row:0 .. row:{})",
+                model.outputs,
+                model.outputs - 1
+            )));
+        }
+        Ok(Settings {
+            points: self.points,
+            perturbation: self.perturb.parse()?,
+            block,
+            seed,
+            center: self.center,
+            method: self.svd,
+        })
+    }
+
+    /// Validate what can be validated before the data is loaded.
+    pub fn check(&self) -> Result<()> {
+        check_points(self.points)?;
+        self.perturb.parse::<Perturbation>()?;
+        self.block.parse::<Block>().map(|_| ())
     }
 }

@@ -79,6 +79,7 @@ pub struct BenchReport {
     pub copy_gb_per_s: f64,
 }
 
+/// The median of the finite values.
 fn median(v: Vec<f64>) -> f64 {
     quantile(v, 0.5)
 }

@@ -5,8 +5,7 @@ use clap::Args;
 
 use super::{
     DataArgs, DeviceArgs, ModelArgs, OutArgs,
-    analyze::AnalysisArgs,
-    args::{ProcedureArgs, RunArgs, Setup},
+    args::{AnalysisArgs, ProcedureArgs, RunArgs, Setup},
 };
 use crate::{
     Error, Result,
@@ -105,8 +104,8 @@ const COMPARE_SAMPLE: usize = 40;
 pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     args.analysis.check()?;
     args.device.check()?;
-    if args.seeds < 1 {
-        return Err(Error::usage("--seeds must be at least 1"));
+    if args.seeds < 1 || args.seeds > crate::rates::MAX_RUNS {
+        return Err(Error::usage(format!("--seeds must be between 1 and {}", crate::rates::MAX_RUNS)));
     }
     if let Some(t) = args.target_loss
         && !(t.is_finite() && t > 0.0)
@@ -116,6 +115,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     let grid = parse_grid("--grid", &args.grid)?;
     let names = parse_procedures(&args.procedures)?;
     let procedure = args.procedure.procedure()?;
+    let out = args.output.open(&format!("compare-{:?}", args.model.model).to_lowercase())?;
     let setup = args.run.setup(&args.data, &args.model)?;
     let local = LocalConfig {
         procedure,
@@ -124,7 +124,6 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
         sample: args.procedure.sample.or(Some(COMPARE_SAMPLE)),
     };
     let locals = parse_locals(&args.local, &local, setup.model.outputs)?;
-    let out = args.output.open(&format!("compare-{:?}", setup.model.kind).to_lowercase())?;
     let seeds: Vec<u64> = (0..args.seeds as u64).map(|i| args.run.seed + i).collect();
     let (mut per_seed, mut interrupted) = (Vec::new(), None);
     for &seed in &seeds {

@@ -3,9 +3,9 @@
 
 pub mod analyze;
 pub mod args;
-pub mod merge;
 pub mod bench;
 pub mod compare;
+pub mod merge;
 pub mod schedule;
 pub mod suite;
 pub mod train;
@@ -216,9 +216,10 @@ pub struct DeviceArgs {
     /// Use the adapter whose name contains NAME [default: $WGPU_ADAPTER_NAME, else the best].
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
-    /// Training kernels: `fused` (one workgroup per run does every step), `unfused` (four
-    /// dispatches per step over the whole device) or `auto` (unfused on CPU adapters where the
-    /// step rule allows, fused elsewhere).
+    /// Training kernels: `subgroup` (one subgroup of 8 lanes per run, no barriers; needs adapter
+    /// subgroups), `fused` (one workgroup per run does every step), `unfused` (four dispatches per
+    /// step over the whole device) or `auto` (subgroup on CPU adapters with subgroups of 8, unfused
+    /// on other CPU adapters where the rule allows, fused on GPUs).
     #[arg(long, value_enum, default_value_t = KernelPath::Auto)]
     pub kernels: KernelPath,
 }

@@ -7,8 +7,7 @@ use serde::Serialize;
 
 use super::{
     DataArgs, DeviceArgs, ModelArgs, OutArgs,
-    analyze::AnalysisArgs,
-    args::{ProcedureArgs, RunArgs},
+    args::{AnalysisArgs, ProcedureArgs, RunArgs},
 };
 use crate::{
     Error, Result,
@@ -103,6 +102,7 @@ pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
              the same order every epoch",
         ));
     }
+    let out = args.output.open("schedule")?;
     let setup = args.run.setup(&args.data, &args.model)?;
     let (model, batching) = (setup.model, setup.batching);
     let local = LocalConfig {
@@ -112,7 +112,6 @@ pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
         sample: args.knobs.sample,
     };
     let spec = args.procedure.spec(&local, args.run.seed);
-    let out = args.output.open("schedule")?;
     let mut engine = args.device.engine(model, &setup.data, 1, quiet)?;
     engine.set_params(&model.init(args.model.init, args.run.seed))?;
     let record = args

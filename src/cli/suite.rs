@@ -198,8 +198,8 @@ struct SuiteRecord<'a> {
 
 pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
     args.device.check()?;
-    if args.seeds < 1 {
-        return Err(Error::usage("--seeds must be at least 1"));
+    if args.seeds < 1 || args.seeds > crate::rates::MAX_RUNS {
+        return Err(Error::usage(format!("--seeds must be between 1 and {}", crate::rates::MAX_RUNS)));
     }
     if args.epochs == Some(0) || args.batch_size == Some(0) {
         return Err(Error::usage("--epochs and --batch-size must be at least 1"));
@@ -248,7 +248,9 @@ pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
     let workers = args.workers()?;
     let makers: Vec<Box<SharedMaker>> = workers
         .into_iter()
-        .map(|device| -> Box<SharedMaker> { Box::new(move |model, data: &Data, runs| device.engine(model, data, runs, true)) })
+        .map(|device| -> Box<SharedMaker> {
+            Box::new(move |model, data: &Data, runs| device.engine(model, data, runs, true))
+        })
         .collect();
     let makers: Vec<&SharedMaker> = makers.iter().map(|m| m.as_ref()).collect();
     let pending: Vec<usize> = (0..jobs.len()).filter(|&i| shard.owns(i) && !done.contains_key(&i)).collect();

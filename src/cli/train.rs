@@ -69,7 +69,9 @@ impl TrainArgs {
         }
         let schedule = self.schedule()?;
         match self.sweep_seed {
-            Some(0) => Err(Error::usage("--sweep-seed needs at least 1 run")),
+            Some(n) if n == 0 || n > crate::rates::MAX_RUNS => {
+                Err(Error::usage(format!("--sweep-seed {n}: use 1 to {} runs", crate::rates::MAX_RUNS)))
+            }
             Some(n) => Ok((0..n as u64).map(|i| (schedule.clone(), seed + i)).collect()),
             None => Ok(vec![(schedule, seed)]),
         }
@@ -83,6 +85,9 @@ impl TrainArgs {
 pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     args.device.check()?;
     let runs = args.runs()?;
+    // The run directory first: an unwritable --out is a usage error before any work.
+    let name = if args.is_sweep() { "sweep".into() } else { format!("{:?}", args.model.model).to_lowercase() };
+    let out = args.output.open(&name)?;
     let setup = args.run.setup(&args.data, &args.model)?;
     let Setup { data, model, batching, .. } = &setup;
     for (s, _) in &runs {
@@ -94,8 +99,6 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     } else {
         vec![*batching]
     };
-    let out =
-        args.output.open(&if args.is_sweep() { "sweep".into() } else { format!("{:?}", model.kind).to_lowercase() })?;
     let mut engine = args.device.engine(*model, data, runs.len(), quiet)?;
     let theta: Vec<f32> = runs.iter().flat_map(|&(_, seed)| model.init(args.model.init, seed)).collect();
     engine.set_params(&theta)?;
@@ -222,9 +225,10 @@ fn plot_sweep(out: &OutDir, sweep: &[SweepRun], by_lr: bool) -> Result<()> {
         if by_lr { "learning rate" } else { "seed" },
         "loss",
     )
-    .log_y()
-    .with_series(Series::line_points("train", train))
-    .with_series(Series::line_points("test", test));
+    .log_y();
+    // Rates lie on a line; seeds are separate draws, so they are not joined.
+    let series = if by_lr { Series::line_points } else { Series::points };
+    chart = chart.with_series(series("train", train)).with_series(series("test", test));
     if by_lr {
         chart = chart.log_x();
     }

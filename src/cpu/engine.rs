@@ -44,7 +44,7 @@ impl Engine for CpuEngine {
             adapter: "f64 CPU reference".into(),
             backend: "cpu".into(),
             driver: format!("steplens {}", env!("CARGO_PKG_VERSION")),
-            device_type: "Cpu".into(),
+            device_type: "CPU (f64 reference)".into(),
         }
     }
 

@@ -46,7 +46,7 @@ mod tests {
         let inf = f64::INFINITY;
         assert_eq!(quantile_with_inf(vec![1.0, 2.0, inf], 0.5), 2.0);
         assert_eq!(quantile_with_inf(vec![1.0, inf, inf], 0.5), inf);
-        assert_eq!(quantile_with_inf(vec![1.0, 3.0, inf, inf], 0.25), 1.5);
+        assert_eq!(quantile_with_inf(vec![1.0, 3.0, inf, inf], 0.25), 2.5);
         assert_eq!(quantile_with_inf(vec![1.0, 3.0, 5.0, inf, inf], 0.75), inf);
         assert_eq!(quantile_with_inf(vec![1.0, 2.0, 3.0, 4.0, inf], 0.75), 4.0);
     }

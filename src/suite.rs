@@ -415,7 +415,8 @@ fn run_one(
     let adapter = std::cell::RefCell::new(String::new());
     let mut recording = |model: Model, d: &Data, runs: usize| {
         let engine = make(model, d, runs)?;
-        *adapter.borrow_mut() = engine.info().adapter;
+        let info = engine.info();
+        *adapter.borrow_mut() = format!("{} ({})", info.adapter, info.backend);
         Ok(engine)
     };
     let runs = run_job(member, data, job.seed, settings, &mut recording)?;

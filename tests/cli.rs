@@ -462,6 +462,7 @@ fn csv_headers_are_announced_and_typos_are_not_headers() {
     let (code, _, err) = steplens_env(&quiet, &[]);
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("header"), "--quiet: {err}");
+    std::fs::remove_dir_all(&out).unwrap();
     let typo = write(d, "typo.csv", "1e3,0x10,1\n2,3,0\n4,5,1\n");
     let args: Vec<&str> = base.iter().copied().chain(["--data", typo.as_str()]).collect();
     rejects(&args, 1, "line 1, column 2: \"0x10\" is not a number", &d.join("nothing"));

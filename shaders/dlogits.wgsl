@@ -2,6 +2,7 @@
 // the notebook's double softmax, the sigmoid's, least squares': the override MODEL):
 //   dz[s, i, :] = scale · d loss_i / d z,   loss[offset + s·rows + i] = loss_i.
 // scale = 1/b gives the gradient of the batch's mean loss.
+//! import codes
 //! import data
 //! import loss
 
@@ -26,9 +27,9 @@ struct DlogitsParams {
 @group(0) @binding(4) var<storage, read_write> losses: array<f32>;
 
 // One thread per (set, sample): workgroups linear_groups(sets·rows, 64).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let id = gid.x + gid.y * 65535u * 64u;
+    let id = flat_id(gid);
     if id >= prm.sets * prm.rows {
         return;
     }

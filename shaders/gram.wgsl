@@ -1,6 +1,7 @@
 // Gram matrices of B groups of K vectors: gram[g, k, l] = Σ_d G[gK + k, d] G[gK + l, d].
 // The analysis eigen-decomposes these K × K matrices on the host instead of reading back and
 // decomposing every dim × K matrix G: the right singular vectors and σ² come from the Gram.
+//! import codes
 
 struct GramParams {
     points: u32,
@@ -58,9 +59,9 @@ fn triangle_tile(t: u32, n: u32) -> vec2<u32> {
 
 // Workgroups: linear_groups(groups·tiles·(tiles + 1)/2, 64) with tiles = ⌈K/4⌉: only tiles on
 // and above the diagonal are enumerated, so no lane idles on a mirrored tile.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let id = gid.x + gid.y * 65535u * 64u;
+    let id = flat_id(gid);
     let tiles = (prm.points + T - 1u) / T;
     let per_group = tiles * (tiles + 1u) / 2u;
     if id >= prm.groups * per_group {

@@ -4,6 +4,7 @@
 // perturbed copies. One invocation per (set, sample), or per 4 × 4 tile of them, with a plain
 // loop over the features and no workgroup memory: on CPU adapters (lavapipe) barriers cost more
 // than the arithmetic, and on GPUs the rows stay in cache across the sets that share them.
+//! import codes
 //! import data
 
 struct LogitsParams {
@@ -35,9 +36,9 @@ const MAX_TILE: u32 = 4u;
 
 // Workgroups: linear_groups(groups·⌈sets_per_group/TILE⌉·⌈rows/TILE⌉, 64);
 // invocation id = (g·set_tiles + set_tile)·row_tiles + row_tile.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let id = gid.x + gid.y * 65535u * 64u;
+    let id = flat_id(gid);
     let set_tiles = (prm.sets_per_group + TILE - 1u) / TILE;
     let row_tiles = (prm.rows + TILE - 1u) / TILE;
     if id >= prm.sets / prm.sets_per_group * set_tiles * row_tiles {

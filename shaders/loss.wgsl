@@ -1,7 +1,10 @@
 // Per-sample losses and their derivatives with respect to the logits z (GUIDE §2), specialised
 // per pipeline by the override MODEL. The CPU twin is `cpu::loss`.
 
-override MODEL: u32 = 0u; // 0 softmax CE, 1 softmax seed-compat (double softmax), 2 logistic, 3 squares
+//! import codes
+
+// LOSS_SOFTMAX_CE, LOSS_SOFTMAX_SEED_COMPAT (the notebook's double softmax), LOSS_LOGISTIC or LOSS_SQUARES.
+override MODEL: u32 = LOSS_SOFTMAX_CE;
 
 const MAX_CLASSES: u32 = 16u;
 
@@ -22,13 +25,13 @@ fn log1p_pos(x: f32) -> f32 {
 // The loss of a sample with logits z[0..c) and target t; replaces z by d loss / d z.
 fn loss_and_dlogits(z: ptr<function, array<f32, MAX_CLASSES>>, c: u32, t: f32) -> SampleLoss {
     switch MODEL {
-        case 0u: {
+        case LOSS_SOFTMAX_CE: {
             return softmax_ce(z, c, t);
         }
-        case 1u: {
+        case LOSS_SOFTMAX_SEED_COMPAT: {
             return softmax_seed_compat(z, c, t);
         }
-        case 2u: {
+        case LOSS_LOGISTIC: {
             return logistic(z, t);
         }
         default: {

@@ -3,6 +3,7 @@
 // with the block (rows c0 .. c0 + nrows of W, optionally their biases) read out of the full
 // perturbed parameter vector. One invocation per set with a plain loop over the block: no
 // workgroup memory, no barriers (on lavapipe a barrier-tree reduction cost 3× more).
+//! import codes
 
 struct ProjectParams {
     points: u32,
@@ -33,9 +34,9 @@ fn theta_index(e: u32) -> u32 {
 }
 
 // Workgroups: linear_groups(sets, 64); invocation id = set.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let s = gid.x + gid.y * 65535u * 64u;
+    let s = flat_id(gid);
     if s >= prm.sets {
         return;
     }

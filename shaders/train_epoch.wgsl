@@ -5,6 +5,7 @@
 // Per step the rate comes from a table, or from the stochastic Polyak rule, or from Armijo
 // backtracking on the batch (SLS). The unfused kernels (logits, dlogits, weight_grad,
 // sgd_update) are the reference this kernel is tested against.
+//! import codes
 //! import data
 //! import loss
 
@@ -16,7 +17,7 @@ struct EpochParams {
     dim: u32,
     // Batch tables; run r uses table r % tables.
     tables: u32,
-    // 0: table, 1: stochastic Polyak, 2: Armijo backtracking.
+    // RULE_TABLE, RULE_POLYAK (stochastic Polyak) or RULE_ARMIJO (Armijo backtracking).
     rule: u32,
     max_backtracks: u32,
     armijo_c: f32,
@@ -210,15 +211,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         var h = lrs[run * prm.steps + s];
         var gsq = 0.0;
         var trials = 0u;
-        if prm.rule != 0u {
+        if prm.rule != RULE_TABLE {
             gsq = grad_norm_sq(base, lid);
         }
-        if prm.rule == 1u {
+        if prm.rule == RULE_POLYAK {
             h = prm.max_lr;
             if gsq > 0.0 {
                 h = min(f / (prm.polyak_c * gsq), prm.max_lr);
             }
-        } else if prm.rule == 2u {
+        } else if prm.rule == RULE_ARMIJO {
             if s > 0u {
                 h = min(h_prev * prm.armijo_growth, prm.max_lr);
             }

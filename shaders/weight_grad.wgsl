@@ -4,6 +4,7 @@
 // the biases is θ's own layout). One invocation per output entry, or per tile of 4 sets × 4
 // features, a plain loop over the samples (consecutive invocations read consecutive features of
 // a row; no barriers, see logits.wgsl).
+//! import codes
 //! import data
 
 struct WeightGradParams {
@@ -41,9 +42,9 @@ const MAX_TILE: u32 = 4u;
 
 // Workgroups: linear_groups(groups·⌈sets_per_group/SET_TILE⌉·tiles_per_set, 64) where
 // tiles_per_set = nrows·⌈p/TILE⌉ (+ nrows with the biases); id = (g·set_tiles + set_tile)·tiles_per_set + t.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_1D)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let id = gid.x + gid.y * 65535u * 64u;
+    let id = flat_id(gid);
     let p = data_info.p;
     let j_tiles = (p + TILE - 1u) / TILE;
     let w_tiles = prm.nrows * j_tiles;

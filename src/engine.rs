@@ -25,6 +25,18 @@ pub enum StepRule {
     Armijo { c: f32, beta: f32, growth: f32, max_lr: f32 },
 }
 
+impl StepRule {
+    /// The rule's code in the epoch kernels' parameters.
+    pub fn code(&self) -> u32 {
+        use crate::shader_source::codes;
+        match self {
+            StepRule::Table => codes::RULE_TABLE,
+            StepRule::Polyak { .. } => codes::RULE_POLYAK,
+            StepRule::Armijo { .. } => codes::RULE_ARMIJO,
+        }
+    }
+}
+
 /// One epoch of SGD for every run.
 #[derive(Debug, Clone)]
 pub struct EpochPlan<'a> {

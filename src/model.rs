@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, data::Dataset, prng};
+use crate::{Error, Result, data::Dataset, prng, shader_source::codes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -46,10 +46,10 @@ pub enum InitKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum LossCode {
-    SoftmaxCe = 0,
-    SoftmaxSeedCompat = 1,
-    Logistic = 2,
-    Squares = 3,
+    SoftmaxCe = codes::LOSS_SOFTMAX_CE,
+    SoftmaxSeedCompat = codes::LOSS_SOFTMAX_SEED_COMPAT,
+    Logistic = codes::LOSS_LOGISTIC,
+    Squares = codes::LOSS_SQUARES,
 }
 
 /// A model bound to a data shape.

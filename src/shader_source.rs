@@ -23,6 +23,50 @@ impl Composed {
 
 const IMPORT: &str = "//! import ";
 
+/// Numbers the WGSL kernels and the Rust code share, defined once here: the shaders import them
+/// as the generated module `codes` (`//! import codes`, see [`codes_wgsl`]) and the Rust code
+/// names these constants, so the two cannot disagree.
+pub mod codes {
+    /// Loss codes, the `MODEL` override (`model::LossCode`'s discriminants).
+    pub const LOSS_SOFTMAX_CE: u32 = 0;
+    pub const LOSS_SOFTMAX_SEED_COMPAT: u32 = 1;
+    pub const LOSS_LOGISTIC: u32 = 2;
+    pub const LOSS_SQUARES: u32 = 3;
+    /// Step-rule codes of the epoch kernels' parameters (`engine::StepRule::code`).
+    pub const RULE_TABLE: u32 = 0;
+    pub const RULE_POLYAK: u32 = 1;
+    pub const RULE_ARMIJO: u32 = 2;
+    /// Workgroups along x of a 1-D dispatch before it continues along y (WebGPU's limit on one
+    /// dimension).
+    pub const DISPATCH_ROW: u32 = 65535;
+    /// The workgroup size of the 1-D kernels.
+    pub const WG_1D: u32 = 64;
+
+    /// Every shared number by its WGSL name.
+    pub const ALL: [(&str, u32); 9] = [
+        ("LOSS_SOFTMAX_CE", LOSS_SOFTMAX_CE),
+        ("LOSS_SOFTMAX_SEED_COMPAT", LOSS_SOFTMAX_SEED_COMPAT),
+        ("LOSS_LOGISTIC", LOSS_LOGISTIC),
+        ("LOSS_SQUARES", LOSS_SQUARES),
+        ("RULE_TABLE", RULE_TABLE),
+        ("RULE_POLYAK", RULE_POLYAK),
+        ("RULE_ARMIJO", RULE_ARMIJO),
+        ("DISPATCH_ROW", DISPATCH_ROW),
+        ("WG_1D", WG_1D),
+    ];
+}
+
+/// The generated module `codes`: [`codes::ALL`] as WGSL constants, and the flat invocation id
+/// of a 1-D dispatch that wraps into y.
+pub fn codes_wgsl() -> String {
+    let mut s = String::from("// Generated from shader_source::codes: numbers shared with the Rust code.\n");
+    for (name, value) in codes::ALL {
+        s.push_str(&format!("const {name}: u32 = {value}u;\n"));
+    }
+    s.push_str("fn flat_id(gid: vec3<u32>) -> u32 {\n    return gid.x + gid.y * DISPATCH_ROW * WG_1D;\n}\n");
+    s
+}
+
 /// Inline the imports of shader `name`; `read(name)` gives a file's text.
 pub fn compose(name: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<Composed, String> {
     let mut out = Composed { source: String::new(), origins: Vec::new() };
@@ -41,8 +85,11 @@ fn inline(
         return Ok(());
     }
     seen.push(name.to_string());
-    let text =
-        read(name).ok_or_else(|| format!("shader `{name}` is imported but shaders/{name}.wgsl does not exist"))?;
+    let text = if name == "codes" {
+        codes_wgsl()
+    } else {
+        read(name).ok_or_else(|| format!("shader `{name}` is imported but shaders/{name}.wgsl does not exist"))?
+    };
     for (i, line) in text.lines().enumerate() {
         if let Some(dep) = line.trim().strip_prefix(IMPORT) {
             inline(dep.trim(), read, seen, out)?;
@@ -238,7 +285,7 @@ pub fn subgroup_train(spec: &SubgroupSpec, runs: u32) -> String {
         out!("        var gsq{r} = 0.0;");
         out!("        var trials{r} = 0u;");
     }
-    out!("        if prm.rule != 0u {{");
+    out!("        if prm.rule != {}u {{", codes::RULE_TABLE);
     for r in rr() {
         out!("            var sq{r} = vec4<f32>(0.0);");
         for (cc, kk, qq) in all() {
@@ -253,12 +300,12 @@ pub fn subgroup_train(spec: &SubgroupSpec, runs: u32) -> String {
         }
     }
     out!("        }}");
-    out!("        if prm.rule == 1u {{");
+    out!("        if prm.rule == {}u {{", codes::RULE_POLYAK);
     for r in rr() {
         out!("            h{r} = prm.max_lr;");
         out!("            if gsq{r} > 0.0 {{ h{r} = min(f{r} / (prm.polyak_c * gsq{r}), prm.max_lr); }}");
     }
-    out!("        }} else if prm.rule == 2u {{");
+    out!("        }} else if prm.rule == {}u {{", codes::RULE_ARMIJO);
     for r in rr() {
         out!("            if s > 0u {{");
         out!(

@@ -122,3 +122,43 @@ fn every_shader_file_is_embedded() {
     let embedded: Vec<String> = SHADERS.iter().map(|(n, _)| n.to_string()).collect();
     assert_eq!(files, embedded, "src/gpu/kernel.rs SHADERS must list shaders/*.wgsl in order");
 }
+
+/// The numbers Rust and WGSL share come from one place: the generated `codes` module holds every
+/// one with its Rust value (read back by naga), the Rust enums take their values from it, and no
+/// shader writes one of them as a literal.
+#[test]
+fn shared_codes_have_one_definition() {
+    use steplens::{engine::StepRule, model::LossCode, shader_source::codes};
+    let module = naga::front::wgsl::parse_str(&steplens::shader_source::codes_wgsl()).unwrap();
+    let mut found = std::collections::BTreeMap::new();
+    for (_, c) in module.constants.iter() {
+        if let naga::Expression::Literal(naga::Literal::U32(v)) = module.global_expressions[c.init] {
+            found.insert(c.name.clone().unwrap(), v);
+        }
+    }
+    let want: std::collections::BTreeMap<String, u32> = codes::ALL.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    assert_eq!(found, want);
+    let losses = [LossCode::SoftmaxCe, LossCode::SoftmaxSeedCompat, LossCode::Logistic, LossCode::Squares];
+    let names = ["LOSS_SOFTMAX_CE", "LOSS_SOFTMAX_SEED_COMPAT", "LOSS_LOGISTIC", "LOSS_SQUARES"];
+    for (code, name) in losses.iter().zip(names) {
+        assert_eq!(*code as u32, want[name], "{name}");
+    }
+    let table = StepRule::Table;
+    let polyak = StepRule::Polyak { c: 0.5, max_lr: 1.0 };
+    let armijo = StepRule::Armijo { c: 0.1, beta: 0.9, growth: 1.0, max_lr: 1.0 };
+    assert_eq!(
+        [table.code(), polyak.code(), armijo.code()],
+        [codes::RULE_TABLE, codes::RULE_POLYAK, codes::RULE_ARMIJO]
+    );
+    // No shader hard-codes the dispatch arithmetic or a code where the named constant belongs.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for literal in
+            ["65535u", "workgroup_size(64)", "case 0u", "case 1u", "case 2u", "rule == 1u", "rule == 2u", "rule != 0u"]
+        {
+            assert!(!text.contains(literal), "{} writes `{literal}`: use the shared constant", path.display());
+        }
+    }
+}

@@ -27,8 +27,9 @@ fn every_shader_translates_to_every_backend() {
         // Tile shapes (SET_TILE, TILE) the engine compiles: plain, one set × 4, and 4 × 4.
         let declares = |n: &str| module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(n));
         let tiles: &[(f64, f64)] = if declares("TILE") { &[(1.0, 1.0), (1.0, 4.0), (4.0, 4.0)] } else { &[(1.0, 1.0)] };
-        for (model, x_u8, (set_tile, tile)) in
-            (0..4).flat_map(|m| [0.0, 1.0].map(|x| (m, x))).flat_map(|(m, x)| tiles.iter().map(move |&t| (m, x, t)))
+        for (model, x_u8, (set_tile, tile)) in loss_codes()
+            .flat_map(|m| [0.0, 1.0].map(|x| (m, x)))
+            .flat_map(|(m, x)| tiles.iter().map(move |&t| (m, x, t)))
         {
             let mut constants = naga::back::PipelineConstants::default();
             for o in module.overrides.iter().filter_map(|(_, o)| o.name.clone()) {
@@ -142,4 +143,9 @@ fn generated_subgroup_kernel_translates() {
             .write(&m, &i, None)
             .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
     }
+}
+
+/// Every loss code the engine can set (`MODEL`), from the shared definitions.
+fn loss_codes() -> impl Iterator<Item = u32> {
+    steplens::shader_source::codes::ALL.into_iter().filter(|(n, _)| n.starts_with("LOSS_")).map(|(_, v)| v)
 }

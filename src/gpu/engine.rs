@@ -438,7 +438,7 @@ pub fn epoch_params(plan: &EpochPlan, runs: u32, classes: u32, dim: u32) -> Epoc
         classes,
         dim,
         tables: plan.tables() as u32,
-        rule: 0,
+        rule: plan.rule.code(),
         max_backtracks: MAX_BACKTRACKS,
         armijo_c: 0.0,
         armijo_beta: 1.0,
@@ -452,12 +452,10 @@ pub fn epoch_params(plan: &EpochPlan, runs: u32, classes: u32, dim: u32) -> Epoc
     match plan.rule {
         StepRule::Table => {}
         StepRule::Polyak { c, max_lr } => {
-            prm.rule = 1;
             prm.polyak_c = c;
             prm.max_lr = max_lr;
         }
         StepRule::Armijo { c, beta, growth, max_lr } => {
-            prm.rule = 2;
             prm.armijo_c = c;
             prm.armijo_beta = beta;
             prm.armijo_growth = growth;

@@ -11,13 +11,14 @@ use super::{
 use crate::{
     Result,
     engine::{GradBlock, Perturbation, RowGroups},
+    shader_source::codes::{DISPATCH_ROW, WG_1D},
 };
 
-/// Workgroups for `n` invocations of a 1-D kernel of `size`: x up to 65535, the rest in y
-/// (kernels compute the id as x + y · 65535 · size).
-pub fn linear_groups(n: usize, size: u32) -> [u32; 3] {
-    let groups = groups_for(n, size);
-    if groups <= 65535 { [groups.max(1), 1, 1] } else { [65535, groups.div_ceil(65535), 1] }
+/// Workgroups for `n` invocations of a 1-D kernel (`WG_1D` invocations each): x up to
+/// `DISPATCH_ROW`, the rest in y (the kernels' `flat_id` undoes it).
+pub fn linear_groups(n: usize) -> [u32; 3] {
+    let groups = groups_for(n, WG_1D);
+    if groups <= DISPATCH_ROW { [groups.max(1), 1, 1] } else { [DISPATCH_ROW, groups.div_ceil(DISPATCH_ROW), 1] }
 }
 
 /// Override constants shared by every kernel of one engine (unused ones are ignored).
@@ -120,7 +121,7 @@ impl Logits {
         };
         let (kernel, [set_tile, row_tile]) = self.0.pick(&rows);
         let invocations = rows.groups * rows.sets_per_group.div_ceil(set_tile) * rows.rows.div_ceil(row_tile);
-        let wg = linear_groups(invocations as usize, 64);
+        let wg = linear_groups(invocations as usize);
         rec.dispatch(kernel, &prm, &[theta, table, logits], Some(data), wg)
     }
 }
@@ -170,7 +171,7 @@ impl Dlogits {
             group_stride: rows.stride,
             loss_offset,
         };
-        let wg = linear_groups((rows.sets() * rows.rows) as usize, 64);
+        let wg = linear_groups((rows.sets() * rows.rows) as usize);
         rec.dispatch(&self.0, &prm, &[logits, table, dlogits, losses], Some(data), wg)
     }
 }
@@ -231,7 +232,7 @@ impl WeightGrad {
         let (kernel, [set_tile, tile]) = self.0.pick(&rows);
         let per_set = block.nrows * block.p.div_ceil(tile) + if block.with_bias { block.nrows } else { 0 };
         let invocations = rows.groups * rows.sets_per_group.div_ceil(set_tile) * per_set;
-        rec.dispatch(kernel, &prm, &[dlogits, table, grads], Some(data), linear_groups(invocations as usize, 64))
+        rec.dispatch(kernel, &prm, &[dlogits, table, grads], Some(data), linear_groups(invocations as usize))
     }
 }
 
@@ -455,7 +456,7 @@ impl Gram {
         let prm = GramParams { points, dim, groups, _pad1: 0 };
         // One invocation per 4 × 4 tile on or above the diagonal (shaders/gram.wgsl).
         let tiles = points.div_ceil(4) as usize;
-        let wg = linear_groups(groups as usize * tiles * (tiles + 1) / 2, 64);
+        let wg = linear_groups(groups as usize * tiles * (tiles + 1) / 2);
         rec.dispatch(&self.0, &prm, &[vectors, gram], None, wg)
     }
 }
@@ -523,7 +524,7 @@ impl Project {
         grads: &'a wgpu::Buffer,
         pairs: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let wg = linear_groups(prm.sets as usize, 64);
+        let wg = linear_groups(prm.sets as usize);
         rec.dispatch(&self.0, &prm, &[q, perturbed, grads, pairs], None, wg)
     }
 }

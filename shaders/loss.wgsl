@@ -1,4 +1,4 @@
-// Per-sample losses and their derivatives with respect to the logits z (GUIDE §2), specialised
+// Per-sample losses and their derivatives with respect to the logits z, specialised
 // per pipeline by the override MODEL. The CPU twin is `cpu::loss`.
 
 //! import codes

@@ -121,7 +121,7 @@ pub fn compose_generated(name: &str, text: &str, read: &dyn Fn(&str) -> Option<S
 }
 
 /// Lanes of the subgroup training kernel: one workgroup of this many invocations, one subgroup,
-/// trains one run (lavapipe's fixed subgroup size, GUIDE §6b).
+/// trains one run (lavapipe's fixed subgroup size).
 pub const SUBGROUP_LANES: u32 = 8;
 
 /// How the subgroup kernel loads a sample's features: per lane, one load per unit of
@@ -173,7 +173,7 @@ impl SubgroupSpec {
         self.units().div_ceil(SUBGROUP_LANES)
     }
 
-    /// Two-class softmax (either loss) needs only W₁ − W₀ (GUIDE §6b): the loss depends on the
+    /// Two-class softmax (either loss) needs only W₁ − W₀: the loss depends on the
     /// logits' difference, its derivatives are opposite (d₀ = −d₁), so SGD leaves W₀ + W₁ as it
     /// is and moves W₁ − W₀ by −2h·g₁. The kernels keep that difference alone in registers.
     pub fn pair(&self) -> bool {
@@ -193,7 +193,7 @@ impl SubgroupSpec {
 
 /// The subgroup training kernel for `spec`, generated with every size baked in and every loop
 /// but the step, sample and backtracking loops unrolled (llvmpipe counts loop iterations against
-/// a cap, GUIDE §6b; the host's arithmetic in `gpu::subgroup` counts exactly those three).
+/// a cap, BENCHMARKS.md; the host's arithmetic in `gpu::subgroup` counts exactly those three).
 ///
 /// One workgroup of [`SUBGROUP_LANES`] invocations, one subgroup, trains `runs` runs (1, or
 /// more for sweeps whose runs share their batches: they share each sample's loads) through the

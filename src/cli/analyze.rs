@@ -342,7 +342,7 @@ pub fn write_analysis(out: &OutDir, results: &[BatchAnalysis], table: &[u32], b:
     out.write("batches.npy", &npy::u32_bytes(&[s, b], &rows))
 }
 
-/// The projection picture's axes: what is plotted (GUIDE §3), x_k = q·(θ+δ_k) and
+/// The projection picture's axes: what is plotted, x_k = q·(θ+δ_k) and
 /// y_k = q·g_i(θ+δ_k) with g_i = −(b/n)∇f_i the batch's share of the gradient flow.
 pub const PICTURE_X: &str = "x = q·(θ+δ)";
 pub const PICTURE_Y: &str = "y = q·g_i(θ+δ),  g_i = −(b/n)∇f_i";

@@ -1,5 +1,5 @@
 //! `steplens bench`: how fast this adapter trains, sweeps and analyses, against the anchors of
-//! GUIDE §6 (measured elsewhere, quoted as ratios), each figure the median of repeats after a
+//! measured elsewhere (quoted as ratios; BENCHMARKS.md says where), each figure the median of repeats after a
 //! warm-up, GPU time from timestamp queries where the adapter has them.
 
 use std::{path::PathBuf, time::Instant};
@@ -279,7 +279,7 @@ fn copy_bandwidth(ctx: &GpuContext) -> Result<f64> {
 }
 
 fn print_report(r: &BenchReport, cpu: bool) {
-    // GUIDE §6 anchors: (H200, 2-core CPU).
+    // The anchors: (H200, 2-core CPU), measured elsewhere with the same data and settings.
     let (train_anchor, burn_anchor, sweep_anchor, analysis_anchor) = if cpu {
         (
             ("the notebook's PyTorch loop on 2 CPU cores", 44.0),

@@ -6,7 +6,7 @@
 //! requested list. Loading digits `[0, 1]` from the download gives exactly [`embedded_01`].
 
 use std::fs;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -391,28 +391,14 @@ fn all_failed(file: &str, sha: &str, failures: Vec<(String, Failure)>) -> DataEr
     DataError::Download { url: file.into(), reason }
 }
 
-/// Write `bytes` to `dir/file` so that the file is either absent or complete: a temporary file
-/// in the same directory (same file system), flushed to disk, then renamed over the target.
+/// Write `bytes` to `dir/file` so that the file is either absent or complete (the one atomic
+/// writer of steplens, [`crate::report::files::write_atomic`]), creating `dir` first.
 fn write_atomic(dir: &Path, file: &str, bytes: &[u8]) -> Result<(), DataError> {
     fs::create_dir_all(dir).map_err(|e| DataError::Write { path: dir.to_path_buf(), source: e })?;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let tmp = dir.join(format!(".{file}.{}.{nanos}.tmp", std::process::id()));
-    let result = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, dir.join(file)));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(DataError::Write { path: dir.join(file), source: e });
-    }
-    // Make the rename itself durable; not all platforms can open a directory, so best effort.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    crate::report::files::write_atomic(&dir.join(file), bytes).map_err(|e| match e {
+        crate::Error::Write { path, source } => DataError::Write { path, source },
+        other => DataError::Write { path: dir.join(file), source: std::io::Error::other(other.to_string()) },
+    })
 }
 
 #[cfg(test)]

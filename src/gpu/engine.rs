@@ -423,7 +423,7 @@ fn unfused_step_stats(losses: &[f32], plan: &EpochPlan, runs: usize) -> Vec<Step
 
 /// Steps of the fused kernel per dispatch. Mesa's lavapipe (22.3) silently ends a dispatch of
 /// this kernel after a few dozen steps (45 at b = 64), so an epoch is split into dispatches of
-/// 16 steps inside its one pass: ~13 dispatches an epoch, ~50 µs on an H200.
+/// 16 steps inside its one pass (BENCHMARKS.md has what a dispatch costs).
 /// `STEPLENS_STEPS_PER_DISPATCH` overrides it for experiments.
 fn steps_per_dispatch() -> usize {
     std::env::var("STEPLENS_STEPS_PER_DISPATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(16).max(1)

@@ -1,4 +1,4 @@
-//! The subgroup training kernel for CPU adapters with subgroups (Vulkan lavapipe, GUIDE §6b):
+//! The subgroup training kernel for CPU adapters with subgroups (Vulkan lavapipe):
 //! one subgroup of [`SUBGROUP_LANES`] lanes per run, no barriers, no workgroup memory; its WGSL
 //! is generated per size by [`crate::shader_source::subgroup_train`].
 //!
@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Loop iterations llvmpipe allows one invocation, across all its loops (Mesa's
-/// `LP_MAX_TGSI_LOOP_ITERATIONS`, measured in GUIDE §6b).
+/// `LP_MAX_TGSI_LOOP_ITERATIONS`, measured: BENCHMARKS.md).
 pub const LOOP_CAP: u64 = 65_535;
 
 /// The most W entries a lane keeps in registers: beyond it (10-class softmax on 784 features)
@@ -92,7 +92,7 @@ pub fn sizes_unsupported(spec: &SubgroupSpec, rule: StepRule, batch: usize, max_
 }
 
 /// Runs per workgroup when a sweep's runs share their batches: they share each sample's loads
-/// and unpacking (GUIDE §6b), at `SWEEP_GROUP` times the registers.
+/// and unpacking, at `SWEEP_GROUP` times the registers.
 pub const SWEEP_GROUP: u32 = 2;
 
 /// Runs per workgroup for `runs` runs on `tables` batch tables: [`SWEEP_GROUP`] where they all

@@ -340,7 +340,7 @@ fn counts_at_zero_and_absurd_values_are_usage_errors() {
     let o = out.to_str().unwrap();
     let json = tmp.path().join("bench.json");
     let j = json.to_str().unwrap();
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 22] = [
         (&["analyze", "--points", "1", "--out", o], "at least 3"),
         (&["analyze", "--points", "2", "--out", o], "R² = 1"),
         (&["analyze", "--points", "18446744073709551615", "--out", o], "at most 1000"),
@@ -352,6 +352,17 @@ fn counts_at_zero_and_absurd_values_are_usage_errors() {
         (&["bench", "--sweep-runs", "0", "--no-analysis", "--json", j], "--sweep-runs must be at least 1"),
         (&["bench", "--sweep-runs", "100000000000", "--no-analysis", "--json", j], "more than this adapter holds"),
         (&["bench", "--repeats", "0", "--json", j], "--repeats"),
+        (&["bench", "--device", "cpu", "--json", j], "not benchmarked"),
+        (&["train", "--sweep-lr", "1e-3:1:100000000000", "--out", o], "R ≤ 4096"),
+        (&["train", "--sweep-lr", "1e-3:1e39:3", "--out", o], "beyond"),
+        (&["train", "--sweep-seed", "100000000", "--out", o], "--sweep-seed 100000000"),
+        (&["compare", "--grid", "1e-3:1:100000000000", "--out", o], "--grid"),
+        (&["compare", "--grid", "abc", "--out", o], "--grid `abc`"),
+        (&["compare", "--seeds", "0", "--out", o], "--seeds"),
+        (&["compare", "--local", "local:sample=0", "--out", o], "sample"),
+        (&["schedule", "--every", "5", "--procedure", "notebook", "--out", o], "--every needs --mode online"),
+        (&["schedule", "--mode", "online", "--out", o], "pcg re-estimates"),
+        (&["suite", "--seeds", "0", "--out", o], "--seeds"),
     ];
     for (args, needle) in cases {
         rejects(args, 2, needle, &out);

@@ -101,6 +101,11 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         return Err(Error::usage("--sweep-runs must be at least 1"));
     }
     args.device.check()?;
+    if args.device.device == super::DeviceChoice::Cpu {
+        return Err(Error::usage(
+            "bench measures a GPU adapter against the anchors; the f64 CPU reference (--device cpu) is not benchmarked",
+        ));
+    }
     let data = crate::data::mnist::embedded_01()?;
     let model = Model::for_data(ModelKind::Softmax, LossKind::Ce, &data.train)?;
     let ctx = || GpuContext::new(&args.device.request());

@@ -423,10 +423,42 @@ fn unfused_step_stats(losses: &[f32], plan: &EpochPlan, runs: usize) -> Vec<Step
 
 /// Steps of the fused kernel per dispatch. Mesa's lavapipe (22.3) silently ends a dispatch of
 /// this kernel after a few dozen steps (45 at b = 64), so an epoch is split into dispatches of
-/// 16 steps inside its one pass (BENCHMARKS.md has what a dispatch costs).
+/// 16 steps inside its one pass (BENCHMARKS.md has what a dispatch costs), fewer where the loop
+/// cap of llvmpipe (65,535 iterations per invocation, all loops together) would end a dispatch of
+/// 16 steps early: more classes and features mean more iterations a step.
 /// `STEPLENS_STEPS_PER_DISPATCH` overrides it for experiments.
-fn steps_per_dispatch() -> usize {
-    std::env::var("STEPLENS_STEPS_PER_DISPATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(16).max(1)
+fn steps_per_dispatch(rule: StepRule, p: usize, classes: usize, batch: usize, cap: u64) -> usize {
+    if let Some(v) = std::env::var("STEPLENS_STEPS_PER_DISPATCH").ok().and_then(|v| v.parse().ok()) {
+        return usize::max(v, 1);
+    }
+    let per_step = fused_iterations_per_step(rule, p, classes, batch);
+    // A fifth of the cap in reserve: the count is an estimate (measured: 45 steps end a dispatch
+    // for two classes at p = 784, b = 64; this counts ~1,450 iterations a step there).
+    let fits = (cap - cap / 5) / per_step.max(1);
+    (fits as usize).clamp(1, 16)
+}
+
+/// Loop iterations one invocation of `train_epoch.wgsl` runs a step (each loop counted with one
+/// extra pass for its exit test): the forward pass over class groups of 8 (features split in 4
+/// parts), the loss, the gradient (features strided by the workgroup of 256, samples inner), the
+/// norm and the update; Armijo's forward passes counted for 3 trials.
+pub fn fused_iterations_per_step(rule: StepRule, p: usize, classes: usize, batch: usize) -> u64 {
+    let (p, c, b) = (p as u64, classes as u64, batch as u64);
+    let (chunks, n) = (b.div_ceil(64), b.min(64));
+    let span = p.div_ceil(4);
+    let forward: u64 = (0..c.div_ceil(8))
+        .map(|g| {
+            let nc = 8.min(c - 8 * g);
+            span * (nc + 1) + span + 1 + 9 + nc * 6 + 1
+        })
+        .sum::<u64>()
+        + 1;
+    let loss = 5 * c + 20;
+    let grad = c * (p.div_ceil(256) * (n + 1) + 1) + (n + 1) + 1;
+    let dim = c * (p + 1);
+    let norm_update = 2 * (dim.div_ceil(256) + 1) + 9;
+    let trials = if matches!(rule, StepRule::Armijo { .. }) { 3 } else { 0 };
+    chunks * (forward * (1 + trials) + loss * (1 + trials) + grad) + norm_update + 2
 }
 
 /// The fused and subgroup kernels' parameters for `plan` (every step, one dispatch).
@@ -552,7 +584,9 @@ impl Engine for GpuEngine {
             }
             None => {
                 let data = &self.train.bind;
-                let per = steps_per_dispatch().min(plan.steps);
+                let per =
+                    steps_per_dispatch(plan.rule, self.model.p, self.model.outputs, plan.batch_size, self.loop_cap)
+                        .min(plan.steps);
                 for first in (0..plan.steps).step_by(per) {
                     let mut prm = epoch_params(plan, runs, classes, dim);
                     prm.first_step = first as u32;
@@ -840,5 +874,24 @@ impl GpuEngine {
             sets: (req.count() * req.points) as u32,
         };
         self.kernels.project.encode(rec, prm, q, &bufs.perturbed, &bufs.grads, &bufs.pairs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fused_dispatches_stay_under_llvmpipes_loop_cap() {
+        let cap = crate::gpu::subgroup::LOOP_CAP;
+        // Two classes at p = 784, b = 64: a dispatch measured to end after 45 steps; 16 fit.
+        let two = fused_iterations_per_step(StepRule::Table, 784, 2, 64);
+        assert!((1300..1600).contains(&two), "{two}");
+        assert_eq!(steps_per_dispatch(StepRule::Table, 784, 2, 64, cap), 16);
+        // Ten classes: 16 steps ended a dispatch at step 13 on lavapipe; the count cuts sooner.
+        let ten = steps_per_dispatch(StepRule::Polyak { c: 0.5, max_lr: 1.0 }, 784, 10, 64, cap);
+        assert!((1..=12).contains(&ten), "{ten}");
+        let armijo = StepRule::Armijo { c: 0.1, beta: 0.9, growth: 1.0, max_lr: 1.0 };
+        assert!(steps_per_dispatch(armijo, 784, 10, 64, cap) < ten);
     }
 }

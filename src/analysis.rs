@@ -39,6 +39,21 @@ pub struct Settings {
     pub method: SvdMethod,
 }
 
+impl Settings {
+    /// The notebook's analysis: K = 100 perturbations δ = 0.01·U[0,1) of row 0 of W, uncentred,
+    /// through the Gram path.
+    pub fn notebook(seed: u64) -> Settings {
+        Settings {
+            points: 100,
+            perturbation: Perturbation::Uniform { scale: 0.01 },
+            block: Block::Row(0),
+            seed,
+            center: false,
+            method: SvdMethod::Gram,
+        }
+    }
+}
+
 /// What the analysis finds for one batch.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchAnalysis {

@@ -135,3 +135,28 @@ fn compare_keeps_every_methods_history_bit_for_bit() {
     }
     assert_same("compare-history.csv", rows);
 }
+
+/// The same runs through the driver on the GPU (f32 kernels, whichever path `auto` picks on this
+/// adapter) agree with the pre-driver histories of the f64 reference within f32 tolerance.
+#[test]
+fn the_driver_on_the_gpu_agrees_with_the_reference_histories() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, args) in [
+        ("train-const", vec!["train", "--epochs", "2", "--lr", "0.5"]),
+        ("train-cos", vec!["train", "--epochs", "3", "--schedule", "cosine:2", "--model", "logreg"]),
+    ] {
+        let o = dir.path().join(name);
+        let mut all = args.clone();
+        all.extend(["--device", "gpu", "--out", o.to_str().unwrap()]);
+        steplens(&all);
+        let (got, want) = (table(&o.join("history.csv")), fixture(&format!("{name}-history.csv")));
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            for (k, v) in w {
+                let (a, b) = (g[k].unwrap_or(f64::NAN), v.unwrap_or(f64::NAN));
+                let close = (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-4 * b.abs().max(1e-3);
+                assert!(close, "{name} {k}: GPU {a} vs reference {b}");
+            }
+        }
+    }
+}

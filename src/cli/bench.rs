@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::DeviceArgs;
 use crate::{
     Error, Result,
-    analysis::{self, Batches, Settings, SvdMethod},
-    engine::{Block, Engine, EpochPlan, Perturbation, StepRule},
+    analysis::{self, Batches, Settings},
+    engine::{Engine, EpochPlan, StepRule},
     gpu::{GpuContext, GpuEngine},
     model::{InitKind, LossKind, Model, ModelKind},
     report::{
@@ -240,14 +240,7 @@ fn time_analysis(
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: 32, n: data.train.n };
     let which: Vec<usize> = (0..batching.steps()).collect();
-    let settings = Settings {
-        points: 100,
-        perturbation: Perturbation::Uniform { scale: 0.01 },
-        block: Block::Row(0),
-        seed: 0,
-        center: false,
-        method: SvdMethod::Gram,
-    };
+    let settings = Settings::notebook(0);
     let theta = engine.model().init(InitKind::Xavier, 0);
     let (mut total, mut eigen) = (Vec::new(), Vec::new());
     for _ in 0..repeats {

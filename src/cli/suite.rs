@@ -9,9 +9,8 @@ use serde::Serialize;
 use super::{DeviceArgs, OutArgs};
 use crate::{
     Error, Result,
-    analysis::{Settings, SvdMethod},
+    analysis::Settings,
     data::{Data, Source},
-    engine::{Block, Perturbation},
     local::{Aggregate, LocalConfig, Mode, Procedure, Tau},
     model::ModelKind,
     procedure::parse_procedures,
@@ -73,14 +72,7 @@ pub struct SuiteArgs {
 fn suite_local() -> LocalConfig {
     LocalConfig {
         procedure: Procedure { tau: Tau::Infinite, aggregate: Aggregate::Median, min_r2: 0.1, max_lr: MAX_LR },
-        analysis: Settings {
-            points: 100,
-            perturbation: Perturbation::Uniform { scale: 0.01 },
-            block: Block::Row(0),
-            seed: 0,
-            center: false,
-            method: SvdMethod::Gram,
-        },
+        analysis: Settings::notebook(0),
         mode: Mode::Epoch,
         sample: Some(40),
     }

@@ -45,7 +45,7 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Principal direction, spectrum and projection picture of every batch's perturbed gradients.
     Analyze(analyze::AnalyzeArgs),
-    /// Train with learning rates from the accurate local problem; write schedule.csv.
+    /// Train with rates from a learning-rate procedure (default pcg); write schedule.csv, summary.json, report.md.
     Schedule(schedule::ScheduleArgs),
     /// The procedures against constant (grid), step, cosine, 1/t, range test, SPS, Armijo, over seeds.
     Compare(compare::CompareArgs),

@@ -178,6 +178,13 @@ pub struct AnalysisChunk {
 /// the analysis computes them from an eigen-decomposition on the host.
 pub type DirectionFn<'f> = dyn FnMut(&[f32], Option<&[f32]>) -> Result<Vec<f32>> + 'f;
 
+/// The kernels an engine resolved `--kernels` to, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelChoice {
+    pub path: String,
+    pub why: String,
+}
+
 /// Which implementation, and on what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EngineInfo {
@@ -200,6 +207,11 @@ pub trait Engine {
     fn params(&mut self) -> Result<Vec<f32>>;
     /// Whole train and test set metrics of every run.
     fn evaluate(&mut self) -> Result<Evaluation>;
+    /// The kernels an epoch under `rule` with one batch table would run on, and why (for
+    /// config.json); `None` where there is no choice (the CPU reference).
+    fn kernel_choice(&self, _rule: StepRule, _steps: usize, _batch_size: usize) -> Option<KernelChoice> {
+        None
+    }
     /// Train one epoch and evaluate at its end.
     fn run_epoch(&mut self, plan: &EpochPlan) -> Result<EpochOutcome>;
     /// The perturbed gradients G_i (B × K × block_dim), for the reference SVD path and tests.

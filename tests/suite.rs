@@ -84,6 +84,10 @@ fn standardize_is_applied_and_recorded() {
     let z = &config["standardization"];
     assert_eq!(z["mean"].as_array().unwrap().len(), 30);
     assert!(z["target_mean"].is_null(), "a classifier's target stays as it is");
+    // What --kernels resolved to on this adapter, and why.
+    let path = config["kernels_resolved"]["path"].as_str().unwrap_or_default().to_string();
+    assert!(["subgroup", "fused", "unfused"].contains(&path.as_str()), "{}", config["kernels_resolved"]);
+    assert!(config["kernels_resolved"]["why"].as_str().is_some_and(|w| !w.is_empty()));
     // Raw features (areas in the hundreds) at lr 0.5 would not train this well.
     let last: f64 = lines(&out.join("history.csv")).last().unwrap().split(',').nth(2).unwrap().parse().unwrap();
     assert!(last < 0.2, "final training loss {last}");

@@ -84,6 +84,7 @@ impl RunArgs {
             seed: self.seed,
             reshuffle: self.reshuffle,
             kernels: device.kernels,
+            kernels_resolved: None,
             engine,
             details: serde_json::Map::new(),
         }

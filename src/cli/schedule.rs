@@ -114,12 +114,14 @@ pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
     let spec = args.procedure.spec(&local, args.run.seed);
     let mut engine = args.device.engine(model, &setup.data, 1, quiet)?;
     engine.set_params(&model.init(args.model.init, args.run.seed))?;
-    let record = args
-        .run
-        .record("schedule", &setup, &args.model, &args.device, Some(engine.info()))
-        .with("schedule", "schedule.csv")
-        .with("procedure", args.procedure)
-        .with("settings", &spec);
+    // pcg's steps run under the Polyak rule, the local procedures' under a table.
+    let rule = match args.procedure {
+        ProcedureName::Pcg => crate::engine::StepRule::Polyak { c: 1.0, max_lr: 1.0 },
+        _ => crate::engine::StepRule::Table,
+    };
+    let mut record = args.run.record("schedule", &setup, &args.model, &args.device, Some(engine.info()));
+    record.kernels_resolved = engine.kernel_choice(rule, batching.steps(), batching.batch_size);
+    let record = record.with("schedule", "schedule.csv").with("procedure", args.procedure).with("settings", &spec);
     out.write_json("config.json", &record)?;
 
     let run_spec = RunSpec {

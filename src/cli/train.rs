@@ -11,6 +11,7 @@ use super::{
 use crate::{
     Error, Result,
     driver::{OnDivergence, RunSpec, RunState, drive},
+    engine::StepRule,
     rates::{Scheduled, parse_grid},
     report::{
         files::{OutDir, csv_num},
@@ -105,6 +106,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     let schedules: Vec<Schedule> = runs.iter().map(|(s, _)| s.clone()).collect();
     let seeds: Vec<u64> = runs.iter().map(|&(_, s)| s).collect();
     let mut record = args.run.record("train", &setup, &args.model, &args.device, Some(engine.info()));
+    record.kernels_resolved = engine.kernel_choice(StepRule::Table, batching.steps(), batching.batch_size);
     record = if args.is_sweep() {
         record.with("schedules", schedules.iter().map(|s| s.to_string()).collect::<Vec<_>>()).with("seeds", &seeds)
     } else {

@@ -499,6 +499,12 @@ pub fn epoch_params(plan: &EpochPlan, runs: u32, classes: u32, dim: u32) -> Epoc
 
 /// Checks shared by both engines: the plan's tables fit the runs and the data.
 impl Engine for GpuEngine {
+    fn kernel_choice(&self, rule: StepRule, steps: usize, batch_size: usize) -> Option<crate::engine::KernelChoice> {
+        let (path, why) = GpuEngine::kernel_choice(self, rule, 1, steps, batch_size);
+        let path = serde_json::to_value(path).ok()?.as_str()?.to_string();
+        Some(crate::engine::KernelChoice { path, why })
+    }
+
     fn info(&self) -> EngineInfo {
         self.ctx.engine_info()
     }

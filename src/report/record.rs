@@ -57,7 +57,10 @@ pub struct RunRecord {
     pub steps_per_epoch: usize,
     pub seed: u64,
     pub reshuffle: bool,
+    /// `--kernels` as asked.
     pub kernels: crate::gpu::KernelPath,
+    /// What it resolved to on this adapter for the run's rates, and why (absent on the CPU reference).
+    pub kernels_resolved: Option<crate::engine::KernelChoice>,
     /// The engine the run computed on (absent for commands that open several).
     pub engine: Option<EngineInfo>,
     #[serde(flatten)]

@@ -244,7 +244,7 @@ fn run_group(
     let state = drive_shown(trial, engine.as_mut(), &mut rates, OnDivergence::Continue, &label).into_result()?;
     let seconds = started.elapsed().as_secs_f64() / group.len() as f64;
     for (r, &(i, _)) in group.iter().enumerate() {
-        out[i] = Some(method_run(&methods[i], &state, r, seconds, None));
+        out[i] = Some(method_run(&methods[i], &state, r, seconds));
     }
     Ok(())
 }
@@ -253,7 +253,7 @@ fn run_single(trial: &mut Trial, m: &Method, mut rates: Adaptive) -> Result<Meth
     let started = Instant::now();
     let mut engine = (trial.engine)(1)?;
     let state = drive_shown(trial, engine.as_mut(), &mut rates, OnDivergence::Continue, &m.name).into_result()?;
-    Ok(method_run(m, &state, 0, started.elapsed().as_secs_f64(), None))
+    Ok(method_run(m, &state, 0, started.elapsed().as_secs_f64()))
 }
 
 /// A procedure's run; one that diverges is a result to report (its later epochs count as +∞).
@@ -272,7 +272,7 @@ fn run_procedure(trial: &mut Trial, m: &Method, spec: &ProcedureSpec) -> Result<
         let inf = Metrics { loss: f64::INFINITY, acc: f64::NAN };
         history.push(HistoryRow::new(history.len(), f64::NAN, inf, None, 0.0));
     }
-    let mut run = method_run(m, &state, 0, started.elapsed().as_secs_f64(), Some(rates.clone()));
+    let mut run = method_run(m, &state, 0, started.elapsed().as_secs_f64());
     run.notes = rates.notes();
     run.procedure = Some(rates);
     Ok(run)
@@ -297,7 +297,7 @@ fn drive_shown<R: RateSource>(
     result
 }
 
-fn method_run(m: &Method, state: &RunState, r: usize, seconds: f64, procedure: Option<ProcedureRates>) -> MethodRun {
+fn method_run(m: &Method, state: &RunState, r: usize, seconds: f64) -> MethodRun {
     MethodRun {
         name: m.name.clone(),
         based_at: None,
@@ -308,7 +308,7 @@ fn method_run(m: &Method, state: &RunState, r: usize, seconds: f64, procedure: O
         loss_evals: state.loss_evals[r],
         seconds,
         notes: Vec::new(),
-        procedure,
+        procedure: None,
     }
 }
 

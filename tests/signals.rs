@@ -10,6 +10,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Starts the binary with stderr piped; its lines arrive on the returned channel.
+/// `train` of least squares on `csv` for far more epochs than a test waits for, into `out`.
+fn spawn_long_train(csv: &str, out: &str) -> (Child, mpsc::Receiver<String>) {
+    let args = ["train", "--model", "lls", "--data", csv, "--lr", "0.1", "--batch-size", "10", "--epochs", "100000"];
+    let mut all = args.to_vec();
+    all.extend(["--device", "gpu", "--out", out]);
+    spawn(&all)
+}
+
 fn spawn(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_steplens"))
         .args(args)
@@ -76,23 +84,7 @@ fn sigterm_stops_train_and_keeps_the_finished_epochs_and_weights() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = lls_csv(tmp.path());
     let out = tmp.path().join("run");
-    let (mut child, _err) = spawn(&[
-        "train",
-        "--model",
-        "lls",
-        "--data",
-        &csv,
-        "--lr",
-        "0.1",
-        "--batch-size",
-        "10",
-        "--epochs",
-        "100000",
-        "--device",
-        "gpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (mut child, _err) = spawn_long_train(&csv, out.to_str().unwrap());
     until(Duration::from_secs(120), "three epochs in history.csv", || lines(&out.join("history.csv")) >= 4);
     signal(&child, "TERM");
     assert_eq!(wait(&mut child, Duration::from_secs(30)), 130);
@@ -176,23 +168,7 @@ fn a_second_process_cannot_write_into_a_running_runs_directory() {
     let csv = lls_csv(tmp.path());
     let out = tmp.path().join("run");
     let o = out.to_str().unwrap();
-    let (mut child, _err) = spawn(&[
-        "train",
-        "--model",
-        "lls",
-        "--data",
-        &csv,
-        "--lr",
-        "0.1",
-        "--batch-size",
-        "10",
-        "--epochs",
-        "100000",
-        "--device",
-        "gpu",
-        "--out",
-        o,
-    ]);
+    let (mut child, _err) = spawn_long_train(&csv, o);
     until(Duration::from_secs(120), "the first epoch", || lines(&out.join("history.csv")) >= 3);
     for cmd in [&["train", "--model", "lls", "--data", &csv][..], &["analyze"][..]] {
         let second = Command::new(env!("CARGO_BIN_EXE_steplens"))

@@ -10,7 +10,7 @@ use crate::{
     Error, Result,
     driver::{OnDivergence, RateSource, RunSpec, RunState, drive},
     engine::{Engine, Metrics},
-    procedure::{ProcedureRates, ProcedureSpec},
+    procedure::ProcedureSpec,
     rates::{Adaptive, Scheduled, range_test},
     report::{progress::Progress, table::fmt_num},
     schedule::Schedule,
@@ -119,9 +119,9 @@ pub struct MethodRun {
     pub seconds: f64,
     /// Why the rates are what they are (procedures).
     pub notes: Vec<String>,
-    /// The procedure's state, for schedule tables and reports.
-    #[serde(skip)]
-    pub procedure: Option<ProcedureRates>,
+    /// Why a procedure chose its rates (and why it diverged, if it did), for report.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
 }
 
 impl MethodRun {
@@ -274,7 +274,7 @@ fn run_procedure(trial: &mut Trial, m: &Method, spec: &ProcedureSpec) -> Result<
     }
     let mut run = method_run(m, &state, 0, started.elapsed().as_secs_f64());
     run.notes = rates.notes();
-    run.procedure = Some(rates);
+    run.explanation = Some(rates.explain(run.diverged()));
     Ok(run)
 }
 
@@ -308,7 +308,7 @@ fn method_run(m: &Method, state: &RunState, r: usize, seconds: f64) -> MethodRun
         loss_evals: state.loss_evals[r],
         seconds,
         notes: Vec::new(),
-        procedure: None,
+        explanation: None,
     }
 }
 
@@ -402,7 +402,7 @@ mod tests {
             loss_evals: 0,
             seconds: 0.0,
             notes: Vec::new(),
-            procedure: None,
+            explanation: None,
         }
     }
 

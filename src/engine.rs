@@ -179,14 +179,14 @@ pub struct AnalysisChunk {
 pub type DirectionFn<'f> = dyn FnMut(&[f32], Option<&[f32]>) -> Result<Vec<f32>> + 'f;
 
 /// The kernels an engine resolved `--kernels` to, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct KernelChoice {
     pub path: String,
     pub why: String,
 }
 
 /// Which implementation, and on what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct EngineInfo {
     /// `gpu` or `cpu`.
     pub device: String,

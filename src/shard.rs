@@ -11,7 +11,12 @@ use std::{collections::BTreeMap, path::Path, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, compare::MethodRun, report::files::OutDir};
+use crate::{
+    Error, Result,
+    compare::MethodRun,
+    engine::{EngineInfo, KernelChoice},
+    report::{files::OutDir, sweep::SweepRun},
+};
 
 /// `K/N`: shard K (1-based) of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +75,103 @@ pub struct JobResult {
     pub adapter: String,
     /// Batch gradients of one constant-rate run of the job's member.
     pub steps_per_run: u64,
+    /// The methods' runs of a suite or comparison job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<MethodRun>,
+    /// The runs of a sweep's block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweep: Vec<SweepRun>,
+    /// The engine of a sweep's block and the kernels it resolved to (config.json records them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels_resolved: Option<KernelChoice>,
+}
+
+impl JobResult {
+    /// A finished job with nothing in it yet.
+    pub fn new(index: usize, name: String, adapter: String, steps_per_run: u64) -> JobResult {
+        JobResult {
+            index,
+            name,
+            adapter,
+            steps_per_run,
+            runs: Vec::new(),
+            sweep: Vec::new(),
+            engine: None,
+            kernels_resolved: None,
+        }
+    }
+}
+
+/// The runs of a sweep one job trains side by side: a sweep of R runs is the jobs 0 .. ⌈R/16⌉,
+/// job j training runs 16j .. 16j+15 (enough runs per engine to share the data loads, small enough
+/// that an interrupted shard loses little).
+pub const SWEEP_JOB_RUNS: usize = 16;
+
+/// A shard's run directory while it works: which shard, and the jobs finished so far (those of an
+/// earlier, interrupted attempt included when resumed).
+pub struct ShardDir<'o> {
+    out: &'o OutDir,
+    pub shard: Shard,
+    pub done: BTreeMap<usize, JobResult>,
+}
+
+impl<'o> ShardDir<'o> {
+    /// Opens the shard's directory (see [`open`]).
+    pub fn open(out: &'o OutDir, manifest: &Manifest, resume: bool) -> Result<ShardDir<'o>> {
+        let done = open(out, manifest, resume)?;
+        Ok(ShardDir { out, shard: Shard { shard: manifest.shard, of: manifest.of }, done })
+    }
+
+    /// Whether this shard is the whole run (1/1): it writes the final outputs itself.
+    pub fn whole(&self) -> bool {
+        self.shard.of == 1
+    }
+
+    /// The jobs of `total` this shard still has to do, in order.
+    pub fn pending(&self, total: usize) -> Vec<usize> {
+        (0..total).filter(|&i| self.shard.owns(i) && !self.done.contains_key(&i)).collect()
+    }
+
+    /// Keeps a finished job (its file first, so that an interruption after this keeps it).
+    pub fn keep(&mut self, result: JobResult, seconds: f64, quiet: bool) -> Result<()> {
+        self.out.write_json(&job_file(result.index), &result)?;
+        if !quiet {
+            eprintln!("steplens: {} done in {seconds:.1} s on {}", result.name, result.adapter);
+        }
+        self.done.insert(result.index, result);
+        Ok(())
+    }
+
+    /// The error of a shard stopped by Ctrl-C or SIGTERM.
+    pub fn stopped(&self) -> Error {
+        Error::Stopped {
+            done: format!(
+                "{} of the shard's jobs, kept in {} (--resume does the rest)",
+                self.done.len(),
+                self.out.path().display()
+            ),
+        }
+    }
+
+    /// What a partial shard says when it is done.
+    pub fn report_partial(&self) {
+        println!(
+            "shard {}/{}: {} job(s) in {}; merge every shard with `steplens merge DIR… --out DIR`",
+            self.shard.shard,
+            self.shard.of,
+            self.done.len(),
+            self.out.path().display()
+        );
+    }
+}
+
+/// The one value of `field` every job agrees on, if they do (a sweep's engine, when all its
+/// blocks ran on the same adapter).
+pub fn common<T: PartialEq + Clone>(jobs: &[JobResult], field: impl Fn(&JobResult) -> Option<T>) -> Option<T> {
+    let first = field(jobs.first()?)?;
+    jobs.iter().all(|j| field(j).as_ref() == Some(&first)).then_some(first)
 }
 
 pub const MANIFEST: &str = "shard.json";

@@ -320,12 +320,8 @@ pub fn write_suite(out: &OutDir, results: &[MemberResult], seeds: usize) -> Resu
     crate::report::plot::save(&chart, Some(&out.file("suite.png")), Some(&out.file("suite.svg")))
 }
 
-/// Writes what an unsharded suite writes from shard directories that belong together.
-pub fn merge(dirs: &[&std::path::Path], out: &OutDir) -> Result<()> {
-    let (manifest, jobs) = crate::shard::gather(dirs)?;
-    if manifest.command != "suite" {
-        return Err(crate::Error::Runtime(format!("merge knows suite shards, not {} shards", manifest.command)));
-    }
+/// Writes what an unsharded suite writes, from the jobs of its shards.
+pub fn write_merged(out: &OutDir, manifest: &crate::shard::Manifest, jobs: Vec<crate::shard::JobResult>) -> Result<()> {
     let field = |k: &str| manifest.settings.get(k).cloned().unwrap_or_default();
     let members: Vec<MemberInfo> = serde_json::from_value(field("members"))
         .map_err(|e| crate::Error::Runtime(format!("the shards' settings name no members: {e}")))?;
@@ -334,9 +330,7 @@ pub fn merge(dirs: &[&std::path::Path], out: &OutDir) -> Result<()> {
         jobs.into_iter().map(|j| (j.index, j)).collect();
     out.write_json("config.json", &manifest.settings)?;
     let results = finished_members(&members, seeds, &jobs)?;
-    write_suite(out, &results, seeds)?;
-    println!("merged {} shard(s), {} job(s) into {}", dirs.len(), jobs.len(), out.path().display());
-    Ok(())
+    write_suite(out, &results, seeds)
 }
 
 /// Makes an engine for a model on data with R runs, from any thread (one per adapter).
@@ -421,11 +415,8 @@ fn run_one(
     };
     let runs = run_job(member, data, job.seed, settings, &mut recording)?;
     let result = crate::shard::JobResult {
-        index,
-        name: job.name(members),
-        adapter: adapter.into_inner(),
-        steps_per_run: data.steps_per_run(member),
         runs,
+        ..crate::shard::JobResult::new(index, job.name(members), adapter.into_inner(), data.steps_per_run(member))
     };
     Ok((result, started.elapsed().as_secs_f64()))
 }

@@ -1,6 +1,6 @@
-//! Sharded suites: shards run as separate processes and merged reproduce the unsharded run;
-//! a missing or foreign shard is refused; an interrupted shard resumes; several adapters in
-//! one process agree with one.
+//! Sharded suites, comparisons and sweeps: shards run as separate processes and merged
+//! reproduce the unsharded run; a missing or foreign shard is refused; an interrupted shard
+//! resumes; several adapters in one process agree with one.
 
 use std::{
     path::{Path, PathBuf},
@@ -39,15 +39,20 @@ fn suite(extra: &[&str], out: &Path) -> Command {
     c
 }
 
-/// A file's text with the timings taken out: the `seconds` column of the CSV, `"seconds": …`
-/// in JSON, the seconds column of leaderboard.md's tables.
+/// A file's text with the timings taken out: the `seconds` column of a CSV, `"seconds": …` in
+/// JSON, the seconds column (the last) of a Markdown table.
 fn without_timings(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let name = path.file_name().unwrap().to_string_lossy();
+    let seconds_column = text.lines().next().and_then(|h| h.split(',').position(|c| c == "seconds"));
     text.lines()
         .map(|l| {
             if name.ends_with(".csv") {
-                l.rsplit_once(',').map_or(l, |(a, _)| a).to_string()
+                let mut cells: Vec<&str> = l.split(',').collect();
+                if let Some(i) = seconds_column {
+                    cells.remove(i);
+                }
+                cells.join(",")
             } else if name.ends_with(".md") && l.starts_with('|') {
                 let cells: Vec<&str> = l.split('|').collect();
                 cells[..cells.len().saturating_sub(2)].join("|")
@@ -64,7 +69,11 @@ fn without_timings(path: &Path) -> String {
 const OUTPUTS: [&str; 4] = ["suite.csv", "suite.json", "leaderboard.md", "config.json"];
 
 fn assert_same_outputs(a: &Path, b: &Path) {
-    for f in OUTPUTS {
+    assert_same_files(a, b, &OUTPUTS);
+}
+
+fn assert_same_files(a: &Path, b: &Path, files: &[&str]) {
+    for f in files {
         assert_eq!(without_timings(&a.join(f)), without_timings(&b.join(f)), "{f} differs between {a:?} and {b:?}");
     }
 }
@@ -177,4 +186,93 @@ fn every_adapter_of_the_host_runs_jobs_and_agrees_with_one() {
     for (a, b) in losses(&one).iter().zip(losses(&all)) {
         assert!(a == &b || (a - b).abs() <= 1e-4 * a.abs(), "{a} vs {b}");
     }
+}
+
+/// Runs `command` whole and as N = 1, 2, 3 shards in separate processes, merges each N, and
+/// checks that the merged `files` are the whole run's (timings aside).
+fn shards_reproduce_the_whole_run(command: &[&str], files: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |n: &str| tmp.path().join(n);
+    let run = |extra: &[&str], out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_steplens"));
+        c.args(command).args(extra).args(["--quiet", "--out", out.to_str().unwrap()]);
+        c
+    };
+    let whole = run(&[], &dir("whole")).output().unwrap();
+    assert!(whole.status.success(), "{command:?}: {}", String::from_utf8_lossy(&whole.stderr));
+    for n in 1..=3 {
+        let shards: Vec<PathBuf> = (1..=n).map(|k| dir(&format!("n{n}-s{k}"))).collect();
+        let mut children: Vec<_> = shards
+            .iter()
+            .enumerate()
+            .map(|(k, d)| run(&["--shard", &format!("{}/{n}", k + 1)], d).spawn().unwrap())
+            .collect();
+        for c in &mut children {
+            assert!(c.wait().unwrap().success(), "{command:?} shard of {n}");
+        }
+        let merged = dir(&format!("merged-{n}"));
+        let mut args = vec!["merge"];
+        args.extend(shards.iter().map(|d| d.to_str().unwrap()));
+        args.extend(["--out", merged.to_str().unwrap()]);
+        ok(&args);
+        assert_same_files(&dir("whole"), &merged, files);
+    }
+}
+
+#[test]
+fn a_sharded_comparison_over_seeds_merges_into_the_unsharded_outputs() {
+    // Three jobs (seeds 4, 5, 6): with three shards each runs one.
+    let compare = [
+        "compare",
+        "--device",
+        "gpu",
+        "--seeds",
+        "3",
+        "--seed",
+        "4",
+        "--epochs",
+        "2",
+        "--grid",
+        "1e-2:1:3",
+        "--procedures",
+        "pcg",
+    ];
+    shards_reproduce_the_whole_run(&compare, &["compare.csv", "compare.json", "report.md", "config.json"]);
+}
+
+#[test]
+fn a_sharded_sweep_merges_into_the_unsharded_outputs() {
+    // 40 runs are three jobs of up to 16 runs; the unsharded sweep trains all 40 side by side.
+    let lr = ["train", "--device", "gpu", "--epochs", "2", "--sweep-lr", "1e-3:10:40"];
+    shards_reproduce_the_whole_run(&lr, &["sweep.csv", "sweep-history.csv", "config.json"]);
+    let seeds = ["train", "--device", "gpu", "--epochs", "1", "--sweep-seed", "20"];
+    shards_reproduce_the_whole_run(&seeds, &["sweep.csv", "sweep-history.csv", "config.json"]);
+}
+
+#[test]
+fn only_sweeps_of_train_are_sharded() {
+    let out = steplens(&["train", "--shard", "1/2", "--quiet"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--sweep-lr or --sweep-seed") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn an_interrupted_comparison_resumes_with_only_the_missing_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, resumed) = (tmp.path().join("whole"), tmp.path().join("resumed"));
+    let compare = |extra: &[&str], out: &Path| {
+        let mut args = vec!["compare", "--device", "gpu", "--seeds", "2", "--epochs", "1", "--grid", "1e-2:1:2"];
+        args.extend(["--procedures", "none", "--quiet", "--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        ok(&args);
+    };
+    compare(&[], &whole);
+    compare(&[], &resumed);
+    let kept = resumed.join("jobs/00000.json");
+    let before = std::fs::metadata(&kept).unwrap().modified().unwrap();
+    std::fs::remove_file(resumed.join("jobs/00001.json")).unwrap();
+    compare(&["--resume"], &resumed);
+    assert_eq!(std::fs::metadata(&kept).unwrap().modified().unwrap(), before, "a finished seed ran again");
+    assert_same_files(&whole, &resumed, &["compare.csv", "compare.json", "report.md", "config.json"]);
 }

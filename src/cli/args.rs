@@ -209,3 +209,35 @@ impl AnalysisArgs {
         self.block.parse::<Block>().map(|_| ())
     }
 }
+
+/// Sharding a run into jobs that separate processes do (`--shard`) and resuming one.
+#[derive(Debug, Clone, Args)]
+pub struct ShardArgs {
+    /// Run shard K of N: the jobs whose index ≡ K−1 (mod N), into a partial run directory that
+    /// `steplens merge` combines (docs/cluster.md lists each command's jobs).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Continue an interrupted run or shard in --out: keep its finished jobs, do the rest.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl ShardArgs {
+    /// The shard asked for; the whole run (1/1) when none is.
+    pub fn shard(&self) -> Result<crate::shard::Shard> {
+        match &self.shard {
+            Some(text) => text.parse(),
+            None => Ok(crate::shard::Shard { shard: 1, of: 1 }),
+        }
+    }
+
+    /// Whether the run is cut into jobs that are kept as they finish.
+    pub fn by_jobs(&self) -> bool {
+        self.shard.is_some() || self.resume
+    }
+
+    /// The run directory: --out reopened to continue (`--resume`), or a new one.
+    pub fn out_dir(&self, output: &super::OutArgs, command: &str) -> Result<crate::report::files::OutDir> {
+        if self.resume { output.reopen(command) } else { output.open(command) }
+    }
+}

@@ -5,19 +5,20 @@ use clap::Args;
 
 use super::{
     DataArgs, DeviceArgs, ModelArgs, OutArgs,
-    args::{AnalysisArgs, ProcedureArgs, RunArgs, Setup},
+    args::{AnalysisArgs, ProcedureArgs, RunArgs, Setup, ShardArgs},
 };
 use crate::{
     Error, Result,
-    compare::{MethodRun, MethodSummary, Trial, roster, run_roster, summarize},
+    compare::{MethodRun, Trial, roster, run_roster},
     engine::{Block, Engine},
     local::{LocalConfig, Mode, Tau},
     procedure::{ProcedureSpec, parse_procedures},
     rates::parse_grid,
     report::{
-        comparison::{SUMMARY_HEADER, plot_comparison, summary_cells, summary_table},
+        comparison::{CompareInfo, summary_table, write_comparison},
         table::fmt_num,
     },
+    shard::{JobName, JobResult, Manifest, ShardDir},
     train::Batching,
 };
 
@@ -53,6 +54,9 @@ pub struct CompareArgs {
     /// block, perturb, sample (40 unless given).
     #[arg(long, default_value = "", value_name = "LIST")]
     pub local: String,
+    // The jobs are the seeds, in order.
+    #[command(flatten)]
+    pub sharding: ShardArgs,
     #[command(flatten)]
     pub output: OutArgs,
 }
@@ -112,10 +116,11 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     {
         return Err(Error::usage("--target-loss must be a positive number"));
     }
+    let shard = args.sharding.shard()?;
     let grid = parse_grid("--grid", &args.grid)?;
     let names = parse_procedures(&args.procedures)?;
     let procedure = args.procedure.procedure()?;
-    let out = args.output.open(&format!("compare-{:?}", args.model.model).to_lowercase())?;
+    let out = args.sharding.out_dir(&args.output, &format!("compare-{:?}", args.model.model).to_lowercase())?;
     let setup = args.run.setup(&args.data, &args.model)?;
     let local = LocalConfig {
         procedure,
@@ -124,69 +129,90 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
         sample: args.procedure.sample.or(Some(COMPARE_SAMPLE)),
     };
     let locals = parse_locals(&args.local, &local, setup.model.outputs)?;
-    let seeds: Vec<u64> = (0..args.seeds as u64).map(|i| args.run.seed + i).collect();
-    let (mut per_seed, mut interrupted) = (Vec::new(), None);
-    for &seed in &seeds {
-        let procedures: Vec<(String, ProcedureSpec)> = names
+    let procedures = |seed: u64| -> Vec<(String, ProcedureSpec)> {
+        names
             .iter()
             .map(|n| (n.row_name().to_string(), n.spec(&with_seed(&local, seed), seed)))
             .chain(locals.iter().map(|(l, s)| (l.clone(), reseed(s, seed))))
-            .collect();
-        if args.run.reshuffle && procedures.iter().any(|(_, p)| p.needs_fixed_order()) {
-            return Err(Error::usage(
-                "--reshuffle: the pcg procedure compares each batch with itself one epoch earlier, so it needs the batches \
-                 in the same order every epoch",
-            ));
-        }
-        match compare_seed(args, &setup, seed, &grid, procedures, quiet) {
-            Ok(runs) => per_seed.push(runs),
+            .collect()
+    };
+    if args.run.reshuffle && procedures(args.run.seed).iter().any(|(_, p)| p.needs_fixed_order()) {
+        return Err(Error::usage(
+            "--reshuffle: the pcg procedure compares each batch with itself one epoch earlier, so it needs the batches in \
+             the same order every epoch",
+        ));
+    }
+    // The jobs: one seed each, in order.
+    let seeds: Vec<u64> = (0..args.seeds as u64).map(|i| args.run.seed + i).collect();
+    let steps_per_run = (args.run.epochs * setup.batching.steps()) as u64;
+    let info = CompareInfo {
+        dataset: dataset_name(&setup),
+        data_name: setup.data.train.name.clone(),
+        model: setup.model.kind,
+        epochs: args.run.epochs,
+        batch_size: args.run.batch_size,
+        first_seed: args.run.seed,
+        steps_per_run,
+        target_loss: args.target_loss,
+    };
+    let record = args
+        .run
+        .record("compare", &setup, &args.model, &args.device, None)
+        .with("seeds", &seeds)
+        .with("grid", &grid)
+        .with("target_loss", args.target_loss)
+        .with("procedures", procedures(args.run.seed).iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
+        .with("local", &local)
+        .with("comparison", &info);
+    let manifest = Manifest {
+        command: "compare".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        shard: shard.shard,
+        of: shard.of,
+        settings: serde_json::to_value(&record).map_err(|e| Error::Runtime(e.to_string()))?,
+        jobs: seeds.iter().enumerate().map(|(index, s)| JobName { index, name: format!("seed {s}") }).collect(),
+    };
+    let mut dir = ShardDir::open(&out, &manifest, args.sharding.resume)?;
+    let mut stop = None;
+    for index in dir.pending(seeds.len()) {
+        let (seed, started) = (seeds[index], std::time::Instant::now());
+        match compare_seed(args, &setup, seed, &grid, procedures(seed), quiet) {
+            Ok((runs, adapter)) => {
+                let result =
+                    JobResult { runs, ..JobResult::new(index, format!("seed {seed}"), adapter, steps_per_run) };
+                dir.keep(result, started.elapsed().as_secs_f64(), quiet)?;
+            }
             // Stopped: report the seeds that finished (if any), then exit 130.
-            Err(Error::Interrupted { .. }) if !per_seed.is_empty() => {
-                interrupted = Some(per_seed.len());
+            Err(e @ Error::Interrupted { .. }) => {
+                stop = Some(e);
                 break;
             }
             Err(e) => return Err(e),
         }
     }
-    let steps = (args.run.epochs * setup.batching.steps()) as u64;
-    let (summaries, tuned) = summarize(&per_seed, steps)?;
-    let tuned_median = summaries.iter().find(|s| s.name == tuned).map_or(f64::NAN, |s| s.loss_median);
-    let target = args.target_loss.unwrap_or(1.05 * tuned_median);
-    let dataset = dataset_name(&setup);
-    let model = format!("{:?}", setup.model.kind).to_lowercase();
-    let rows = summaries.iter().zip(&per_seed[0]).map(|(s, r0)| {
-        let mut cells = summary_cells(&dataset, &model, s);
-        cells.push(epochs_to_target(&per_seed, s, target));
-        cells.push(r0.epoch_lrs().iter().map(|&v| crate::report::files::csv_num(v)).collect::<Vec<_>>().join(" "));
-        cells
-    });
-    let mut header = SUMMARY_HEADER.to_vec();
-    header.extend(["epochs_to_target", "lrs"]);
-    out.write_csv("compare.csv", &header, rows)?;
-    out.write_json(
-        "compare.json",
-        &serde_json::json!({ "summaries": summaries, "tuned_constant": tuned, "runs": per_seed }),
-    )?;
-    plot_comparison(&out, &per_seed, &tuned, &setup.model)?;
-    out.write_text("report.md", &report_markdown(args, &setup, &per_seed, &summaries, &tuned, target))?;
-    let record = args
-        .run
-        .record("compare", &setup, &args.model, &args.device, None)
-        .with("seeds", &seeds[..per_seed.len()])
-        .with("grid", &grid)
-        .with("target_loss", target)
-        .with(
-            "procedures",
-            per_seed[0].iter().filter_map(|r| r.procedure.as_ref().map(|_| &r.name)).collect::<Vec<_>>(),
-        )
-        .with("local", &local);
-    out.write_json("config.json", &record)?;
-    print!("{}", summary_table(&summaries));
-    println!("tuned constant {tuned}; target loss {}", fmt_num(target, 4));
+    if !dir.whole() {
+        if stop.is_some() {
+            return Err(dir.stopped());
+        }
+        dir.report_partial();
+        return Ok(());
+    }
+    let per_seed: Vec<Vec<MethodRun>> = dir.done.values().map(|j| j.runs.clone()).collect();
+    if per_seed.is_empty() {
+        return Err(stop.unwrap_or_else(|| Error::Runtime("no seed was compared".into())));
+    }
+    let written = write_comparison(&out, &manifest.settings, &info, &per_seed)?;
+    print!("{}", summary_table(&written.summaries));
+    println!("tuned constant {}; target loss {}", written.tuned, fmt_num(written.target, 4));
     println!("wrote {}", out.path().display());
-    match interrupted {
-        Some(done) => Err(Error::Stopped {
-            done: format!("{done} of {} seeds, written to {}", seeds.len(), out.path().display()),
+    match stop {
+        Some(_) => Err(Error::Stopped {
+            done: format!(
+                "{} of {} seeds, written to {} (--resume does the rest)",
+                per_seed.len(),
+                seeds.len(),
+                out.path().display()
+            ),
         }),
         None => Ok(()),
     }
@@ -211,7 +237,8 @@ pub fn dataset_name(setup: &Setup) -> String {
     if name.starts_with("mnist digits 0,1") { "mnist01".into() } else { name.clone() }
 }
 
-/// Every method of the roster on one seed (initialisation and batch order).
+/// Every method of the roster on one seed (initialisation and batch order), and the adapter it
+/// ran on.
 fn compare_seed(
     args: &CompareArgs,
     setup: &Setup,
@@ -219,10 +246,13 @@ fn compare_seed(
     grid: &[f64],
     procedures: Vec<(String, ProcedureSpec)>,
     quiet: bool,
-) -> Result<Vec<MethodRun>> {
+) -> Result<(Vec<MethodRun>, String)> {
     let theta0 = setup.model.init(args.model.init, seed);
+    let mut adapter = String::new();
     let mut make = |runs: usize| -> Result<Box<dyn Engine>> {
         let mut e = args.device.engine(setup.model, &setup.data, runs, true)?;
+        let info = e.info();
+        adapter = format!("{} ({})", info.adapter, info.backend);
         e.set_params(&theta0.repeat(runs))?;
         Ok(e)
     };
@@ -235,80 +265,5 @@ fn compare_seed(
     };
     let mut runs = run_roster(&mut trial, &roster(grid, procedures))?;
     runs.iter_mut().for_each(|r| r.seed = seed);
-    Ok(runs)
-}
-
-/// The median over seeds of the first epoch whose training loss is at most `target` (`-` when
-/// fewer than half the seeds reach it).
-fn epochs_to_target(per_seed: &[Vec<MethodRun>], s: &MethodSummary, target: f64) -> String {
-    let reached: Vec<f64> = per_seed
-        .iter()
-        .filter_map(|runs| runs.iter().find(|r| r.name == s.name || r.label() == s.name))
-        .map(|r| r.history.iter().skip(1).find(|h| h.train_loss <= target).map_or(f64::INFINITY, |h| h.epoch as f64))
-        .collect();
-    let m = crate::stats::quantile_with_inf(reached, 0.5);
-    if m.is_finite() { fmt_num(m, 3) } else { String::new() }
-}
-
-fn report_markdown(
-    args: &CompareArgs,
-    setup: &Setup,
-    per_seed: &[Vec<MethodRun>],
-    summaries: &[MethodSummary],
-    tuned: &str,
-    target: f64,
-) -> String {
-    let seeds = per_seed.len();
-    let mut s = format!(
-        "# {:?} on {}: the procedures against the usual schedules\n\n{} epochs, batch {}, {} seed(s) from {}, the same \
-         initialisation and batch order for every method on a seed. Whole-set losses after each epoch. The tuned constant \
-         is the grid rate with the lowest median final training loss over the seeds: {tuned}. Ratios are final training \
-         losses ÷ its median (a diverged run counts as ∞); quartiles over seeds. Target loss for *epochs to target*: {}.\n\n",
-        setup.model.kind,
-        setup.data.train.name,
-        args.run.epochs,
-        args.run.batch_size,
-        seeds,
-        args.run.seed,
-        fmt_num(target, 4)
-    );
-    s.push_str(&summary_table(summaries).to_markdown());
-    s.push_str("\n![training loss](curves.png)\n\n![learning rate](lr.png)\n\n## What the numbers say\n\n");
-    let notebook = summaries.iter().find(|m| m.family == "notebook");
-    for m in summaries.iter().filter(|m| m.family == "procedure") {
-        let verdict = if m.diverged_seeds == m.seeds {
-            "diverged on every seed".to_string()
-        } else if m.ratio_median <= 1.0 {
-            format!("matches or beats the tuned constant (median ×{})", fmt_num(m.ratio_median, 3))
-        } else {
-            format!("ends at a median ×{} the tuned constant's loss", fmt_num(m.ratio_median, 3))
-        };
-        let vs = match notebook {
-            Some(n) if m.loss_median < n.loss_median => "beats the notebook's 0.005",
-            Some(_) => "does not beat the notebook's 0.005",
-            None => "",
-        };
-        s.push_str(&format!(
-            "- **{}** {verdict}, {vs}, diverged on {} of {} seed(s), at {}× the gradient evaluations of one run.",
-            m.name,
-            m.diverged_seeds,
-            m.seeds,
-            fmt_num(m.grad_evals_ratio, 3)
-        ));
-        if let Some(run) = per_seed[0].iter().find(|r| r.name == m.name)
-            && let Some(p) = &run.procedure
-        {
-            s.push_str(&format!(" Seed {}: {}", run.seed, p.explain(run.diverged())));
-        }
-        s.push('\n');
-    }
-    s.push_str("\nPer-estimate details of the procedures (first seed):\n\n");
-    for r in per_seed[0].iter().filter(|r| r.procedure.is_some()) {
-        s.push_str(&format!("- {}:\n", r.name));
-        for n in &r.notes {
-            s.push_str(&format!("  - {n}\n"));
-        }
-    }
-    s.push_str("\nFiles: compare.csv (one row per method), compare.json (every run of every seed), curves.png/svg, lr.png/svg.\n");
-    s
+    Ok((runs, adapter))
 }

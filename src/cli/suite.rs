@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::{DeviceArgs, OutArgs};
+use super::{DeviceArgs, OutArgs, args::ShardArgs};
 use crate::{
     Error, Result,
     analysis::Settings,
@@ -15,7 +15,7 @@ use crate::{
     model::ModelKind,
     procedure::parse_procedures,
     rates::parse_grid,
-    shard::{JobName, Manifest, Shard, job_file},
+    shard::{JobName, Manifest, ShardDir},
     suite::{
         Job, Member, MemberInfo, SMALL_BATCH, SMALL_EPOCHS, SharedMaker, SuiteSettings, default_members,
         finished_members, leaderboard_markdown, run_jobs, write_suite,
@@ -50,13 +50,9 @@ pub struct SuiteArgs {
     /// A base URL to download MNIST from, instead of the default mirrors (repeatable).
     #[arg(long, value_name = "URL")]
     pub mirror: Vec<String>,
-    /// Run shard K of N: the jobs (member × seed, member by member) whose index ≡ K−1 (mod N),
-    /// into a partial run directory that `steplens merge` combines (docs/cluster.md).
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<String>,
-    /// Continue an interrupted run or shard in --out: keep its finished jobs, do the rest.
-    #[arg(long)]
-    pub resume: bool,
+    // The jobs are member × seed, member by member.
+    #[command(flatten)]
+    pub sharding: ShardArgs,
     /// Spread the jobs over several adapters, one worker each: `all` (every adapter of every
     /// backend) or names, `,`-separated [default: the one adapter --device/--backend/--adapter choose].
     #[arg(long, value_name = "all|LIST", conflicts_with = "adapter")]
@@ -196,10 +192,7 @@ pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
     if args.epochs == Some(0) || args.batch_size == Some(0) {
         return Err(Error::usage("--epochs and --batch-size must be at least 1"));
     }
-    let shard: Shard = match &args.shard {
-        Some(text) => text.parse()?,
-        None => Shard { shard: 1, of: 1 },
-    };
+    let shard = args.sharding.shard()?;
     let grid = parse_grid("--grid", &args.grid)?;
     let members = args.members()?;
     let settings = SuiteSettings {
@@ -230,10 +223,9 @@ pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
         settings: serde_json::to_value(&record).map_err(|e| Error::Runtime(e.to_string()))?,
         jobs: jobs.iter().enumerate().map(|(index, j)| JobName { index, name: j.name(&members) }).collect(),
     };
-    let out = if args.resume { args.output.reopen("suite")? } else { args.output.open("suite")? };
-    let mut done = crate::shard::open(&out, &manifest, args.resume)?;
-    let whole = shard.of == 1;
-    if whole {
+    let out = args.sharding.out_dir(&args.output, "suite")?;
+    let mut dir = ShardDir::open(&out, &manifest, args.sharding.resume)?;
+    if dir.whole() {
         // The same JSON value merge writes, so both give the same bytes.
         out.write_json("config.json", &manifest.settings)?;
     }
@@ -245,37 +237,24 @@ pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
         })
         .collect();
     let makers: Vec<&SharedMaker> = makers.iter().map(|m| m.as_ref()).collect();
-    let pending: Vec<usize> = (0..jobs.len()).filter(|&i| shard.owns(i) && !done.contains_key(&i)).collect();
-    let stopped = |done: usize| Error::Stopped {
-        done: format!("{done} of the shard's jobs, kept in {} (--resume does the rest)", out.path().display()),
-    };
+    let pending = dir.pending(jobs.len());
     let ran = run_jobs(&members, &jobs, pending, &settings, &makers, &mut |result, seconds| {
-        out.write_json(&job_file(result.index), &result)?;
-        if !quiet {
-            eprintln!("steplens: {} done in {seconds:.1} s on {}", result.name, result.adapter);
-        }
-        done.insert(result.index, result);
-        if whole {
-            write_suite(&out, &finished_members(&record.members, args.seeds, &done)?, args.seeds)?;
+        dir.keep(result, seconds, quiet)?;
+        if dir.whole() {
+            write_suite(&out, &finished_members(&record.members, args.seeds, &dir.done)?, args.seeds)?;
         }
         Ok(())
     });
     match ran {
         Ok(()) => {}
-        Err(Error::Interrupted { .. }) => return Err(stopped(done.len())),
+        Err(Error::Interrupted { .. }) => return Err(dir.stopped()),
         Err(e) => return Err(e),
     }
-    if !whole {
-        println!(
-            "shard {}/{}: {} job(s) in {}; merge every shard with `steplens merge DIR… --out DIR`",
-            shard.shard,
-            shard.of,
-            done.len(),
-            out.path().display()
-        );
+    if !dir.whole() {
+        dir.report_partial();
         return Ok(());
     }
-    let results = finished_members(&record.members, args.seeds, &done)?;
+    let results = finished_members(&record.members, args.seeds, &dir.done)?;
     write_suite(&out, &results, args.seeds)?;
     print!("{}", leaderboard_markdown(&results, args.seeds, "## Leaderboard"));
     println!("wrote {}", out.path().display());

@@ -2,11 +2,10 @@
 //! side by side on one engine, written to a run directory.
 
 use clap::Args;
-use serde::Serialize;
 
 use super::{
     DataArgs, DeviceArgs, ModelArgs, OutArgs,
-    args::{RunArgs, Setup},
+    args::{RunArgs, Setup, ShardArgs},
 };
 use crate::{
     Error, Result,
@@ -14,14 +13,15 @@ use crate::{
     engine::StepRule,
     rates::{Scheduled, parse_grid},
     report::{
-        files::{OutDir, csv_num},
-        plot::{self, Chart, Series},
+        files::OutDir,
         progress::Progress,
-        record::{print_history, write_history, write_run_outputs},
-        table::{Table, fmt_num},
+        record::{RunRecord, print_history, write_history, write_run_outputs},
+        sweep::{print_sweep, sweep_record, sweep_runs, write_finished, write_merged, write_sweep},
+        table::fmt_num,
     },
     schedule::Schedule,
-    train::{Batching, HISTORY_HEADER, HistoryRow, diverged},
+    shard::{JobName, JobResult, Manifest, SWEEP_JOB_RUNS, ShardDir},
+    train::Batching,
 };
 
 #[derive(Debug, Clone, Args)]
@@ -48,6 +48,9 @@ pub struct TrainArgs {
     /// Train N runs at once with seeds seed .. seed+N−1 (initialisation and batch order).
     #[arg(long, value_name = "N")]
     pub sweep_seed: Option<usize>,
+    // The jobs of a sweep are blocks of 16 runs, in order.
+    #[command(flatten)]
+    pub sharding: ShardArgs,
 }
 
 impl TrainArgs {
@@ -86,43 +89,140 @@ impl TrainArgs {
 pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     args.device.check()?;
     let runs = args.runs()?;
+    if args.sharding.by_jobs() && !args.is_sweep() {
+        return Err(Error::usage(
+            "--shard and --resume cut a sweep into jobs: use them with --sweep-lr or --sweep-seed",
+        ));
+    }
+    let shard = args.sharding.shard()?;
     // The run directory first: an unwritable --out is a usage error before any work.
     let name = if args.is_sweep() { "sweep".into() } else { format!("{:?}", args.model.model).to_lowercase() };
-    let out = args.output.open(&name)?;
+    let out = args.sharding.out_dir(&args.output, &name)?;
     let setup = args.run.setup(&args.data, &args.model)?;
-    let Setup { data, model, batching, .. } = &setup;
     for (s, _) in &runs {
-        s.check(args.run.epochs, batching.steps())?;
+        s.check(args.run.epochs, setup.batching.steps())?;
     }
-    // One batch order for a single run or an lr sweep; one per seed for a seed sweep.
-    let batchings: Vec<Batching> = if args.sweep_seed.is_some() {
-        runs.iter().map(|&(_, seed)| Batching { seed, ..*batching }).collect()
-    } else {
-        vec![*batching]
-    };
-    let mut engine = args.device.engine(*model, data, runs.len(), quiet)?;
-    let theta: Vec<f32> = runs.iter().flat_map(|&(_, seed)| model.init(args.model.init, seed)).collect();
-    engine.set_params(&theta)?;
     let schedules: Vec<Schedule> = runs.iter().map(|(s, _)| s.clone()).collect();
     let seeds: Vec<u64> = runs.iter().map(|&(_, s)| s).collect();
-    let mut record = args.run.record("train", &setup, &args.model, &args.device, Some(engine.info()));
-    record.kernels_resolved = engine.kernel_choice(StepRule::Table, batching.steps(), batching.batch_size);
-    record = if args.is_sweep() {
-        record.with("schedules", schedules.iter().map(|s| s.to_string()).collect::<Vec<_>>()).with("seeds", &seeds)
-    } else {
-        record.with("schedule", schedules[0].to_string())
+    let record = args.run.record("train", &setup, &args.model, &args.device, None);
+    if !args.is_sweep() {
+        return train_one(args, &out, &setup, record, &schedules[0], quiet);
+    }
+    let record = record
+        .with("sweep", if args.sweep_lr.is_some() { "lr" } else { "seed" })
+        .with("schedules", schedules.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .with("seeds", &seeds);
+    let settings = serde_json::to_value(&record).map_err(|e| Error::Runtime(e.to_string()))?;
+    let block = Block { first: 0, schedules: &schedules, seeds: &seeds };
+    if !args.sharding.by_jobs() {
+        return sweep_whole(args, &out, &setup, &settings, block, quiet);
+    }
+    // The jobs: blocks of SWEEP_JOB_RUNS runs, in order.
+    let jobs: Vec<JobName> = (0..runs.len())
+        .step_by(SWEEP_JOB_RUNS)
+        .enumerate()
+        .map(|(index, first)| JobName {
+            index,
+            name: format!("runs {first}–{}", (first + SWEEP_JOB_RUNS).min(runs.len()) - 1),
+        })
+        .collect();
+    let manifest = Manifest {
+        command: "sweep".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        shard: shard.shard,
+        of: shard.of,
+        settings,
+        jobs: jobs.clone(),
     };
-    out.write_json("config.json", &record)?;
+    let mut dir = ShardDir::open(&out, &manifest, args.sharding.resume)?;
+    let steps_per_run = (args.run.epochs * setup.batching.steps()) as u64;
+    for index in dir.pending(jobs.len()) {
+        let first = index * SWEEP_JOB_RUNS;
+        let last = (first + SWEEP_JOB_RUNS).min(runs.len());
+        let block = Block { first, schedules: &schedules[first..last], seeds: &seeds[first..last] };
+        let started = std::time::Instant::now();
+        let mut engine = sweep_engine(args, &setup, &block, quiet)?;
+        let result = drive(engine.as_mut(), &sweep_spec(args, &setup, &block), &mut block.rates(), &mut |_, _| Ok(()));
+        match result.failure {
+            None => {}
+            Some(Error::Interrupted { .. }) => return Err(dir.stopped()),
+            Some(e) => return Err(e),
+        }
+        let info = engine.info();
+        let job = JobResult {
+            sweep: sweep_runs(&result.state, block.first, block.schedules, block.seeds, args.run.epochs),
+            kernels_resolved: engine.kernel_choice(StepRule::Table, setup.batching.steps(), setup.batching.batch_size),
+            engine: Some(info.clone()),
+            ..JobResult::new(
+                index,
+                jobs[index].name.clone(),
+                format!("{} ({})", info.adapter, info.backend),
+                steps_per_run,
+            )
+        };
+        dir.keep(job, started.elapsed().as_secs_f64(), quiet)?;
+    }
+    if !dir.whole() {
+        dir.report_partial();
+        return Ok(());
+    }
+    let done: Vec<JobResult> = dir.done.values().cloned().collect();
+    write_merged(&out, &manifest, done)?;
+    println!("wrote {}", out.path().display());
+    Ok(())
+}
 
-    let spec = RunSpec {
-        batching: batchings,
-        epochs: args.run.epochs,
-        on_divergence: if args.is_sweep() { OnDivergence::Continue } else { OnDivergence::Stop },
-        keep_params: !args.is_sweep(),
+/// A block of a sweep's runs: run `first + r` has `schedules[r]` and `seeds[r]`.
+#[derive(Clone, Copy)]
+struct Block<'a> {
+    first: usize,
+    schedules: &'a [Schedule],
+    seeds: &'a [u64],
+}
+
+impl Block<'_> {
+    fn rates(&self) -> Scheduled {
+        Scheduled { schedules: self.schedules.to_vec() }
+    }
+}
+
+/// An engine holding a block's runs at their initial parameters.
+fn sweep_engine(args: &TrainArgs, setup: &Setup, block: &Block, quiet: bool) -> Result<Box<dyn crate::engine::Engine>> {
+    let mut engine = args.device.engine(setup.model, &setup.data, block.seeds.len(), quiet)?;
+    let theta: Vec<f32> = block.seeds.iter().flat_map(|&seed| setup.model.init(args.model.init, seed)).collect();
+    engine.set_params(&theta)?;
+    Ok(engine)
+}
+
+/// How a block of a sweep trains: one batch order for an lr sweep, one per seed for a seed sweep;
+/// a diverged run does not stop the others.
+fn sweep_spec(args: &TrainArgs, setup: &Setup, block: &Block) -> RunSpec {
+    let batching = if args.sweep_seed.is_some() {
+        block.seeds.iter().map(|&seed| Batching { seed, ..setup.batching }).collect()
+    } else {
+        vec![setup.batching]
     };
-    let bar = Progress::with_quiet(spec.epochs as u64, if args.is_sweep() { "sweep" } else { "train" }, quiet);
-    let sweep = args.is_sweep();
-    let result = drive(engine.as_mut(), &spec, &mut Scheduled { schedules: schedules.clone() }, &mut |state, _| {
+    RunSpec { batching, epochs: args.run.epochs, on_divergence: OnDivergence::Continue, keep_params: false }
+}
+
+/// A sweep in one go, its files rewritten after every epoch.
+fn sweep_whole(
+    args: &TrainArgs,
+    out: &OutDir,
+    setup: &Setup,
+    settings: &serde_json::Value,
+    block: Block,
+    quiet: bool,
+) -> Result<()> {
+    let mut engine = sweep_engine(args, setup, &block, quiet)?;
+    let info = engine.info();
+    let kernels = engine.kernel_choice(StepRule::Table, setup.batching.steps(), setup.batching.batch_size);
+    let record = sweep_record(settings, Some(&info), kernels.as_ref());
+    out.write_json("config.json", &record)?;
+    let spec = sweep_spec(args, setup, &block);
+    let bar = Progress::with_quiet(spec.epochs as u64, "sweep", quiet);
+    let epochs = spec.epochs;
+    let result = drive(engine.as_mut(), &spec, &mut block.rates(), &mut |state, _| {
         if state.completed > 0 {
             bar.inc(1);
             bar.set_message(format!(
@@ -130,24 +230,55 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 fmt_num(state.histories[0].last().map_or(f64::NAN, |r| r.train_loss), 4)
             ));
         }
-        if sweep {
-            write_sweep(&out, &sweep_runs(state, &schedules, &seeds, spec.epochs))
-        } else {
-            write_history(&out, &state.histories[0])
-        }
+        write_sweep(out, &sweep_runs(state, block.first, block.schedules, block.seeds, epochs))
     });
     bar.finish();
-    if sweep {
-        let runs = sweep_runs(&result.state, &schedules, &seeds, spec.epochs);
-        if result.failure.is_none() {
-            plot_sweep(&out, &runs, args.sweep_lr.is_some())?;
-        }
-        print_sweep(&runs);
-    } else {
-        write_run_outputs(&out, model, batching, &result.state)?;
-        print_history(&result.state.histories[0], model.has_accuracy());
+    let runs = sweep_runs(&result.state, block.first, block.schedules, block.seeds, epochs);
+    if result.failure.is_none() {
+        write_finished(out, &record, &runs, args.sweep_lr.is_some())?;
     }
-    finish(&out, &result.state, result.failure)
+    print_sweep(&runs);
+    finish(out, &result.state, result.failure)
+}
+
+/// One run, with its weights.
+fn train_one(
+    args: &TrainArgs,
+    out: &OutDir,
+    setup: &Setup,
+    record: RunRecord,
+    schedule: &Schedule,
+    quiet: bool,
+) -> Result<()> {
+    let Setup { data, model, batching, .. } = setup;
+    let mut engine = args.device.engine(*model, data, 1, quiet)?;
+    engine.set_params(&model.init(args.model.init, args.run.seed))?;
+    let mut record = record.with("schedule", schedule.to_string());
+    record.engine = Some(engine.info());
+    record.kernels_resolved = engine.kernel_choice(StepRule::Table, batching.steps(), batching.batch_size);
+    out.write_json("config.json", &record)?;
+    let spec = RunSpec {
+        batching: vec![*batching],
+        epochs: args.run.epochs,
+        on_divergence: OnDivergence::Stop,
+        keep_params: true,
+    };
+    let bar = Progress::with_quiet(spec.epochs as u64, "train", quiet);
+    let result =
+        drive(engine.as_mut(), &spec, &mut Scheduled { schedules: vec![schedule.clone()] }, &mut |state, _| {
+            if state.completed > 0 {
+                bar.inc(1);
+                bar.set_message(format!(
+                    "loss {}",
+                    fmt_num(state.histories[0].last().map_or(f64::NAN, |r| r.train_loss), 4)
+                ));
+            }
+            write_history(out, &state.histories[0])
+        });
+    bar.finish();
+    write_run_outputs(out, model, batching, &result.state)?;
+    print_history(&result.state.histories[0], model.has_accuracy());
+    finish(out, &result.state, result.failure)
 }
 
 /// Says where the results are; a failed run keeps its completed epochs.
@@ -161,106 +292,5 @@ fn finish(out: &OutDir, state: &RunState, failure: Option<Error>) -> Result<()> 
             eprintln!("steplens: kept the {} completed epoch(s) in {}", state.completed, out.path().display());
             Err(e)
         }
-    }
-}
-
-/// One run of a sweep.
-#[derive(Debug, Clone, Serialize)]
-pub struct SweepRun {
-    pub run: usize,
-    /// The run's rate (its schedule's first epoch rate for seed sweeps).
-    pub lr: f64,
-    pub seed: u64,
-    pub history: Vec<HistoryRow>,
-}
-
-impl SweepRun {
-    fn last(&self) -> &HistoryRow {
-        self.history.last().expect("row 0 always exists")
-    }
-}
-
-fn sweep_runs(state: &RunState, schedules: &[Schedule], seeds: &[u64], epochs: usize) -> Vec<SweepRun> {
-    state
-        .histories
-        .iter()
-        .enumerate()
-        .map(|(r, h)| SweepRun { run: r, lr: schedules[r].epoch_lr(1, epochs), seed: seeds[r], history: h.clone() })
-        .collect()
-}
-
-pub const SWEEP_HEADER: &[&str] = &["run", "lr", "seed", "final_train_loss", "final_test_loss", "final_test_acc"];
-
-/// sweep.csv (one row per run) and sweep-history.csv (every epoch of every run).
-fn write_sweep(out: &OutDir, sweep: &[SweepRun]) -> Result<()> {
-    let rows = sweep.iter().map(|s| {
-        let l = s.last();
-        vec![
-            s.run.to_string(),
-            csv_num(s.lr),
-            s.seed.to_string(),
-            csv_num(l.train_loss),
-            csv_num(l.test_loss),
-            csv_num(l.test_acc),
-        ]
-    });
-    out.write_csv("sweep.csv", SWEEP_HEADER, rows)?;
-    let mut header = vec!["run"];
-    header.extend(HISTORY_HEADER.split(','));
-    let rows = sweep.iter().flat_map(|s| {
-        s.history.iter().map(move |h| {
-            let mut cells = vec![s.run.to_string()];
-            cells.extend(h.cells());
-            cells
-        })
-    });
-    out.write_csv("sweep-history.csv", &header, rows)
-}
-
-fn plot_sweep(out: &OutDir, sweep: &[SweepRun], by_lr: bool) -> Result<()> {
-    let x = |s: &SweepRun| if by_lr { s.lr } else { s.seed as f64 };
-    let finite = |v: f64| if v.is_finite() { v } else { f64::NAN };
-    let train: Vec<(f64, f64)> = sweep.iter().map(|s| (x(s), finite(s.last().train_loss))).collect();
-    let test: Vec<(f64, f64)> = sweep.iter().map(|s| (x(s), finite(s.last().test_loss))).collect();
-    let mut chart = Chart::new(
-        format!("Final loss after {} epochs", sweep[0].history.len() - 1),
-        if by_lr { "learning rate" } else { "seed" },
-        "loss",
-    )
-    .log_y();
-    // Rates lie on a line; seeds are separate draws, so they are not joined.
-    let series = if by_lr { Series::line_points } else { Series::points };
-    chart = chart.with_series(series("train", train)).with_series(series("test", test));
-    if by_lr {
-        chart = chart.log_x();
-    }
-    plot::save(&chart, Some(&out.file("sweep.png")), Some(&out.file("sweep.svg")))
-}
-
-fn print_sweep(sweep: &[SweepRun]) {
-    let mut t = Table::new(["run", "lr", "seed", "train loss", "test loss", "test acc"]);
-    for s in sweep {
-        let l = s.last();
-        let status = if diverged(l) { " (diverged)" } else { "" };
-        t.row(vec![
-            s.run.to_string(),
-            fmt_num(s.lr, 4),
-            s.seed.to_string(),
-            format!("{}{status}", fmt_num(l.train_loss, 5)),
-            fmt_num(l.test_loss, 5),
-            fmt_num(l.test_acc, 4),
-        ]);
-    }
-    print!("{t}");
-    if let Some(best) =
-        sweep.iter().filter(|s| !diverged(s.last())).min_by(|a, b| a.last().train_loss.total_cmp(&b.last().train_loss))
-    {
-        println!(
-            "best: run {} (lr {}, seed {}) with final train loss {}",
-            best.run,
-            fmt_num(best.lr, 4),
-            best.seed,
-            fmt_num(best.last().train_loss, 5)
-        );
     }
 }

@@ -1,10 +1,13 @@
 //! How comparisons are shown: the summary columns `compare.csv` and `suite.csv` share, the
-//! summary table, and the training-loss and rate pictures (median over seeds, quartile band).
+//! summary table, the training-loss and rate pictures (median over seeds, quartile band), and
+//! every output of `compare` — written alike by `compare` and by `merge` from its shards.
+
+use serde::{Deserialize, Serialize};
 
 use crate::{
     Result,
-    compare::{MethodRun, MethodSummary},
-    model::{Model, ModelKind},
+    compare::{MethodRun, MethodSummary, summarize},
+    model::ModelKind,
     report::{
         files::{OutDir, csv_num},
         plot::{self, Band, Chart, Series},
@@ -96,8 +99,8 @@ pub fn ratio(r: f64) -> String {
 /// `curves` and `lr`: the tuned constant, the notebook's rate and every method that is not a
 /// grid constant (the rest of the grid is in the table; 18 lines cannot be told apart), each as
 /// the median over seeds with the quartile band. Diverged runs are marked in the legend.
-pub fn plot_comparison(out: &OutDir, per_seed: &[Vec<MethodRun>], tuned: &str, model: &Model) -> Result<()> {
-    let model_name = match model.kind {
+pub fn plot_comparison(out: &OutDir, per_seed: &[Vec<MethodRun>], tuned: &str, model: ModelKind) -> Result<()> {
+    let model_name = match model {
         ModelKind::Softmax => "Softmax regression",
         ModelKind::Logreg => "Logistic regression",
         ModelKind::Lls => "Least squares",
@@ -169,4 +172,153 @@ pub fn suite_chart(results: &[crate::suite::MemberResult]) -> Chart {
         chart = chart.with_series(Series::line(&s.name, points));
     }
     chart.with_series(Series::line("τ = 1 (the tuned constant)", vec![(1.0, 0.0), (1.0, 1.0)]))
+}
+
+/// What the outputs of a comparison need besides its runs; config.json keeps it as `comparison`
+/// so that `merge` writes what `compare` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareInfo {
+    /// The short name of the data (`mnist01` for the embedded default).
+    pub dataset: String,
+    /// The training set's full name.
+    pub data_name: String,
+    pub model: ModelKind,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub first_seed: u64,
+    /// Batch gradients of one constant-rate run.
+    pub steps_per_run: u64,
+    /// `--target-loss`, when given.
+    pub target_loss: Option<f64>,
+}
+
+/// What a written comparison found.
+pub struct Written {
+    pub summaries: Vec<MethodSummary>,
+    pub tuned: String,
+    pub target: f64,
+}
+
+/// Every output of a comparison over the seeds of `per_seed`: compare.csv, compare.json, the
+/// pictures, report.md, and config.json (`settings` with the seeds that ran and the target loss).
+pub fn write_comparison(
+    out: &OutDir,
+    settings: &serde_json::Value,
+    info: &CompareInfo,
+    per_seed: &[Vec<MethodRun>],
+) -> Result<Written> {
+    let (summaries, tuned) = summarize(per_seed, info.steps_per_run)?;
+    let tuned_median = summaries.iter().find(|s| s.name == tuned).map_or(f64::NAN, |s| s.loss_median);
+    let target = info.target_loss.unwrap_or(1.05 * tuned_median);
+    let model = format!("{:?}", info.model).to_lowercase();
+    let rows = summaries.iter().zip(&per_seed[0]).map(|(s, r0)| {
+        let mut cells = summary_cells(&info.dataset, &model, s);
+        cells.push(epochs_to_target(per_seed, s, target));
+        cells.push(r0.epoch_lrs().iter().map(|&v| csv_num(v)).collect::<Vec<_>>().join(" "));
+        cells
+    });
+    let mut header = SUMMARY_HEADER.to_vec();
+    header.extend(["epochs_to_target", "lrs"]);
+    out.write_csv("compare.csv", &header, rows)?;
+    out.write_json(
+        "compare.json",
+        &serde_json::json!({ "summaries": summaries, "tuned_constant": tuned, "runs": per_seed }),
+    )?;
+    plot_comparison(out, per_seed, &tuned, info.model)?;
+    out.write_text("report.md", &report_markdown(info, per_seed, &summaries, &tuned, target))?;
+    let mut record = settings.clone();
+    if let Some(map) = record.as_object_mut() {
+        let seeds: Vec<u64> = per_seed.iter().map(|runs| runs[0].seed).collect();
+        map.insert("seeds".into(), serde_json::json!(seeds));
+        map.insert("target_loss".into(), serde_json::json!(target));
+    }
+    out.write_json("config.json", &record)?;
+    Ok(Written { summaries, tuned, target })
+}
+
+/// The median over seeds of the first epoch whose training loss is at most `target` (empty when
+/// fewer than half the seeds reach it).
+fn epochs_to_target(per_seed: &[Vec<MethodRun>], s: &MethodSummary, target: f64) -> String {
+    let reached: Vec<f64> = per_seed
+        .iter()
+        .filter_map(|runs| runs.iter().find(|r| r.name == s.name || r.label() == s.name))
+        .map(|r| r.history.iter().skip(1).find(|h| h.train_loss <= target).map_or(f64::INFINITY, |h| h.epoch as f64))
+        .collect();
+    let m = crate::stats::quantile_with_inf(reached, 0.5);
+    if m.is_finite() { fmt_num(m, 3) } else { String::new() }
+}
+
+fn report_markdown(
+    info: &CompareInfo,
+    per_seed: &[Vec<MethodRun>],
+    summaries: &[MethodSummary],
+    tuned: &str,
+    target: f64,
+) -> String {
+    let seeds = per_seed.len();
+    let mut s = format!(
+        "# {:?} on {}: the procedures against the usual schedules\n\n{} epochs, batch {}, {} seed(s) from {}, the same \
+         initialisation and batch order for every method on a seed. Whole-set losses after each epoch. The tuned constant \
+         is the grid rate with the lowest median final training loss over the seeds: {tuned}. Ratios are final training \
+         losses ÷ its median (a diverged run counts as ∞); quartiles over seeds. Target loss for *epochs to target*: {}.\n\n",
+        info.model,
+        info.data_name,
+        info.epochs,
+        info.batch_size,
+        seeds,
+        info.first_seed,
+        fmt_num(target, 4)
+    );
+    s.push_str(&summary_table(summaries).to_markdown());
+    s.push_str("\n![training loss](curves.png)\n\n![learning rate](lr.png)\n\n## What the numbers say\n\n");
+    let notebook = summaries.iter().find(|m| m.family == "notebook");
+    for m in summaries.iter().filter(|m| m.family == "procedure") {
+        let verdict = if m.diverged_seeds == m.seeds {
+            "diverged on every seed".to_string()
+        } else if m.ratio_median <= 1.0 {
+            format!("matches or beats the tuned constant (median ×{})", fmt_num(m.ratio_median, 3))
+        } else {
+            format!("ends at a median ×{} the tuned constant's loss", fmt_num(m.ratio_median, 3))
+        };
+        let vs = match notebook {
+            Some(n) if m.loss_median < n.loss_median => "beats the notebook's 0.005",
+            Some(_) => "does not beat the notebook's 0.005",
+            None => "",
+        };
+        s.push_str(&format!(
+            "- **{}** {verdict}, {vs}, diverged on {} of {} seed(s), at {}× the gradient evaluations of one run.",
+            m.name,
+            m.diverged_seeds,
+            m.seeds,
+            fmt_num(m.grad_evals_ratio, 3)
+        ));
+        if let Some(run) = per_seed[0].iter().find(|r| r.name == m.name)
+            && let Some(why) = &run.explanation
+        {
+            s.push_str(&format!(" Seed {}: {why}", run.seed));
+        }
+        s.push('\n');
+    }
+    s.push_str("\nPer-estimate details of the procedures (first seed):\n\n");
+    for r in per_seed[0].iter().filter(|r| r.explanation.is_some()) {
+        s.push_str(&format!("- {}:\n", r.name));
+        for n in &r.notes {
+            s.push_str(&format!("  - {n}\n"));
+        }
+    }
+    s.push_str(
+        "\nFiles: compare.csv (one row per method), compare.json (every run of every seed), curves.png/svg, lr.png/svg; \
+         shard.json and jobs/ (one file per seed) let `--resume` continue an interrupted run.\n",
+    );
+    s
+}
+
+/// What `compare` writes, from the jobs (seeds) of its shards.
+pub fn write_merged(out: &OutDir, manifest: &crate::shard::Manifest, jobs: Vec<crate::shard::JobResult>) -> Result<()> {
+    let info: CompareInfo = serde_json::from_value(manifest.settings.get("comparison").cloned().unwrap_or_default())
+        .map_err(|e| crate::Error::Runtime(format!("the shards' settings do not describe a comparison: {e}")))?;
+    let per_seed: Vec<Vec<MethodRun>> = jobs.into_iter().map(|j| j.runs).collect();
+    let written = write_comparison(out, &manifest.settings, &info, &per_seed)?;
+    print!("{}", summary_table(&written.summaries));
+    Ok(())
 }

@@ -4,7 +4,8 @@
 //!   the default run directory name;
 //! - [`table`]: aligned terminal and Markdown tables, compact numbers;
 //! - [`progress`]: a progress bar that hides itself when it should;
-//! - [`plot`]: PNG and SVG charts.
+//! - [`plot`]: PNG and SVG charts;
+//! - [`comparison`], [`sweep`]: the outputs of comparisons and sweeps, sharded or not.
 
 pub mod comparison;
 pub mod files;
@@ -12,4 +13,5 @@ pub mod json_f64;
 pub mod plot;
 pub mod progress;
 pub mod record;
+pub mod sweep;
 pub mod table;

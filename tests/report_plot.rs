@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use steplens::report::plot::{Band, Chart, SIZE, Series, render_png, render_svg, save};
+use steplens::report::plot::{Band, Chart, RatioChart, SIZE, Series, render_png, render_svg, save};
 
 /// tab10 blue and orange: the colours of series 0 and 1.
 const BLUE: [u8; 3] = [31, 119, 180];
@@ -155,4 +155,80 @@ fn many_series_cycle_the_palette_and_keep_a_legend() {
     let svg = render_svg(&chart).unwrap();
     assert!(svg.contains("schedule 11"));
     assert_eq!(png_size(&render_png(&chart).unwrap()), SIZE);
+}
+
+/// Three members, three methods: finite spreads, a divergence (∞ median and upper quartile), and
+/// a method that did not run on one member.
+fn ratio_chart() -> RatioChart {
+    RatioChart {
+        title: "Final loss ÷ the tuned constant's".into(),
+        members: vec!["mnist01:softmax".into(), "breast_cancer:logreg".into(), "diabetes:lls".into()],
+        methods: vec!["schedule".into(), "sps".into(), "notebook".into()],
+        spreads: vec![
+            vec![Some([0.9, 1.0, 1.1]), Some([0.7, 0.71, 0.8]), Some([1.0, 1.0, 1.02])],
+            vec![Some([1.0, 1.1, 1.3]), Some([0.5, 0.67, 0.9]), Some([1.5, 1.92, 2.5])],
+            vec![Some([20.0, 32.0, 40.0]), None, Some([3.0, f64::INFINITY, f64::INFINITY])],
+        ],
+    }
+}
+
+#[test]
+fn the_ratio_chart_draws_a_mark_per_method_and_member_and_names_them() {
+    let chart = ratio_chart();
+    let pixels = decode(&render_png(&chart).unwrap());
+    // Each method's marks in its colour (tab10 blue, orange, green).
+    for (name, colour) in [("schedule", BLUE), ("sps", ORANGE), ("notebook", [44, 160, 44])] {
+        assert!(count(&pixels, colour) > 150, "{name}: {} pixels", count(&pixels, colour));
+    }
+    let svg = render_svg(&chart).unwrap();
+    for text in ["breast_cancer", "logreg", "diabetes", "lls", "schedule", "notebook", "quartiles", "diverged"] {
+        assert!(svg.contains(text), "{text} is not in the SVG");
+    }
+    // Dropping the divergence removes pixels of its colour: the ∞ median is drawn (as a triangle).
+    let mut finite = ratio_chart();
+    finite.spreads[2][2] = None;
+    let fewer = count(&decode(&render_png(&finite).unwrap()), [44, 160, 44]);
+    assert!(fewer < count(&pixels, [44, 160, 44]), "the diverged cell drew nothing");
+}
+
+#[test]
+fn an_empty_ratio_chart_still_renders() {
+    let chart = RatioChart { title: String::new(), members: vec![], methods: vec![], spreads: vec![] };
+    assert_eq!(png_size(&render_png(&chart).unwrap()), SIZE);
+}
+
+/// Renders a published suite.csv as the suite draws it; with `STEPLENS_SUITE_PICTURE=1` it
+/// rewrites that directory's suite.png/.svg (how docs/results were redrawn after the picture
+/// changed).
+#[test]
+fn the_published_suites_render() {
+    for dir in ["suite", "suite-mnist"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results").join(dir);
+        let text = fs::read_to_string(dir.join("suite.csv")).unwrap();
+        let rows: Vec<Vec<String>> = text.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
+        let member = |r: &Vec<String>| format!("{}:{}", r[0], r[1]);
+        let in_order = |mut v: Vec<String>| {
+            let mut seen = std::collections::HashSet::new();
+            v.retain(|x| seen.insert(x.clone()));
+            v
+        };
+        let members = in_order(rows.iter().map(member).collect());
+        let methods = in_order(rows.iter().filter(|r| r[10] != "constant").map(|r| r[2].clone()).collect());
+        let num = |s: &str| if s == "inf" { f64::INFINITY } else { s.parse().unwrap() };
+        let spreads = methods
+            .iter()
+            .map(|m| {
+                let cell = |mm: &String| rows.iter().find(|r| &member(r) == mm && &r[2] == m);
+                members.iter().map(|mm| cell(mm).map(|r| [num(&r[6]), num(&r[5]), num(&r[7])])).collect()
+            })
+            .collect();
+        let seeds = rows.iter().map(|r| r[3].parse::<usize>().unwrap()).max().unwrap();
+        let title = format!("Final loss ÷ tuned constant's, {seeds} seed(s)");
+        let chart = RatioChart { title, members, methods, spreads };
+        let png = render_png(&chart).unwrap();
+        assert_eq!(png_size(&png), SIZE);
+        if std::env::var_os("STEPLENS_SUITE_PICTURE").is_some() {
+            save(&chart, Some(&dir.join("suite.png")), Some(&dir.join("suite.svg"))).unwrap();
+        }
+    }
 }

@@ -140,38 +140,29 @@ pub fn plot_comparison(out: &OutDir, per_seed: &[Vec<MethodRun>], tuned: &str, m
     plot::save(&lrs, Some(&out.file("lr.png")), Some(&out.file("lr.svg")))
 }
 
-/// The suite's picture: a performance profile (Dolan & Moré, 2002) of the median ratios — for
-/// each method, the fraction of members on which its median final loss is within a factor τ of
-/// the tuned constant's, against τ (log scale; τ = 1 is the tuned constant itself). A method
-/// whose curve reaches 1 at small τ is good everywhere; diverged members never count.
-pub fn suite_chart(results: &[crate::suite::MemberResult]) -> Chart {
-    let mut chart = Chart::new(
-        format!("Performance profile over {} member(s): median ratio to the tuned constant", results.len()),
-        "τ (final loss ÷ tuned constant's, median over seeds)",
-        "fraction of members within τ",
-    )
-    .log_x();
-    let Some(first) = results.first() else { return chart };
-    let ratios_of = |name: &str| -> Vec<f64> {
-        results.iter().filter_map(|r| r.summaries.iter().find(|s| s.name == name)).map(|s| s.ratio_median).collect()
-    };
-    let all: Vec<f64> = results.iter().flat_map(|r| r.summaries.iter().map(|s| s.ratio_median)).collect();
-    let top = all.iter().copied().filter(|v| v.is_finite()).fold(1.0, f64::max) * 1.5;
-    let bottom = all.iter().copied().filter(|v| v.is_finite() && *v > 0.0).fold(1.0, f64::min) / 1.5;
-    for s in first.summaries.iter().filter(|s| s.family != "constant") {
-        let mut r = ratios_of(&s.name);
-        r.sort_by(f64::total_cmp);
-        let n = r.len() as f64;
-        let mut points = vec![(bottom, 0.0)];
-        for (i, &v) in r.iter().enumerate().filter(|(_, v)| v.is_finite()) {
-            points.push((v, i as f64 / n));
-            points.push((v, (i + 1) as f64 / n));
-        }
-        let last = points.last().map_or(0.0, |p| p.1);
-        points.push((top, last));
-        chart = chart.with_series(Series::line(&s.name, points));
+/// The suite's picture: per member and method (constants aside, the tuned one is 1), the median
+/// ratio to the tuned constant and its quartiles over seeds.
+pub fn suite_chart(results: &[crate::suite::MemberResult]) -> plot::RatioChart {
+    let methods: Vec<String> = results
+        .first()
+        .map(|r| r.summaries.iter().filter(|s| s.family != "constant").map(|s| s.name.clone()).collect())
+        .unwrap_or_default();
+    let spreads = methods
+        .iter()
+        .map(|name| {
+            results
+                .iter()
+                .map(|r| r.summaries.iter().find(|s| &s.name == name).map(|s| [s.ratio_q1, s.ratio_median, s.ratio_q3]))
+                .collect()
+        })
+        .collect();
+    let seeds = results.iter().flat_map(|r| r.summaries.iter().map(|s| s.seeds)).max().unwrap_or(0);
+    plot::RatioChart {
+        title: format!("Final loss ÷ tuned constant's, {seeds} seed(s)"),
+        members: results.iter().map(|r| format!("{}:{}", r.dataset, r.model)).collect(),
+        methods,
+        spreads,
     }
-    chart.with_series(Series::line("τ = 1 (the tuned constant)", vec![(1.0, 0.0), (1.0, 1.0)]))
 }
 
 /// What the outputs of a comparison need besides its runs; config.json keeps it as `comparison`

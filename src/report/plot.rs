@@ -18,7 +18,10 @@
 //! because plotters is built without system-font lookup and CI machines may have no fonts.
 
 mod axis;
+mod ratios;
 mod text;
+
+pub use ratios::{RatioChart, Spread};
 
 use std::path::Path;
 
@@ -149,8 +152,34 @@ impl Chart {
     }
 }
 
+/// Something drawn on a canvas of [`SIZE`]: a [`Chart`], or the suite's [`RatioChart`].
+pub trait Picture {
+    fn title(&self) -> &str;
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+impl Picture for Chart {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        draw(root, self)
+    }
+}
+
+impl Picture for RatioChart {
+    fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        ratios::draw(root, self)
+    }
+}
+
 /// Writes `chart` as PNG and/or SVG, each atomically.
-pub fn save(chart: &Chart, png: Option<&Path>, svg: Option<&Path>) -> Result<()> {
+pub fn save(chart: &impl Picture, png: Option<&Path>, svg: Option<&Path>) -> Result<()> {
     if let Some(path) = png {
         write_atomic(path, &render_png(chart)?)?;
     }
@@ -161,19 +190,19 @@ pub fn save(chart: &Chart, png: Option<&Path>, svg: Option<&Path>) -> Result<()>
 }
 
 /// The chart as an SVG document.
-pub fn render_svg(chart: &Chart) -> Result<String> {
+pub fn render_svg(chart: &impl Picture) -> Result<String> {
     let font = text::font()?;
     let mut svg = String::new();
     {
         let inner = SVGBackend::with_string(&mut svg, SIZE);
         let root = Typeset { inner, raster: false, font }.into_drawing_area();
-        draw(&root, chart).map_err(|e| draw_error(chart, e))?;
+        chart.draw_on(&root).map_err(|e| draw_error(chart, e))?;
     }
     Ok(svg)
 }
 
 /// The chart as a PNG file's bytes (8-bit RGB, [`SIZE`]).
-pub fn render_png(chart: &Chart) -> Result<Vec<u8>> {
+pub fn render_png(chart: &impl Picture) -> Result<Vec<u8>> {
     let font = text::font()?;
     let (w, h) = SIZE;
     let mut rgb = vec![0u8; w as usize * h as usize * 3];
@@ -181,13 +210,14 @@ pub fn render_png(chart: &Chart) -> Result<Vec<u8>> {
         let inner =
             BitMapBackend::<RGBPixel>::with_buffer_and_format(&mut rgb, SIZE).map_err(|e| draw_error(chart, e))?;
         let root = Typeset { inner, raster: true, font }.into_drawing_area();
-        draw(&root, chart).map_err(|e| draw_error(chart, e))?;
+        chart.draw_on(&root).map_err(|e| draw_error(chart, e))?;
     }
-    encode_png(&rgb, w, h).map_err(|e| Error::Runtime(format!("cannot encode the chart {:?} as PNG: {e}", chart.title)))
+    encode_png(&rgb, w, h)
+        .map_err(|e| Error::Runtime(format!("cannot encode the chart {:?} as PNG: {e}", chart.title())))
 }
 
-fn draw_error(chart: &Chart, e: impl std::fmt::Display) -> Error {
-    Error::Runtime(format!("cannot draw the chart {:?}: {e}", chart.title))
+fn draw_error(chart: &impl Picture, e: impl std::fmt::Display) -> Error {
+    Error::Runtime(format!("cannot draw the chart {:?}: {e}", chart.title()))
 }
 
 fn encode_png(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, png::EncodingError> {
@@ -244,7 +274,7 @@ fn colour(i: usize) -> RGBColor {
 // ---- Drawing ------------------------------------------------------------------------------
 
 type Ctx<'a, DB> = ChartContext<'a, DB, Cartesian2d<Axis, Axis>>;
-type DrawResult<DB> = std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+pub type DrawResult<DB> = std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// Draws the whole chart on `root`.
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult<DB> {

@@ -66,6 +66,25 @@ pub struct Manifest {
     pub jobs: Vec<JobName>,
 }
 
+impl Manifest {
+    /// Shard `shard` of the run of `command` with `settings` and the jobs named `jobs`, in order.
+    pub fn new(
+        command: &str,
+        shard: Shard,
+        settings: &impl Serialize,
+        jobs: impl Iterator<Item = String>,
+    ) -> Result<Manifest> {
+        Ok(Manifest {
+            command: command.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            shard: shard.shard,
+            of: shard.of,
+            settings: serde_json::to_value(settings).map_err(|e| Error::Runtime(e.to_string()))?,
+            jobs: jobs.enumerate().map(|(index, name)| JobName { index, name }).collect(),
+        })
+    }
+}
+
 /// `jobs/<index>.json`: a finished job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobResult {

@@ -80,26 +80,8 @@ fn assert_same_files(a: &Path, b: &Path, files: &[&str]) {
 
 #[test]
 fn shards_as_separate_processes_merge_into_the_unsharded_outputs() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = shards_reproduce_the_whole_run(SUITE, &OUTPUTS);
     let dir = |n: &str| tmp.path().join(n);
-    assert!(suite(&[], &dir("whole")).status().unwrap().success());
-    for n in 1..=3 {
-        let shards: Vec<PathBuf> = (1..=n).map(|k| dir(&format!("n{n}-s{k}"))).collect();
-        let mut children: Vec<_> = shards
-            .iter()
-            .enumerate()
-            .map(|(k, d)| suite(&["--shard", &format!("{}/{n}", k + 1)], d).spawn().unwrap())
-            .collect();
-        for c in &mut children {
-            assert!(c.wait().unwrap().success());
-        }
-        let merged = dir(&format!("merged-{n}"));
-        let mut args = vec!["merge"];
-        args.extend(shards.iter().map(|d| d.to_str().unwrap()));
-        args.extend(["--out", merged.to_str().unwrap()]);
-        ok(&args);
-        assert_same_outputs(&dir("whole"), &merged);
-    }
     // Refused with a sentence and exit 1: a missing shard, a shard twice, a foreign shard.
     let refused = |args: &[&str], says: &str| {
         let out = steplens(args);
@@ -188,14 +170,18 @@ fn every_adapter_of_the_host_runs_jobs_and_agrees_with_one() {
     }
 }
 
-/// Runs `command` whole and as N = 1, 2, 3 shards in separate processes, merges each N, and
-/// checks that the merged `files` are the whole run's (timings aside).
-fn shards_reproduce_the_whole_run(command: &[&str], files: &[&str]) {
+/// Runs `command` whole (into `whole`) and as N = 1, 2, 3 shards in separate processes (into
+/// `nN-sK`), merges each N (into `merged-N`), and checks that the merged `files` are the whole
+/// run's (timings aside). Returns the directory holding them all.
+fn shards_reproduce_the_whole_run(command: &[&str], files: &[&str]) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let dir = |n: &str| tmp.path().join(n);
     let run = |extra: &[&str], out: &Path| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_steplens"));
-        c.args(command).args(extra).args(["--quiet", "--out", out.to_str().unwrap()]);
+        c.args(command).args(extra).args(["--out", out.to_str().unwrap()]);
+        if !command.contains(&"--quiet") {
+            c.arg("--quiet");
+        }
         c
     };
     let whole = run(&[], &dir("whole")).output().unwrap();
@@ -217,6 +203,7 @@ fn shards_reproduce_the_whole_run(command: &[&str], files: &[&str]) {
         ok(&args);
         assert_same_files(&dir("whole"), &merged, files);
     }
+    tmp
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::{
         comparison::{CompareInfo, summary_table, write_comparison},
         table::fmt_num,
     },
-    shard::{JobName, JobResult, Manifest, ShardDir},
+    shard::{JobResult, Manifest, ShardDir},
     train::Batching,
 };
 
@@ -164,14 +164,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
         .with("procedures", procedures(args.run.seed).iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
         .with("local", &local)
         .with("comparison", &info);
-    let manifest = Manifest {
-        command: "compare".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        shard: shard.shard,
-        of: shard.of,
-        settings: serde_json::to_value(&record).map_err(|e| Error::Runtime(e.to_string()))?,
-        jobs: seeds.iter().enumerate().map(|(index, s)| JobName { index, name: format!("seed {s}") }).collect(),
-    };
+    let manifest = Manifest::new("compare", shard, &record, seeds.iter().map(|s| format!("seed {s}")))?;
     let mut dir = ShardDir::open(&out, &manifest, args.sharding.resume)?;
     let mut stop = None;
     for index in dir.pending(seeds.len()) {

@@ -15,7 +15,7 @@ use crate::{
     model::ModelKind,
     procedure::parse_procedures,
     rates::parse_grid,
-    shard::{JobName, Manifest, ShardDir},
+    shard::{Manifest, ShardDir},
     suite::{
         Job, Member, MemberInfo, SMALL_BATCH, SMALL_EPOCHS, SharedMaker, SuiteSettings, default_members,
         finished_members, leaderboard_markdown, run_jobs, write_suite,
@@ -215,14 +215,7 @@ pub fn run(args: &SuiteArgs, quiet: bool) -> Result<()> {
         kernels: args.device.kernels,
     };
     let jobs = Job::all(members.len(), &settings.seeds);
-    let manifest = Manifest {
-        command: "suite".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        shard: shard.shard,
-        of: shard.of,
-        settings: serde_json::to_value(&record).map_err(|e| Error::Runtime(e.to_string()))?,
-        jobs: jobs.iter().enumerate().map(|(index, j)| JobName { index, name: j.name(&members) }).collect(),
-    };
+    let manifest = Manifest::new("suite", shard, &record, jobs.iter().map(|j| j.name(&members)))?;
     let out = args.sharding.out_dir(&args.output, "suite")?;
     let mut dir = ShardDir::open(&out, &manifest, args.sharding.resume)?;
     if dir.whole() {

@@ -20,7 +20,7 @@ use crate::{
         table::fmt_num,
     },
     schedule::Schedule,
-    shard::{JobName, JobResult, Manifest, SWEEP_JOB_RUNS, ShardDir},
+    shard::{JobResult, Manifest, SWEEP_JOB_RUNS, ShardDir},
     train::Batching,
 };
 
@@ -118,27 +118,20 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         return sweep_whole(args, &out, &setup, &settings, block, quiet);
     }
     // The jobs: blocks of SWEEP_JOB_RUNS runs, in order.
-    let jobs: Vec<JobName> = (0..runs.len())
+    let blocks: Vec<(usize, usize)> = (0..runs.len())
         .step_by(SWEEP_JOB_RUNS)
-        .enumerate()
-        .map(|(index, first)| JobName {
-            index,
-            name: format!("runs {first}–{}", (first + SWEEP_JOB_RUNS).min(runs.len()) - 1),
-        })
+        .map(|first| (first, (first + SWEEP_JOB_RUNS).min(runs.len())))
         .collect();
-    let manifest = Manifest {
-        command: "sweep".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        shard: shard.shard,
-        of: shard.of,
-        settings,
-        jobs: jobs.clone(),
-    };
+    let manifest = Manifest::new(
+        "sweep",
+        shard,
+        &settings,
+        blocks.iter().map(|(first, end)| format!("runs {first}–{}", end - 1)),
+    )?;
     let mut dir = ShardDir::open(&out, &manifest, args.sharding.resume)?;
     let steps_per_run = (args.run.epochs * setup.batching.steps()) as u64;
-    for index in dir.pending(jobs.len()) {
-        let first = index * SWEEP_JOB_RUNS;
-        let last = (first + SWEEP_JOB_RUNS).min(runs.len());
+    for index in dir.pending(blocks.len()) {
+        let (first, last) = blocks[index];
         let block = Block { first, schedules: &schedules[first..last], seeds: &seeds[first..last] };
         let started = std::time::Instant::now();
         let mut engine = sweep_engine(args, &setup, &block, quiet)?;
@@ -155,7 +148,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             engine: Some(info.clone()),
             ..JobResult::new(
                 index,
-                jobs[index].name.clone(),
+                manifest.jobs[index].name.clone(),
                 format!("{} ({})", info.adapter, info.backend),
                 steps_per_run,
             )

@@ -23,9 +23,11 @@ use crate::{
 /// `LP_MAX_TGSI_LOOP_ITERATIONS`, measured: BENCHMARKS.md).
 pub const LOOP_CAP: u64 = 65_535;
 
-/// The most W entries a lane keeps in registers: beyond it (10-class softmax on 784 features)
-/// the generated kernel grows past what compiles in seconds, and `auto` keeps the other paths.
-pub const MAX_LANE_WEIGHTS: u32 = 512;
+/// The most W entries a lane keeps in registers (spilled to the stack where the CPU has too few):
+/// enough for 10-class softmax on MNIST's 784 features (1,120). The compile time of the unrolled
+/// kernel grows with it (BENCHMARKS.md: a minute or more the first time at 1,120, then Mesa's disk
+/// cache), so beyond it `auto` keeps the other paths.
+pub const MAX_LANE_WEIGHTS: u32 = 2048;
 
 /// Loop passes one step of one run can cost, at most, as llvmpipe counts them (measured, see
 /// tests/kernels.rs): a loop costs one pass per iteration plus one for the test that ends it,

@@ -113,29 +113,44 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         .with("schedules", schedules.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .with("seeds", &seeds);
     let settings = serde_json::to_value(&record).map_err(|e| Error::Runtime(e.to_string()))?;
-    let block = Block { first: 0, schedules: &schedules, seeds: &seeds };
     if !args.sharding.by_jobs() {
-        return sweep_whole(args, &out, &setup, &settings, block, quiet);
+        let all = Block { first: 0, schedules: &schedules, seeds: &seeds };
+        return sweep_whole(args, &out, &setup, &settings, all, quiet);
     }
-    // The jobs: blocks of SWEEP_JOB_RUNS runs, in order.
-    let blocks: Vec<(usize, usize)> = (0..runs.len())
-        .step_by(SWEEP_JOB_RUNS)
-        .map(|first| (first, (first + SWEEP_JOB_RUNS).min(runs.len())))
-        .collect();
-    let manifest = Manifest::new(
-        "sweep",
-        shard,
-        &settings,
-        blocks.iter().map(|(first, end)| format!("runs {first}–{}", end - 1)),
-    )?;
-    let mut dir = ShardDir::open(&out, &manifest, args.sharding.resume)?;
+    let all = Block { first: 0, schedules: &schedules, seeds: &seeds };
+    sweep_sharded(args, &out, &setup, (shard, &settings), all, quiet)
+}
+
+/// A sweep cut into jobs of [`SWEEP_JOB_RUNS`] runs, in order: this shard's that are not done
+/// yet, each kept as it finishes; the whole run's outputs when this shard is the whole run.
+fn sweep_sharded(
+    args: &TrainArgs,
+    out: &OutDir,
+    setup: &Setup,
+    (shard, settings): (crate::shard::Shard, &serde_json::Value),
+    all: Block,
+    quiet: bool,
+) -> Result<()> {
+    let runs = all.seeds.len();
+    let blocks: Vec<(usize, usize)> =
+        (0..runs).step_by(SWEEP_JOB_RUNS).map(|first| (first, (first + SWEEP_JOB_RUNS).min(runs))).collect();
+    let names = blocks.iter().map(|(first, end)| format!("runs {first}–{}", end - 1));
+    let manifest = Manifest::new("sweep", shard, settings, names)?;
+    let mut dir = ShardDir::open(out, &manifest, args.sharding.resume)?;
     let steps_per_run = (args.run.epochs * setup.batching.steps()) as u64;
     for index in dir.pending(blocks.len()) {
-        let (first, last) = blocks[index];
-        let block = Block { first, schedules: &schedules[first..last], seeds: &seeds[first..last] };
-        let started = std::time::Instant::now();
-        let mut engine = sweep_engine(args, &setup, &block, quiet)?;
-        let result = drive(engine.as_mut(), &sweep_spec(args, &setup, &block), &mut block.rates(), &mut |_, _| Ok(()));
+        let (first, end) = blocks[index];
+        let block = Block { first, schedules: &all.schedules[first..end], seeds: &all.seeds[first..end] };
+        let (name, started) = (&manifest.jobs[index].name, std::time::Instant::now());
+        let mut engine = sweep_engine(args, setup, &block, quiet)?;
+        let bar = Progress::with_quiet(args.run.epochs as u64, name, quiet);
+        let result = drive(engine.as_mut(), &sweep_spec(args, setup, &block), &mut block.rates(), &mut |state, _| {
+            if state.completed > 0 {
+                bar.inc(1);
+            }
+            Ok(())
+        });
+        bar.finish();
         match result.failure {
             None => {}
             Some(Error::Interrupted { .. }) => return Err(dir.stopped()),
@@ -143,15 +158,10 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         }
         let info = engine.info();
         let job = JobResult {
-            sweep: sweep_runs(&result.state, block.first, block.schedules, block.seeds, args.run.epochs),
+            sweep: sweep_runs(&result.state, first, block.schedules, block.seeds, args.run.epochs),
             kernels_resolved: engine.kernel_choice(StepRule::Table, setup.batching.steps(), setup.batching.batch_size),
             engine: Some(info.clone()),
-            ..JobResult::new(
-                index,
-                manifest.jobs[index].name.clone(),
-                format!("{} ({})", info.adapter, info.backend),
-                steps_per_run,
-            )
+            ..JobResult::new(index, name.clone(), format!("{} ({})", info.adapter, info.backend), steps_per_run)
         };
         dir.keep(job, started.elapsed().as_secs_f64(), quiet)?;
     }
@@ -159,8 +169,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         dir.report_partial();
         return Ok(());
     }
-    let done: Vec<JobResult> = dir.done.values().cloned().collect();
-    write_merged(&out, &manifest, done)?;
+    write_merged(out, &manifest, dir.done.values().cloned().collect())?;
     println!("wrote {}", out.path().display());
     Ok(())
 }

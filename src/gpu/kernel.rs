@@ -259,14 +259,6 @@ impl<'a> Recording<'a> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
     /// Add a dispatch of `kernel` with `params` and its group-0 `buffers` (bindings 1..).
     pub fn dispatch<P: Pod>(
         &mut self,

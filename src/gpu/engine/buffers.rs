@@ -103,10 +103,6 @@ impl GpuEngine {
         })
     }
 
-    pub fn context(&self) -> &GpuContext {
-        &self.ctx
-    }
-
     /// The loop iterations per invocation the subgroup kernel's dispatches are sized for
     /// ([`subgroup::LOOP_CAP`] unless changed: tests lower it to split epochs into more dispatches,
     /// or raise it to see the driver's cap hit).

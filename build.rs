@@ -1,8 +1,8 @@
 //! Validates every `shaders/*.wgsl` (with its imports inlined) through naga, the front end wgpu
 //! uses, so invalid WGSL fails the build with the file and line instead of failing at run time.
 
-#[path = "src/shader_source.rs"]
-#[allow(dead_code)]
+#[path = "src/shader_source/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod shader_source;
 
 use std::{fs, path::Path};
@@ -10,7 +10,7 @@ use std::{fs, path::Path};
 fn main() {
     let dir = Path::new("shaders");
     println!("cargo:rerun-if-changed=shaders");
-    println!("cargo:rerun-if-changed=src/shader_source.rs");
+    println!("cargo:rerun-if-changed=src/shader_source");
     let read = |name: &str| fs::read_to_string(dir.join(format!("{name}.wgsl"))).ok();
     let mut names: Vec<String> = fs::read_dir(dir)
         .expect("shaders/ exists")

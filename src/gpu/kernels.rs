@@ -317,21 +317,26 @@ impl Evaluate {
         partials: &'a wgpu::Buffer,
         totals: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let groups = groups_for(n, 256);
-        let prm = EvaluateParams { sets, classes, dim, groups };
-        rec.dispatch(&self.partial, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
-        self.encode_reduce(rec, sets, groups, partials, totals)
+        let prm = EvaluateParams { sets, classes, dim, groups: groups_for(n, 256) };
+        self.encode_with(&self.partial, rec, data, prm, theta, partials, totals)
     }
 
-    /// totals[set] = Σ of the set's `groups` partial sums (from this kernel or another).
-    pub fn encode_reduce<'a>(
+    /// As [`Evaluate::encode`], the partial sums from `partial` (this kernel's or a generated
+    /// one with the same parameters and bindings), one workgroup per range of samples
+    /// (`prm.groups` of them) and set.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_with<'a>(
         &'a self,
+        partial: &'a Kernel,
         rec: &mut Recording<'a>,
-        sets: u32,
-        groups: u32,
+        data: &'a wgpu::BindGroup,
+        prm: EvaluateParams,
+        theta: &'a wgpu::Buffer,
         partials: &'a wgpu::Buffer,
         totals: &'a wgpu::Buffer,
     ) -> Result<()> {
+        let (sets, groups) = (prm.sets, prm.groups);
+        rec.dispatch(partial, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
         // Sums, not means: the host divides in f64 (accuracy then is an exact count over n).
         let prm = ReduceParams { sets, count: groups, scale: 1.0, _pad0: 0 };
         rec.dispatch(&self.reduce, &prm, &[partials, totals], None, [sets, 1, 1])
@@ -359,7 +364,20 @@ pub struct EpochParams {
     pub _pad0: u32,
 }
 
-/// `shaders/train_epoch.wgsl`: a whole epoch of every run in one dispatch.
+impl EpochParams {
+    /// These parameters' steps (`first_step ..` `+ count`) in dispatches of at most `per` steps:
+    /// what a driver's loop cap or early end of a long dispatch allows, all in one pass.
+    pub fn dispatches(self, per: usize) -> impl Iterator<Item = EpochParams> {
+        let (start, end) = (self.first_step as usize, (self.first_step + self.count) as usize);
+        (start..end).step_by(per.max(1)).map(move |first| EpochParams {
+            first_step: first as u32,
+            count: per.min(end - first) as u32,
+            ..self
+        })
+    }
+}
+
+/// `shaders/train_epoch.wgsl`: a whole epoch of every run, one workgroup per run.
 pub struct TrainEpoch(Kernel);
 
 impl TrainEpoch {
@@ -367,19 +385,24 @@ impl TrainEpoch {
         Ok(TrainEpoch(compile::<EpochParams>(ctx, data, "train_epoch", spec)?))
     }
 
+    /// `prm`'s steps of every run in dispatches of at most `per` steps ([`EpochParams::dispatches`]).
     #[allow(clippy::too_many_arguments)]
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
         data: &'a wgpu::BindGroup,
         prm: EpochParams,
+        per: usize,
         theta: &'a wgpu::Buffer,
         batches: &'a wgpu::Buffer,
         lrs: &'a wgpu::Buffer,
         grads: &'a wgpu::Buffer,
         stats: &'a wgpu::Buffer,
     ) -> Result<()> {
-        rec.dispatch(&self.0, &prm, &[theta, batches, lrs, grads, stats], Some(data), [prm.runs, 1, 1])
+        for p in prm.dispatches(per) {
+            rec.dispatch(&self.0, &p, &[theta, batches, lrs, grads, stats], Some(data), [prm.runs, 1, 1])?;
+        }
+        Ok(())
     }
 }
 

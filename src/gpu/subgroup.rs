@@ -102,6 +102,21 @@ pub fn runs_per_group(spec: &SubgroupSpec, runs: usize, tables: usize) -> u32 {
     if runs > 1 && tables == 1 && fits { SWEEP_GROUP } else { 1 }
 }
 
+/// A generated kernel `name` with parameters `P`, on an adapter that has the subgroups it needs.
+fn generated<P>(
+    ctx: &GpuContext,
+    data: &wgpu::BindGroupLayout,
+    name: &'static str,
+    text: &str,
+    spec: &SubgroupSpec,
+) -> Result<Kernel> {
+    if let Some(why) = adapter_unsupported(ctx) {
+        return Err(Error::usage(why));
+    }
+    let composed = composed_generated(name, text)?;
+    Kernel::from_source(ctx, data, name, composed, size_of::<P>(), &[("MODEL", spec.model as f64)])
+}
+
 /// The generated kernel for one specialisation and number of runs per workgroup.
 pub struct SubgroupTrain {
     pub spec: SubgroupSpec,
@@ -116,18 +131,8 @@ impl SubgroupTrain {
         spec: SubgroupSpec,
         runs_per_group: u32,
     ) -> Result<SubgroupTrain> {
-        if let Some(why) = adapter_unsupported(ctx) {
-            return Err(Error::usage(why));
-        }
-        let composed = composed_generated("train_subgroup", &subgroup_train(&spec, runs_per_group))?;
-        let kernel = Kernel::from_source(
-            ctx,
-            data,
-            "train_subgroup",
-            composed,
-            size_of::<EpochParams>(),
-            &[("MODEL", spec.model as f64)],
-        )?;
+        let text = subgroup_train(&spec, runs_per_group);
+        let kernel = generated::<EpochParams>(ctx, data, "train_subgroup", &text, &spec)?;
         Ok(SubgroupTrain { spec, runs_per_group, kernel })
     }
 
@@ -146,10 +151,8 @@ impl SubgroupTrain {
         lrs: &'a wgpu::Buffer,
         stats: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let (start, end) = (prm.first_step as usize, (prm.first_step + prm.count) as usize);
-        for first in (start..end).step_by(per.max(1)) {
-            let p = EpochParams { first_step: first as u32, count: per.min(end - first) as u32, ..prm };
-            let groups = prm.runs.div_ceil(self.runs_per_group);
+        let groups = prm.runs.div_ceil(self.runs_per_group);
+        for p in prm.dispatches(per) {
             rec.dispatch(&self.kernel, &p, &[theta, batches, lrs, stats], Some(data), [groups, 1, 1])?;
         }
         Ok(())
@@ -164,18 +167,7 @@ pub struct SubgroupEvaluate {
 
 impl SubgroupEvaluate {
     pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: SubgroupSpec) -> Result<SubgroupEvaluate> {
-        if let Some(why) = adapter_unsupported(ctx) {
-            return Err(Error::usage(why));
-        }
-        let composed = composed_generated("evaluate_subgroup", &subgroup_evaluate(&spec))?;
-        let kernel = Kernel::from_source(
-            ctx,
-            data,
-            "evaluate_subgroup",
-            composed,
-            size_of::<EvaluateParams>(),
-            &[("MODEL", spec.model as f64)],
-        )?;
+        let kernel = generated::<EvaluateParams>(ctx, data, "evaluate_subgroup", &subgroup_evaluate(&spec), &spec)?;
         Ok(SubgroupEvaluate { spec, kernel })
     }
 
@@ -197,8 +189,7 @@ impl SubgroupEvaluate {
         let groups = groups_for(n, 256).max(1);
         let (classes, p) = (self.spec.classes, self.spec.p);
         let prm = EvaluateParams { sets, classes, dim: classes * (p + 1), groups };
-        rec.dispatch(&self.kernel, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
-        reduce.encode_reduce(rec, sets, groups, partials, totals)
+        reduce.encode_with(&self.kernel, rec, data, prm, theta, partials, totals)
     }
 }
 

@@ -86,21 +86,9 @@ impl GpuEngine {
                 let per =
                     steps_per_dispatch(plan.rule, self.model.p, self.model.outputs, plan.batch_size, self.loop_cap)
                         .min(plan.steps);
-                for first in (0..plan.steps).step_by(per) {
-                    let mut prm = epoch_params(plan, runs, classes, dim);
-                    prm.first_step = first as u32;
-                    prm.count = per.min(plan.steps - first) as u32;
-                    self.kernels.train_epoch.encode(
-                        &mut rec,
-                        data,
-                        prm,
-                        &self.theta,
-                        &table,
-                        &lrs,
-                        &self.grads,
-                        &stats,
-                    )?;
-                }
+                let prm = epoch_params(plan, runs, classes, dim);
+                let k = &self.kernels.train_epoch;
+                k.encode(&mut rec, data, prm, per, &self.theta, &table, &lrs, &self.grads, &stats)?;
             }
             Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch, &stats)?,
         }

@@ -15,8 +15,8 @@ use crate::{
         engine::GpuData,
         kernel::{Recording, data_layout},
         kernels::{
-            Center, Combine, Dlogits, Evaluate, Gram, Logits, Perturb, PerturbParams, SgdParams, SgdUpdate,
-            Specialisation, WeightGrad,
+            Center, Combine, Dlogits, Evaluate, EvaluationBindings, Gram, Logits, Perturb, PerturbParams, SgdParams,
+            SgdUpdate, Specialisation, WeightGrad,
         },
     },
     model::{InitKind, LossCode, LossKind, Model, ModelKind},
@@ -390,19 +390,10 @@ fn check_evaluate(ctx: &GpuContext, subgroup: bool) -> crate::Result<Vec<Check>>
             } else {
                 None
             };
+            let bind = EvaluationBindings { data: &b.gpu_data.bind, n, theta: &tb, partials: &pb, totals: &ob };
             match &sub {
-                Some(sub) => sub.encode(&mut rec, &kernel, &b.gpu_data.bind, n, sets as u32, &tb, &pb, &ob)?,
-                None => kernel.encode(
-                    &mut rec,
-                    &b.gpu_data.bind,
-                    n,
-                    sets as u32,
-                    classes as u32,
-                    dim as u32,
-                    &tb,
-                    &pb,
-                    &ob,
-                )?,
+                Some(sub) => sub.encode(&mut rec, &kernel, sets as u32, bind)?,
+                None => kernel.encode(&mut rec, (sets as u32, classes as u32, dim as u32), bind)?,
             }
             let got = b.run(rec, &[(&ob, sets * 2)])?;
             let reference = twin::evaluate(code, &b.data, &f64s(&theta), classes, dim);

@@ -284,6 +284,17 @@ pub struct ReduceParams {
     pub _pad0: u32,
 }
 
+/// What an evaluation binds: a data set (`n` samples), every set's parameters, the partial sums'
+/// scratch ([`Evaluate::partials_size`]) and the totals it writes.
+#[derive(Clone, Copy)]
+pub struct EvaluationBindings<'a> {
+    pub data: &'a wgpu::BindGroup,
+    pub n: usize,
+    pub theta: &'a wgpu::Buffer,
+    pub partials: &'a wgpu::Buffer,
+    pub totals: &'a wgpu::Buffer,
+}
+
 /// `shaders/evaluate.wgsl` + `shaders/reduce.wgsl`: whole-set mean loss and accuracy per set.
 pub struct Evaluate {
     partial: Kernel,
@@ -304,42 +315,31 @@ impl Evaluate {
     }
 
     /// totals[set] = (Σ loss, number correct) over the `n` samples of `data`.
-    #[allow(clippy::too_many_arguments)]
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        n: usize,
-        sets: u32,
-        classes: u32,
-        dim: u32,
-        theta: &'a wgpu::Buffer,
-        partials: &'a wgpu::Buffer,
-        totals: &'a wgpu::Buffer,
+        (sets, classes, dim): (u32, u32, u32),
+        b: EvaluationBindings<'a>,
     ) -> Result<()> {
-        let prm = EvaluateParams { sets, classes, dim, groups: groups_for(n, 256) };
-        self.encode_with(&self.partial, rec, data, prm, theta, partials, totals)
+        let prm = EvaluateParams { sets, classes, dim, groups: groups_for(b.n, 256) };
+        self.encode_with(&self.partial, rec, prm, b)
     }
 
     /// As [`Evaluate::encode`], the partial sums from `partial` (this kernel's or a generated
     /// one with the same parameters and bindings), one workgroup per range of samples
     /// (`prm.groups` of them) and set.
-    #[allow(clippy::too_many_arguments)]
     pub fn encode_with<'a>(
         &'a self,
         partial: &'a Kernel,
         rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
         prm: EvaluateParams,
-        theta: &'a wgpu::Buffer,
-        partials: &'a wgpu::Buffer,
-        totals: &'a wgpu::Buffer,
+        b: EvaluationBindings<'a>,
     ) -> Result<()> {
         let (sets, groups) = (prm.sets, prm.groups);
-        rec.dispatch(partial, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
+        rec.dispatch(partial, &prm, &[b.theta, b.partials], Some(b.data), [groups, sets, 1])?;
         // Sums, not means: the host divides in f64 (accuracy then is an exact count over n).
         let prm = ReduceParams { sets, count: groups, scale: 1.0, _pad0: 0 };
-        rec.dispatch(&self.reduce, &prm, &[partials, totals], None, [sets, 1, 1])
+        rec.dispatch(&self.reduce, &prm, &[b.partials, b.totals], None, [sets, 1, 1])
     }
 }
 
@@ -377,6 +377,37 @@ impl EpochParams {
     }
 }
 
+/// What the epoch kernels (fused and subgroup) bind: the training data, every run's parameters,
+/// the batch tables, the rates and the per-step statistics they write.
+#[derive(Clone, Copy)]
+pub struct EpochBindings<'a> {
+    pub data: &'a wgpu::BindGroup,
+    pub theta: &'a wgpu::Buffer,
+    pub batches: &'a wgpu::Buffer,
+    pub lrs: &'a wgpu::Buffer,
+    pub stats: &'a wgpu::Buffer,
+}
+
+impl<'a> EpochBindings<'a> {
+    /// `prm`'s steps on `kernel` in dispatches of at most `per` steps ([`EpochParams::dispatches`])
+    /// of `groups` workgroups; `scratch` is bound between the rates and the statistics.
+    pub fn record(
+        self,
+        rec: &mut Recording<'a>,
+        kernel: &'a Kernel,
+        (prm, per, groups): (EpochParams, usize, u32),
+        scratch: Option<&'a wgpu::Buffer>,
+    ) -> Result<()> {
+        let mut buffers = vec![self.theta, self.batches, self.lrs];
+        buffers.extend(scratch);
+        buffers.push(self.stats);
+        for p in prm.dispatches(per) {
+            rec.dispatch(kernel, &p, &buffers, Some(self.data), [groups, 1, 1])?;
+        }
+        Ok(())
+    }
+}
+
 /// `shaders/train_epoch.wgsl`: a whole epoch of every run, one workgroup per run.
 pub struct TrainEpoch(Kernel);
 
@@ -385,24 +416,16 @@ impl TrainEpoch {
         Ok(TrainEpoch(compile::<EpochParams>(ctx, data, "train_epoch", spec)?))
     }
 
-    /// `prm`'s steps of every run in dispatches of at most `per` steps ([`EpochParams::dispatches`]).
-    #[allow(clippy::too_many_arguments)]
+    /// `prm`'s steps of every run in dispatches of at most `per` steps ([`EpochParams::dispatches`]);
+    /// `grads` is the kernel's scratch for each run's gradient.
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        prm: EpochParams,
-        per: usize,
-        theta: &'a wgpu::Buffer,
-        batches: &'a wgpu::Buffer,
-        lrs: &'a wgpu::Buffer,
+        (prm, per): (EpochParams, usize),
+        b: EpochBindings<'a>,
         grads: &'a wgpu::Buffer,
-        stats: &'a wgpu::Buffer,
     ) -> Result<()> {
-        for p in prm.dispatches(per) {
-            rec.dispatch(&self.0, &p, &[theta, batches, lrs, grads, stats], Some(data), [prm.runs, 1, 1])?;
-        }
-        Ok(())
+        b.record(rec, &self.0, (prm, per, prm.runs), Some(grads))
     }
 }
 

@@ -11,7 +11,7 @@
 use super::{
     context::GpuContext,
     kernel::{Kernel, Recording, composed_generated, groups_for},
-    kernels::{EpochParams, Evaluate, EvaluateParams},
+    kernels::{EpochBindings, EpochParams, Evaluate, EvaluateParams, EvaluationBindings},
 };
 use crate::{
     Error, Result,
@@ -139,23 +139,13 @@ impl SubgroupTrain {
     /// Steps `prm.first_step ..` `+ prm.count` of every run, in dispatches of at most `per` steps,
     /// all in `rec`'s one pass. With several runs per workgroup, the runs must share one batch
     /// table (`prm.tables == 1`).
-    #[allow(clippy::too_many_arguments)]
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        prm: EpochParams,
-        per: usize,
-        theta: &'a wgpu::Buffer,
-        batches: &'a wgpu::Buffer,
-        lrs: &'a wgpu::Buffer,
-        stats: &'a wgpu::Buffer,
+        (prm, per): (EpochParams, usize),
+        b: EpochBindings<'a>,
     ) -> Result<()> {
-        let groups = prm.runs.div_ceil(self.runs_per_group);
-        for p in prm.dispatches(per) {
-            rec.dispatch(&self.kernel, &p, &[theta, batches, lrs, stats], Some(data), [groups, 1, 1])?;
-        }
-        Ok(())
+        b.record(rec, &self.kernel, (prm, per, prm.runs.div_ceil(self.runs_per_group)), None)
     }
 }
 
@@ -172,24 +162,19 @@ impl SubgroupEvaluate {
     }
 
     /// Sums over the `n` samples of `data` for every set, as [`Evaluate::encode`] (whose
-    /// `reduce` adds this kernel's partial sums); `partials` holds [`Evaluate::partials_size`].
-    #[allow(clippy::too_many_arguments)]
+    /// `reduce` adds this kernel's partial sums).
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
         reduce: &'a Evaluate,
-        data: &'a wgpu::BindGroup,
-        n: usize,
         sets: u32,
-        theta: &'a wgpu::Buffer,
-        partials: &'a wgpu::Buffer,
-        totals: &'a wgpu::Buffer,
+        b: EvaluationBindings<'a>,
     ) -> Result<()> {
         // Ranges of at most 256 samples (257 loop passes each), as many as the other kernel's.
-        let groups = groups_for(n, 256).max(1);
+        let groups = groups_for(b.n, 256).max(1);
         let (classes, p) = (self.spec.classes, self.spec.p);
         let prm = EvaluateParams { sets, classes, dim: classes * (p + 1), groups };
-        reduce.encode_with(&self.kernel, rec, data, prm, theta, partials, totals)
+        reduce.encode_with(&self.kernel, rec, prm, b)
     }
 }
 

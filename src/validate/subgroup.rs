@@ -10,7 +10,7 @@ use super::{
 use crate::{
     cpu::kernels as twin,
     engine::{EpochPlan, StepRule},
-    gpu::{GpuContext, KernelPath, kernel::Recording},
+    gpu::{GpuContext, KernelPath, kernel::Recording, kernels::EpochBindings},
     model::{LossCode, ModelKind},
 };
 
@@ -172,7 +172,8 @@ pub fn run_subgroup_case(ctx: &GpuContext, c: &SubgroupCase) -> crate::Result<Su
     let sb = b.storage("stats", &poison(c.runs * c.steps * 4))?;
     let prm = crate::gpu::engine::epoch_params(&plan, c.runs as u32, outputs as u32, dim as u32);
     let mut rec = Recording::new(ctx);
-    kernel.encode(&mut rec, &b.gpu_data.bind, prm, c.per, &tb, &bb, &lb, &sb)?;
+    let bufs = EpochBindings { data: &b.gpu_data.bind, theta: &tb, batches: &bb, lrs: &lb, stats: &sb };
+    kernel.encode(&mut rec, (prm, c.per), bufs)?;
     let got = b.run(rec, &[(&tb, c.runs * dim), (&sb, c.runs * c.steps * 4)])?;
     let mut want = f64s(&theta);
     let stats = twin::train_epoch(c.code, &b.data, &mut want, &plan, outputs);

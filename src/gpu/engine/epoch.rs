@@ -10,7 +10,7 @@ use crate::{
     engine::{EpochOutcome, EpochPlan, GradBlock, MAX_BACKTRACKS, RowGroups, StepRule, StepStat, check_plan},
     gpu::{
         kernel::Recording,
-        kernels::{EpochParams, SgdParams},
+        kernels::{EpochBindings, EpochParams, SgdParams},
         subgroup::{self, SubgroupTrain},
     },
 };
@@ -74,21 +74,19 @@ impl GpuEngine {
             _ => None,
         };
         let mut rec = Recording::new(&self.ctx);
+        let prm = epoch_params(plan, runs, classes, dim);
+        let bufs =
+            EpochBindings { data: &self.train.bind, theta: &self.theta, batches: &table, lrs: &lrs, stats: &stats };
         match &scratch {
             None if path == KernelPath::Subgroup => {
                 let kernel = self.subgroup.as_ref().ok_or_else(|| Error::gpu("the subgroup kernel is missing"))?;
-                let prm = epoch_params(plan, runs, classes, dim);
-                let data = &self.train.bind;
-                kernel.encode(&mut rec, data, prm, per_subgroup_dispatch, &self.theta, &table, &lrs, &stats)?;
+                kernel.encode(&mut rec, (prm, per_subgroup_dispatch), bufs)?;
             }
             None => {
-                let data = &self.train.bind;
                 let per =
                     steps_per_dispatch(plan.rule, self.model.p, self.model.outputs, plan.batch_size, self.loop_cap)
                         .min(plan.steps);
-                let prm = epoch_params(plan, runs, classes, dim);
-                let k = &self.kernels.train_epoch;
-                k.encode(&mut rec, data, prm, per, &self.theta, &table, &lrs, &self.grads, &stats)?;
+                self.kernels.train_epoch.encode(&mut rec, (prm, per), bufs, &self.grads)?;
             }
             Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch, &stats)?,
         }

@@ -9,6 +9,7 @@ use crate::{
     engine::{Evaluation, Metrics},
     gpu::{
         kernel::Recording,
+        kernels::EvaluationBindings,
         subgroup::{self, SubgroupEvaluate},
     },
 };
@@ -39,32 +40,20 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// Record the whole-set evaluations of every run.
+    /// Record the whole-set evaluations of every run, the train set's then the test set's (the
+    /// partial sums are reused: dispatches in one pass run in order).
     pub(super) fn record_evaluation<'a>(&'a self, rec: &mut Recording<'a>) -> Result<()> {
         let (runs, classes, dim) = self.dims();
         let k = &self.kernels.evaluate;
-        if let Some(sub) = self.subgroup_eval.as_ref().filter(|_| self.subgroup_evaluation()) {
-            let (train, test) = (&self.train, self.test.as_ref());
-            sub.encode(rec, k, &train.bind, train.n, runs, &self.theta, &self.partials, &self.totals_train)?;
-            if let Some(test) = test {
-                sub.encode(rec, k, &test.bind, test.n, runs, &self.theta, &self.partials, &self.totals_test)?;
+        let sub = self.subgroup_eval.as_ref().filter(|_| self.subgroup_evaluation());
+        let test = self.test.as_ref().map(|t| (t, &self.totals_test));
+        for (set, totals) in std::iter::once((&self.train, &self.totals_train)).chain(test) {
+            let (theta, partials) = (&self.theta, &self.partials);
+            let b = EvaluationBindings { data: &set.bind, n: set.n, theta, partials, totals };
+            match sub {
+                Some(sub) => sub.encode(rec, k, runs, b)?,
+                None => k.encode(rec, (runs, classes, dim), b)?,
             }
-            return Ok(());
-        }
-        k.encode(
-            rec,
-            &self.train.bind,
-            self.train.n,
-            runs,
-            classes,
-            dim,
-            &self.theta,
-            &self.partials,
-            &self.totals_train,
-        )?;
-        if let Some(test) = &self.test {
-            // The partial sums are reused: dispatches in one pass run in order.
-            k.encode(rec, &test.bind, test.n, runs, classes, dim, &self.theta, &self.partials, &self.totals_test)?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::{
-    DataArgs, DeviceArgs, ModelArgs, OutArgs,
+    OutArgs, ProblemArgs,
     args::{AnalysisArgs, ProcedureArgs, RunArgs, Setup},
 };
 use crate::{
@@ -24,11 +24,7 @@ use crate::{
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub problem: ProblemArgs,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     #[command(flatten)]
@@ -103,7 +99,7 @@ const COMPARE_SAMPLE: usize = 40;
 
 pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     args.analysis.check()?;
-    args.device.check()?;
+    args.problem.device.check()?;
     if args.seeds < 1 || args.seeds > crate::rates::MAX_RUNS {
         return Err(Error::usage(format!("--seeds must be between 1 and {}", crate::rates::MAX_RUNS)));
     }
@@ -115,8 +111,8 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     let grid = parse_grid("--grid", &args.grid)?;
     let names = parse_procedures(&args.procedures)?;
     let procedure = args.procedure.procedure()?;
-    let out = args.output.open(&format!("compare-{:?}", args.model.model).to_lowercase())?;
-    let setup = args.run.setup(&args.data, &args.model)?;
+    let out = args.output.open(&format!("compare-{:?}", args.problem.model.model).to_lowercase())?;
+    let setup = args.run.setup(&args.problem)?;
     let local = LocalConfig {
         procedure,
         analysis: args.analysis.settings(&setup.model, args.run.seed)?,
@@ -171,7 +167,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     out.write_text("report.md", &report_markdown(args, &setup, &per_seed, &summaries, &tuned, target))?;
     let record = args
         .run
-        .record("compare", &setup, &args.model, &args.device, None)
+        .record("compare", &setup, &args.problem, None)
         .with("seeds", &seeds[..per_seed.len()])
         .with("grid", &grid)
         .with("target_loss", target)
@@ -220,9 +216,9 @@ fn compare_seed(
     procedures: Vec<(String, ProcedureSpec)>,
     quiet: bool,
 ) -> Result<Vec<MethodRun>> {
-    let theta0 = setup.model.init(args.model.init, seed);
+    let theta0 = setup.model.init(args.problem.model.init, seed);
     let mut make = |runs: usize| -> Result<Box<dyn Engine>> {
-        let mut e = args.device.engine(setup.model, &setup.data, runs, true)?;
+        let mut e = args.problem.device.engine(setup.model, &setup.data, runs, true)?;
         e.set_params(&theta0.repeat(runs))?;
         Ok(e)
     };

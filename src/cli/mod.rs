@@ -202,6 +202,18 @@ impl OutArgs {
     }
 }
 
+/// The data, the model and where to compute them: the flags of every command that trains or
+/// analyses one problem.
+#[derive(Debug, Clone, Args)]
+pub struct ProblemArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DeviceArgs {
     /// Where to compute.

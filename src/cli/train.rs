@@ -5,7 +5,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{
-    DataArgs, DeviceArgs, ModelArgs, OutArgs,
+    OutArgs, ProblemArgs,
     args::{RunArgs, Setup},
 };
 use crate::{
@@ -27,11 +27,7 @@ use crate::{
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub problem: ProblemArgs,
     #[command(flatten)]
     pub run: RunArgs,
     /// Constant learning rate (the notebook's 0.005 by default).
@@ -84,12 +80,12 @@ impl TrainArgs {
 }
 
 pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
-    args.device.check()?;
+    args.problem.device.check()?;
     let runs = args.runs()?;
     // The run directory first: an unwritable --out is a usage error before any work.
-    let name = if args.is_sweep() { "sweep".into() } else { format!("{:?}", args.model.model).to_lowercase() };
+    let name = if args.is_sweep() { "sweep".into() } else { format!("{:?}", args.problem.model.model).to_lowercase() };
     let out = args.output.open(&name)?;
-    let setup = args.run.setup(&args.data, &args.model)?;
+    let setup = args.run.setup(&args.problem)?;
     let Setup { data, model, batching, .. } = &setup;
     for (s, _) in &runs {
         s.check(args.run.epochs, batching.steps())?;
@@ -100,12 +96,12 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     } else {
         vec![*batching]
     };
-    let mut engine = args.device.engine(*model, data, runs.len(), quiet)?;
-    let theta: Vec<f32> = runs.iter().flat_map(|&(_, seed)| model.init(args.model.init, seed)).collect();
+    let mut engine = args.problem.device.engine(*model, data, runs.len(), quiet)?;
+    let theta: Vec<f32> = runs.iter().flat_map(|&(_, seed)| model.init(args.problem.model.init, seed)).collect();
     engine.set_params(&theta)?;
     let schedules: Vec<Schedule> = runs.iter().map(|(s, _)| s.clone()).collect();
     let seeds: Vec<u64> = runs.iter().map(|&(_, s)| s).collect();
-    let mut record = args.run.record("train", &setup, &args.model, &args.device, Some(engine.info()));
+    let mut record = args.run.record("train", &setup, &args.problem, Some(engine.info()));
     record.kernels_resolved = engine.kernel_choice(StepRule::Table, batching.steps(), batching.batch_size);
     record = if args.is_sweep() {
         record.with("schedules", schedules.iter().map(|s| s.to_string()).collect::<Vec<_>>()).with("seeds", &seeds)

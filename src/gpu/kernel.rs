@@ -14,24 +14,9 @@ use bytemuck::Pod;
 use super::context::GpuContext;
 use crate::{Error, Result, shader_source};
 
-/// The text of every shader in `shaders/` (the build validated each one).
-pub const SHADERS: &[(&str, &str)] = &[
-    ("center", include_str!("../../shaders/center.wgsl")),
-    ("combine", include_str!("../../shaders/combine.wgsl")),
-    ("data", include_str!("../../shaders/data.wgsl")),
-    ("dlogits", include_str!("../../shaders/dlogits.wgsl")),
-    ("evaluate", include_str!("../../shaders/evaluate.wgsl")),
-    ("gram", include_str!("../../shaders/gram.wgsl")),
-    ("logits", include_str!("../../shaders/logits.wgsl")),
-    ("loss", include_str!("../../shaders/loss.wgsl")),
-    ("perturb", include_str!("../../shaders/perturb.wgsl")),
-    ("prng", include_str!("../../shaders/prng.wgsl")),
-    ("project", include_str!("../../shaders/project.wgsl")),
-    ("reduce", include_str!("../../shaders/reduce.wgsl")),
-    ("sgd_update", include_str!("../../shaders/sgd_update.wgsl")),
-    ("train_epoch", include_str!("../../shaders/train_epoch.wgsl")),
-    ("weight_grad", include_str!("../../shaders/weight_grad.wgsl")),
-];
+// `SHADERS`: the text of every shader in `shaders/` and `shaders/shared/` (the build validated
+// each one), listed by build.rs from the files themselves.
+include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 
 /// Shader `name` with its imports inlined.
 pub fn composed(name: &str) -> Result<shader_source::Composed> {

@@ -22,6 +22,14 @@ impl Composed {
 
 const IMPORT: &str = "//! import ";
 
+/// The shader `//! import NAME` names: `shaders/shared/NAME.wgsl`, or the generated `codes`.
+pub fn library(name: &str) -> String {
+    if name == "codes" { name.to_string() } else { format!("{SHARED}/{name}") }
+}
+
+/// The folder of `shaders/` that holds the libraries kernels import (no entry points of their own).
+pub const SHARED: &str = "shared";
+
 /// Inline the imports of shader `name`; `read(name)` gives a file's text.
 pub fn compose(name: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<Composed, String> {
     let mut out = Composed { source: String::new(), origins: Vec::new() };
@@ -51,7 +59,7 @@ fn inline(
     let text = if name == "codes" {
         super::codes::wgsl()
     } else {
-        read(name).ok_or_else(|| format!("shader `{name}` is imported but shaders/{name}.wgsl does not exist"))?
+        read(name).ok_or_else(|| format!("shaders/{name}.wgsl does not exist"))?
     };
     append(name, &text, read, seen, out)
 }
@@ -66,7 +74,7 @@ fn append(
 ) -> Result<(), String> {
     for (i, line) in text.lines().enumerate() {
         if let Some(dep) = line.trim().strip_prefix(IMPORT) {
-            inline(dep.trim(), read, seen, out)?;
+            inline(&library(dep.trim()), read, seen, out)?;
         } else {
             out.source.push_str(line);
             out.source.push('\n');

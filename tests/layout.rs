@@ -170,3 +170,41 @@ fn shared_codes_have_one_definition() {
         }
     }
 }
+
+/// Array sizes in WGSL are named constants (those the host shares from `codes`), never literals:
+/// a size changed in one place changes wherever it is used, and the host's arithmetic with it.
+#[test]
+fn no_shader_sizes_an_array_with_a_literal() {
+    let spec = SubgroupSpec { p: 784, classes: 3, model: 0, x_u8: true };
+    let generated = [
+        ("train_subgroup".to_string(), subgroup_train(&spec, 1)),
+        ("evaluate_subgroup".to_string(), steplens::shader_source::subgroup_evaluate(&spec)),
+    ];
+    let files = SHADERS.iter().map(|(n, t)| (format!("shaders/{n}.wgsl"), t.to_string()));
+    for (name, text) in files.chain(generated) {
+        for (at, _) in text.match_indices("array<") {
+            // The size is what follows the element type's top-level comma, if anything does.
+            let rest = &text[at + "array<".len()..];
+            let (mut depth, mut size) = (0, None);
+            for (i, ch) in rest.char_indices() {
+                match ch {
+                    '<' => depth += 1,
+                    '>' if depth == 0 => break,
+                    '>' => depth -= 1,
+                    ',' if depth == 0 => {
+                        size = Some(rest[i + 1..].trim_start());
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(size) = size {
+                assert!(
+                    !size.starts_with(|c: char| c.is_ascii_digit()),
+                    "{name} sizes an array with a literal: {}",
+                    &text[at..at + 30]
+                );
+            }
+        }
+    }
+}

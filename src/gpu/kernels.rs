@@ -11,7 +11,7 @@ use super::{
 use crate::{
     Result,
     engine::{GradBlock, Perturbation, RowGroups},
-    shader_source::codes::{DISPATCH_ROW, WG_1D},
+    shader_source::codes::{DISPATCH_ROW, MAX_TILE, WG_1D, WG_WIDE},
 };
 
 /// Workgroups for `n` invocations of a 1-D kernel (`WG_1D` invocations each): x up to
@@ -43,8 +43,8 @@ fn compile<P>(
 }
 
 /// A kernel compiled twice from one shader: `single` for dispatches where each set has its own rows
-/// (training one run), and 4 × 4 tiles (overrides SET_TILE = TILE = 4) where at least 4 parameter
-/// sets share their rows (the analysis, sweeps).
+/// (training one run), and [`MAX_TILE`]² tiles (overrides SET_TILE = TILE = MAX_TILE) where at least
+/// that many parameter sets share their rows (the analysis, sweeps).
 struct TilePair {
     single: (Kernel, [u32; 2]),
     tiled: Kernel,
@@ -64,12 +64,13 @@ impl TilePair {
             constants.extend([("SET_TILE", sets as f64), ("TILE", other as f64)]);
             Kernel::new(ctx, data, name, std::mem::size_of::<P>(), &constants)
         };
-        Ok(TilePair { single: (with_tiles(single)?, single), tiled: with_tiles([4, 4])? })
+        Ok(TilePair { single: (with_tiles(single)?, single), tiled: with_tiles([MAX_TILE; 2])? })
     }
 
     /// The variant for `rows` and its tile sizes (sets, other).
     fn pick(&self, rows: &RowGroups) -> (&Kernel, [u32; 2]) {
-        if rows.sets_per_group >= 4 && rows.rows >= 4 { (&self.tiled, [4, 4]) } else { (&self.single.0, self.single.1) }
+        let big = rows.sets_per_group >= MAX_TILE && rows.rows >= MAX_TILE;
+        if big { (&self.tiled, [MAX_TILE; 2]) } else { (&self.single.0, self.single.1) }
     }
 }
 
@@ -261,7 +262,7 @@ impl SgdUpdate {
         grads: &'a wgpu::Buffer,
         lrs: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let wg = [groups_for(prm.dim as usize, 256), prm.sets, 1];
+        let wg = [groups_for(prm.dim as usize, WG_WIDE), prm.sets, 1];
         rec.dispatch(&self.0, &prm, &[theta, grads, lrs], None, wg)
     }
 }
@@ -311,7 +312,7 @@ impl Evaluate {
 
     /// Bytes of the partial-sum buffer for `sets` sets over `n` samples.
     pub fn partials_size(sets: u32, n: usize) -> u64 {
-        sets as u64 * groups_for(n, 256) as u64 * 8
+        sets as u64 * groups_for(n, WG_WIDE) as u64 * 8
     }
 
     /// totals[set] = (Σ loss, number correct) over the `n` samples of `data`.
@@ -321,7 +322,7 @@ impl Evaluate {
         (sets, classes, dim): (u32, u32, u32),
         b: EvaluationBindings<'a>,
     ) -> Result<()> {
-        let prm = EvaluateParams { sets, classes, dim, groups: groups_for(b.n, 256) };
+        let prm = EvaluateParams { sets, classes, dim, groups: groups_for(b.n, WG_WIDE) };
         self.encode_with(&self.partial, rec, prm, b)
     }
 

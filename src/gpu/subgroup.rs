@@ -16,7 +16,7 @@ use super::{
 use crate::{
     Error, Result,
     engine::StepRule,
-    shader_source::{SUBGROUP_LANES, SubgroupSpec, subgroup_evaluate, subgroup_train},
+    shader_source::{SUBGROUP_LANES, SubgroupSpec, codes::WG_WIDE, subgroup_evaluate, subgroup_train},
 };
 
 /// Loop iterations llvmpipe allows one invocation, across all its loops (Mesa's
@@ -170,8 +170,8 @@ impl SubgroupEvaluate {
         sets: u32,
         b: EvaluationBindings<'a>,
     ) -> Result<()> {
-        // Ranges of at most 256 samples (257 loop passes each), as many as the other kernel's.
-        let groups = groups_for(b.n, 256).max(1);
+        // Ranges of at most WG_WIDE samples (one more loop pass each), as many as the other kernel's.
+        let groups = groups_for(b.n, WG_WIDE).max(1);
         let (classes, p) = (self.spec.classes, self.spec.p);
         let prm = EvaluateParams { sets, classes, dim: classes * (p + 1), groups };
         reduce.encode_with(&self.kernel, rec, prm, b)

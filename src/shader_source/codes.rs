@@ -16,9 +16,26 @@ pub const RULE_ARMIJO: u32 = 2;
 pub const DISPATCH_ROW: u32 = 65535;
 /// The workgroup size of the 1-D kernels.
 pub const WG_1D: u32 = 64;
+/// The workgroup size of the wide kernels (evaluate, reduce, train_epoch, sgd_update): the width
+/// of the sum tree (`shaders/shared/tree.wgsl`), and the samples or parameters one workgroup of
+/// evaluate or sgd_update covers.
+pub const WG_WIDE: u32 = 256;
+/// The most softmax classes: the size of a sample's logits in the loss library
+/// (`model::MAX_CLASSES`).
+pub const MAX_CLASSES: u32 = 16;
+/// The fused epoch kernel's passes (`shaders/train_epoch.wgsl`, counted by the host against
+/// llvmpipe's loop cap): samples per pass through workgroup memory, threads per sample in the
+/// forward pass (the two make the workgroup), classes per forward pass.
+pub const EPOCH_CHUNK: u32 = 64;
+pub const EPOCH_PARTS: u32 = 4;
+pub const EPOCH_CLASS_GROUP: u32 = 8;
+const _: () = assert!(EPOCH_CHUNK * EPOCH_PARTS == WG_WIDE);
+/// The tile (sets × rows or features) of the tiled variant of logits and weight_grad, and the
+/// bound of their TILE and SET_TILE overrides.
+pub const MAX_TILE: u32 = 4;
 
 /// Every shared number by its WGSL name.
-pub const ALL: [(&str, u32); 9] = [
+pub const ALL: [(&str, u32); 15] = [
     ("LOSS_SOFTMAX_CE", LOSS_SOFTMAX_CE),
     ("LOSS_SOFTMAX_SEED_COMPAT", LOSS_SOFTMAX_SEED_COMPAT),
     ("LOSS_LOGISTIC", LOSS_LOGISTIC),
@@ -28,6 +45,12 @@ pub const ALL: [(&str, u32); 9] = [
     ("RULE_ARMIJO", RULE_ARMIJO),
     ("DISPATCH_ROW", DISPATCH_ROW),
     ("WG_1D", WG_1D),
+    ("WG_WIDE", WG_WIDE),
+    ("MAX_CLASSES", MAX_CLASSES),
+    ("EPOCH_CHUNK", EPOCH_CHUNK),
+    ("EPOCH_PARTS", EPOCH_PARTS),
+    ("EPOCH_CLASS_GROUP", EPOCH_CLASS_GROUP),
+    ("MAX_TILE", MAX_TILE),
 ];
 
 /// The generated module `codes`: [`ALL`] as WGSL constants, and the flat invocation id

@@ -240,24 +240,27 @@ fn steps_per_dispatch(rule: StepRule, p: usize, classes: usize, batch: usize, ca
 }
 
 /// Loop iterations one invocation of `train_epoch.wgsl` runs a step (each loop counted with one
-/// extra pass for its exit test): the forward pass over class groups of 8 (features split in 4
-/// parts), the loss, the gradient (features strided by the workgroup of 256, samples inner), the
-/// norm and the update; Armijo's forward passes counted for 3 trials.
+/// extra pass for its exit test): per chunk of samples the forward pass over class groups
+/// (features split in parts), the loss, the gradient (features strided by the workgroup, samples
+/// inner); the norm and the update; Armijo's forward passes counted for 3 trials. The kernel's
+/// shape comes from `shader_source::codes`, as the kernel's does.
 fn fused_iterations_per_step(rule: StepRule, p: usize, classes: usize, batch: usize) -> u64 {
+    use crate::shader_source::codes::{EPOCH_CHUNK, EPOCH_CLASS_GROUP, EPOCH_PARTS, WG_WIDE};
+    let (chunk, parts, cg, wg) = (EPOCH_CHUNK as u64, EPOCH_PARTS as u64, EPOCH_CLASS_GROUP as u64, WG_WIDE as u64);
     let (p, c, b) = (p as u64, classes as u64, batch as u64);
-    let (chunks, n) = (b.div_ceil(64), b.min(64));
-    let span = p.div_ceil(4);
-    let forward: u64 = (0..c.div_ceil(8))
+    let (chunks, n) = (b.div_ceil(chunk), b.min(chunk));
+    let span = p.div_ceil(parts);
+    let forward: u64 = (0..c.div_ceil(cg))
         .map(|g| {
-            let nc = 8.min(c - 8 * g);
+            let nc = cg.min(c - cg * g);
             span * (nc + 1) + span + 1 + 9 + nc * 6 + 1
         })
         .sum::<u64>()
         + 1;
     let loss = 5 * c + 20;
-    let grad = c * (p.div_ceil(256) * (n + 1) + 1) + (n + 1) + 1;
+    let grad = c * (p.div_ceil(wg) * (n + 1) + 1) + (n + 1) + 1;
     let dim = c * (p + 1);
-    let norm_update = 2 * (dim.div_ceil(256) + 1) + 9;
+    let norm_update = 2 * (dim.div_ceil(wg) + 1) + 9;
     let trials = if matches!(rule, StepRule::Armijo { .. }) { 3 } else { 0 };
     chunks * (forward * (1 + trials) + loss * (1 + trials) + grad) + norm_update + 2
 }

@@ -48,13 +48,6 @@ pub struct AnalyzeArgs {
     pub explicit: Vec<String>,
 }
 
-/// Parameters of a `train` run directory: the model it was trained as, and θ (every value
-/// finite).
-pub fn load_run(dir: &std::path::Path) -> Result<(Model, Vec<f32>)> {
-    let run = RunDir::load(dir)?;
-    Ok((run.model, run.theta))
-}
-
 /// What `analyze --weights` takes from a `train` run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {

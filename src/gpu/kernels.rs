@@ -14,6 +14,12 @@ use crate::{
     shader_source::codes::{DISPATCH_ROW, MAX_TILE, WG_1D, WG_WIDE},
 };
 
+mod epoch;
+mod evaluate;
+
+pub use epoch::{EpochBindings, EpochParams, TrainEpoch};
+pub use evaluate::{Evaluate, EvaluateParams, EvaluationBindings, ReduceParams};
+
 /// Workgroups for `n` invocations of a 1-D kernel (`WG_1D` invocations each): x up to
 /// `DISPATCH_ROW`, the rest in y (the kernels' `flat_id` undoes it).
 pub fn linear_groups(n: usize) -> [u32; 3] {
@@ -264,169 +270,6 @@ impl SgdUpdate {
     ) -> Result<()> {
         let wg = [groups_for(prm.dim as usize, WG_WIDE), prm.sets, 1];
         rec.dispatch(&self.0, &prm, &[theta, grads, lrs], None, wg)
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct EvaluateParams {
-    pub sets: u32,
-    pub classes: u32,
-    pub dim: u32,
-    pub groups: u32,
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct ReduceParams {
-    pub sets: u32,
-    pub count: u32,
-    pub scale: f32,
-    pub _pad0: u32,
-}
-
-/// What an evaluation binds: a data set (`n` samples), every set's parameters, the partial sums'
-/// scratch ([`Evaluate::partials_size`]) and the totals it writes.
-#[derive(Clone, Copy)]
-pub struct EvaluationBindings<'a> {
-    pub data: &'a wgpu::BindGroup,
-    pub n: usize,
-    pub theta: &'a wgpu::Buffer,
-    pub partials: &'a wgpu::Buffer,
-    pub totals: &'a wgpu::Buffer,
-}
-
-/// `shaders/evaluate.wgsl` + `shaders/reduce.wgsl`: whole-set mean loss and accuracy per set.
-pub struct Evaluate {
-    partial: Kernel,
-    reduce: Kernel,
-}
-
-impl Evaluate {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Evaluate {
-            partial: compile::<EvaluateParams>(ctx, data, "evaluate", spec)?,
-            reduce: compile::<ReduceParams>(ctx, data, "reduce", spec)?,
-        })
-    }
-
-    /// Bytes of the partial-sum buffer for `sets` sets over `n` samples.
-    pub fn partials_size(sets: u32, n: usize) -> u64 {
-        sets as u64 * groups_for(n, WG_WIDE) as u64 * 8
-    }
-
-    /// totals[set] = (Σ loss, number correct) over the `n` samples of `data`.
-    pub fn encode<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        (sets, classes, dim): (u32, u32, u32),
-        b: EvaluationBindings<'a>,
-    ) -> Result<()> {
-        let prm = EvaluateParams { sets, classes, dim, groups: groups_for(b.n, WG_WIDE) };
-        self.encode_with(&self.partial, rec, prm, b)
-    }
-
-    /// As [`Evaluate::encode`], the partial sums from `partial` (this kernel's or a generated
-    /// one with the same parameters and bindings), one workgroup per range of samples
-    /// (`prm.groups` of them) and set.
-    pub fn encode_with<'a>(
-        &'a self,
-        partial: &'a Kernel,
-        rec: &mut Recording<'a>,
-        prm: EvaluateParams,
-        b: EvaluationBindings<'a>,
-    ) -> Result<()> {
-        let (sets, groups) = (prm.sets, prm.groups);
-        rec.dispatch(partial, &prm, &[b.theta, b.partials], Some(b.data), [groups, sets, 1])?;
-        // Sums, not means: the host divides in f64 (accuracy then is an exact count over n).
-        let prm = ReduceParams { sets, count: groups, scale: 1.0, _pad0: 0 };
-        rec.dispatch(&self.reduce, &prm, &[b.partials, b.totals], None, [sets, 1, 1])
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct EpochParams {
-    pub runs: u32,
-    pub steps: u32,
-    pub batch: u32,
-    pub classes: u32,
-    pub dim: u32,
-    pub tables: u32,
-    pub rule: u32,
-    pub max_backtracks: u32,
-    pub armijo_c: f32,
-    pub armijo_beta: f32,
-    pub armijo_growth: f32,
-    pub max_lr: f32,
-    pub polyak_c: f32,
-    pub first_step: u32,
-    pub count: u32,
-    pub _pad0: u32,
-}
-
-impl EpochParams {
-    /// These parameters' steps (`first_step ..` `+ count`) in dispatches of at most `per` steps:
-    /// what a driver's loop cap or early end of a long dispatch allows, all in one pass.
-    pub fn dispatches(self, per: usize) -> impl Iterator<Item = EpochParams> {
-        let (start, end) = (self.first_step as usize, (self.first_step + self.count) as usize);
-        (start..end).step_by(per.max(1)).map(move |first| EpochParams {
-            first_step: first as u32,
-            count: per.min(end - first) as u32,
-            ..self
-        })
-    }
-}
-
-/// What the epoch kernels (fused and subgroup) bind: the training data, every run's parameters,
-/// the batch tables, the rates and the per-step statistics they write.
-#[derive(Clone, Copy)]
-pub struct EpochBindings<'a> {
-    pub data: &'a wgpu::BindGroup,
-    pub theta: &'a wgpu::Buffer,
-    pub batches: &'a wgpu::Buffer,
-    pub lrs: &'a wgpu::Buffer,
-    pub stats: &'a wgpu::Buffer,
-}
-
-impl<'a> EpochBindings<'a> {
-    /// `prm`'s steps on `kernel` in dispatches of at most `per` steps ([`EpochParams::dispatches`])
-    /// of `groups` workgroups; `scratch` is bound between the rates and the statistics.
-    pub fn record(
-        self,
-        rec: &mut Recording<'a>,
-        kernel: &'a Kernel,
-        (prm, per, groups): (EpochParams, usize, u32),
-        scratch: Option<&'a wgpu::Buffer>,
-    ) -> Result<()> {
-        let mut buffers = vec![self.theta, self.batches, self.lrs];
-        buffers.extend(scratch);
-        buffers.push(self.stats);
-        for p in prm.dispatches(per) {
-            rec.dispatch(kernel, &p, &buffers, Some(self.data), [groups, 1, 1])?;
-        }
-        Ok(())
-    }
-}
-
-/// `shaders/train_epoch.wgsl`: a whole epoch of every run, one workgroup per run.
-pub struct TrainEpoch(Kernel);
-
-impl TrainEpoch {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(TrainEpoch(compile::<EpochParams>(ctx, data, "train_epoch", spec)?))
-    }
-
-    /// `prm`'s steps of every run in dispatches of at most `per` steps ([`EpochParams::dispatches`]);
-    /// `grads` is the kernel's scratch for each run's gradient.
-    pub fn encode<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        (prm, per): (EpochParams, usize),
-        b: EpochBindings<'a>,
-        grads: &'a wgpu::Buffer,
-    ) -> Result<()> {
-        b.record(rec, &self.0, (prm, per, prm.runs), Some(grads))
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Binding conventions of every shader: group 0, binding 0 is the kernel's parameter struct
 //! (a uniform read at a dynamic offset); group 0, bindings 1.. are its buffers in order; group 1
-//! is the resident dataset (`shaders/data.wgsl`).
+//! is the resident dataset (`shaders/shared/data.wgsl`).
 
 use std::collections::HashMap;
 

@@ -22,7 +22,7 @@ pub enum FeatureLoad {
 }
 
 /// The sizes a subgroup training kernel is generated for: features, rows of W, the loss
-/// (`MODEL` of shaders/loss.wgsl) and the feature encoding.
+/// (`MODEL` of shaders/shared/loss.wgsl) and the feature encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SubgroupSpec {
     pub p: u32,
@@ -415,7 +415,7 @@ fn sample(w: &mut String, spec: &SubgroupSpec, scale: &str, trial: bool, from_ba
 
 /// Straight-line softmax of `{v}_0 ..`: the first maximum `m{sfx}` at `top{sfx}`, the target's
 /// value `zy{sfx}`, `ex{sfx}_c` = exp(v_c − m), `rest{sfx}` = Σ over the other classes, and
-/// `tot{sfx}` = 1 + rest (shaders/loss.wgsl's softmax_in_place, its loops written out).
+/// `tot{sfx}` = 1 + rest (shaders/shared/loss.wgsl's softmax_in_place, its loops written out).
 fn softmax(w: &mut String, pad: &str, v: &str, sfx: &str, c: u32) {
     use std::fmt::Write;
     macro_rules! out { ($($t:tt)*) => { let _ = write!(w, "{pad}"); let _ = writeln!(w, $($t)*); } }
@@ -440,7 +440,7 @@ fn header(w: &mut String, spec: &SubgroupSpec) {
     let SubgroupSpec { p, classes: c, .. } = *spec;
     macro_rules! out { ($($t:tt)*) => { let _ = writeln!(w, $($t)*); } }
     out!(
-        "// {} unit(s) of {} quad(s) per lane. The loss of C = 1 models comes from shaders/loss.wgsl;",
+        "// {} unit(s) of {} quad(s) per lane. The loss of C = 1 models comes from shaders/shared/loss.wgsl;",
         spec.slots(),
         spec.quads_per_unit()
     );
@@ -454,7 +454,7 @@ fn header(w: &mut String, spec: &SubgroupSpec) {
     out!("const ONE = vec4<f32>(1.0);");
 }
 
-/// The dataset's group 1 (shaders/data.wgsl's, with the words read as `vec4<u32>`) and the
+/// The dataset's group 1 (shaders/shared/data.wgsl's, with the words read as `vec4<u32>`) and the
 /// loads of θ and single features.
 fn data_bindings(w: &mut String, spec: &SubgroupSpec) {
     use std::fmt::Write;

@@ -1,8 +1,10 @@
-//! Validates every `shaders/*.wgsl` (with its imports inlined) through naga, the front end wgpu
-//! uses, so invalid WGSL fails the build with the file and line instead of failing at run time.
+//! Lists every shader of `shaders/` (kernels) and `shaders/shared/` (the libraries they import)
+//! for the binary to embed, and validates each one (with its imports inlined) through naga, the
+//! front end wgpu uses, so invalid WGSL fails the build with the file and line instead of failing
+//! at run time.
 
-#[path = "src/shader_source.rs"]
-#[allow(dead_code)]
+#[path = "src/shader_source/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod shader_source;
 
 use std::{fs, path::Path};
@@ -10,16 +12,15 @@ use std::{fs, path::Path};
 fn main() {
     let dir = Path::new("shaders");
     println!("cargo:rerun-if-changed=shaders");
-    println!("cargo:rerun-if-changed=src/shader_source.rs");
+    println!("cargo:rerun-if-changed=src/shader_source");
     let read = |name: &str| fs::read_to_string(dir.join(format!("{name}.wgsl"))).ok();
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .expect("shaders/ exists")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+    // The kernels (shaders/*.wgsl), then the libraries they import (shaders/shared/*.wgsl), by the
+    // names `compose` reads them by.
+    let names: Vec<String> = stems(dir)
+        .into_iter()
+        .chain(stems(&dir.join(shader_source::SHARED)).iter().map(|s| format!("{}/{s}", shader_source::SHARED)))
         .collect();
-    names.sort();
+    write_list(&names);
     let mut failures = Vec::new();
     for name in &names {
         println!("cargo:rerun-if-changed=shaders/{name}.wgsl");
@@ -46,6 +47,36 @@ fn main() {
         }
         eprintln!("{}", failures.join("\n\n"));
         std::process::exit(1);
+    }
+}
+
+/// The stems of the `.wgsl` files in `dir`, sorted.
+fn stems(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `$OUT_DIR/shaders.rs`: `SHADERS`, every shader's name and text, embedded in the binary
+/// (`gpu::kernel::SHADERS`), so a file added to or removed from `shaders/` needs no list kept.
+fn write_list(names: &[String]) {
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let mut out = String::from("/// Every shader of `shaders/` (kernels, then `shared/` libraries): name and text.\n");
+    out.push_str("pub const SHADERS: &[(&str, &str)] = &[\n");
+    for name in names {
+        let path = Path::new(&root).join("shaders").join(format!("{name}.wgsl"));
+        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("shaders.rs");
+    if fs::read_to_string(&dest).ok().as_deref() != Some(out.as_str()) {
+        fs::write(&dest, out).expect("OUT_DIR is writable");
     }
 }
 

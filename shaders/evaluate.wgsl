@@ -1,7 +1,9 @@
 // Whole-set evaluation: the loss and correctness of every sample under every parameter set,
 // summed per workgroup (a tree in workgroup memory); `reduce` adds the partial sums.
+//! import codes
 //! import data
 //! import loss
+//! import tree
 
 struct EvaluateParams {
     sets: u32,
@@ -15,17 +17,14 @@ struct EvaluateParams {
 @group(0) @binding(1) var<storage, read> theta: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<vec2<f32>>;
 
-const WG: u32 = 256u;
-var<workgroup> sums: array<vec2<f32>, WG>;
-
-// Workgroups: (⌈n/256⌉, sets, 1).
-@compute @workgroup_size(256)
+// Workgroups: (⌈n/WG_WIDE⌉, sets, 1).
+@compute @workgroup_size(WG_WIDE)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
     let s = wg.y;
-    let row = wg.x * WG + lid;
+    let row = wg.x * WG_WIDE + lid;
     let p = data_info.p;
     var result = vec2<f32>(0.0);
     if row < data_info.n {
@@ -48,14 +47,8 @@ fn main(
         let l = loss_and_dlogits(&z, prm.classes, targets[row]);
         result = vec2<f32>(l.loss, l.correct);
     }
-    sums[lid] = result;
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        workgroupBarrier();
-        if lid < half {
-            sums[lid] += sums[lid + half];
-        }
-    }
+    let total = tree_sum(result, lid);
     if lid == 0u {
-        partials[s * prm.groups + wg.x] = sums[0];
+        partials[s * prm.groups + wg.x] = total;
     }
 }

@@ -32,7 +32,6 @@ struct LogitsParams {
 // perturbed copies). A 4 × 4 tile makes 8 loads feed 16 multiply-adds instead of 2 loads per
 // multiply-add: on CPU adapters every per-lane load is a scalar gather, so loads set the speed.
 override TILE: u32 = 1u;
-const MAX_TILE: u32 = 4u;
 
 // Workgroups: linear_groups(groups·⌈sets_per_group/TILE⌉·⌈rows/TILE⌉, 64);
 // invocation id = (g·set_tiles + set_tile)·row_tiles + row_tile.
@@ -56,7 +55,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         bases[a] = (g * prm.sets_per_group + min(s0 + a, prm.sets_per_group - 1u)) * prm.dim;
     }
     for (var c = 0u; c < prm.classes; c++) {
-        var acc: array<f32, 16>; // [set][row] of the tile
+        var acc: array<f32, MAX_TILE * MAX_TILE>; // [set][row] of the tile
         // Four features at a time: past the last one x is 0, and θ's index is clamped to it.
         for (var j = 0u; j < p; j += 4u) {
             var x: array<vec4<f32>, MAX_TILE>;

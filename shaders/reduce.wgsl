@@ -1,5 +1,7 @@
 // Sums `count` consecutive vec2 partials per set and scales them: out[s] = scale · Σ partials.
 // Used for whole-set metrics (mean loss, accuracy) after `evaluate`.
+//! import codes
+//! import tree
 
 struct ReduceParams {
     sets: u32,
@@ -12,25 +14,16 @@ struct ReduceParams {
 @group(0) @binding(1) var<storage, read> partials: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read_write> totals: array<vec2<f32>>;
 
-const WG: u32 = 256u;
-var<workgroup> sums: array<vec2<f32>, WG>;
-
 // One workgroup per set: workgroups (sets, 1, 1).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_WIDE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let s = wg.x;
     var acc = vec2<f32>(0.0);
-    for (var k = lid; k < prm.count; k += WG) {
+    for (var k = lid; k < prm.count; k += WG_WIDE) {
         acc += partials[s * prm.count + k];
     }
-    sums[lid] = acc;
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        workgroupBarrier();
-        if lid < half {
-            sums[lid] += sums[lid + half];
-        }
-    }
+    let total = tree_sum(acc, lid);
     if lid == 0u {
-        totals[s] = prm.scale * sums[0];
+        totals[s] = prm.scale * total;
     }
 }

@@ -1,5 +1,6 @@
 // The SGD step θ_s ← θ_s − h_s g_s for every parameter set s, h_s read from a learning-rate
 // table (so a whole epoch of steps with per-step rates records without re-uploading anything).
+//! import codes
 
 struct SgdParams {
     sets: u32,
@@ -14,8 +15,8 @@ struct SgdParams {
 @group(0) @binding(2) var<storage, read> grads: array<f32>;
 @group(0) @binding(3) var<storage, read> lrs: array<f32>;
 
-// One thread per parameter: workgroups (⌈dim/256⌉, sets, 1).
-@compute @workgroup_size(256)
+// One thread per parameter: workgroups (⌈dim/WG_WIDE⌉, sets, 1).
+@compute @workgroup_size(WG_WIDE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let d = gid.x;
     let s = gid.y;

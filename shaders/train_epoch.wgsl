@@ -8,6 +8,7 @@
 //! import codes
 //! import data
 //! import loss
+//! import tree
 
 struct EpochParams {
     runs: u32,
@@ -39,28 +40,20 @@ struct EpochParams {
 @group(0) @binding(4) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 
-const WG: u32 = 256u;
+const WG: u32 = WG_WIDE;
 // Samples per pass through workgroup memory, threads per sample in the forward pass
-// (CHUNK · PARTS = WG) and classes per forward pass.
-const CHUNK: u32 = 64u;
-const PARTS: u32 = 4u;
-const CG: u32 = 8u;
+// (CHUNK · PARTS = WG) and classes per forward pass; the host counts the loops they make.
+const CHUNK: u32 = EPOCH_CHUNK;
+const PARTS: u32 = EPOCH_PARTS;
+const CG: u32 = EPOCH_CLASS_GROUP;
 
-var<workgroup> part_z: array<f32, 2048>; // [CHUNK][PARTS][CG] partial dot products
-var<workgroup> z_sh: array<f32, 1024>; // [CHUNK][MAX_CLASSES] logits, then scaled d loss / d z
+var<workgroup> part_z: array<f32, CHUNK * PARTS * CG>; // [CHUNK][PARTS][CG] partial dot products
+var<workgroup> z_sh: array<f32, CHUNK * MAX_CLASSES>; // [CHUNK][MAX_CLASSES] logits, then scaled d loss / d z
 var<workgroup> rows_sh: array<u32, CHUNK>;
-var<workgroup> red: array<f32, WG>;
 
 // Σ of one value per thread, returned to every thread as a uniform value.
 fn workgroup_sum(v: f32, lid: u32) -> f32 {
-    red[lid] = v;
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        workgroupBarrier();
-        if lid < half {
-            red[lid] += red[lid + half];
-        }
-    }
-    return workgroupUniformLoad(&red[0]);
+    return tree_sum(vec2<f32>(v, 0.0), lid).x;
 }
 
 // The training-set rows of samples i0 .. i0 + n of the step into rows_sh.
@@ -193,7 +186,7 @@ fn grad_norm_sq(base: u32, lid: u32) -> f32 {
 }
 
 // Workgroups: (runs, 1, 1).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let run = wg.x;
     let table = run % prm.tables;

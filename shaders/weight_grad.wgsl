@@ -38,7 +38,6 @@ struct WeightGradParams {
 // row index and d loss / d z between 4 features. Bias entries take one invocation per (set tile, row).
 override SET_TILE: u32 = 1u;
 override TILE: u32 = 1u;
-const MAX_TILE: u32 = 4u;
 
 // Workgroups: linear_groups(groups·⌈sets_per_group/SET_TILE⌉·tiles_per_set, 64) where
 // tiles_per_set = nrows·⌈p/TILE⌉ (+ nrows with the biases); id = (g·set_tiles + set_tile)·tiles_per_set + t.
@@ -66,7 +65,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let ps = g * prm.sets_per_group + min(s0 + s, prm.sets_per_group - 1u);
         dz_base[s] = ps * prm.rows * prm.classes + prm.c0 + cl;
     }
-    var acc: array<f32, 16>; // [set][feature] of the tile
+    var acc: array<f32, MAX_TILE * MAX_TILE>; // [set][feature] of the tile
     for (var i = 0u; i < prm.rows; i++) {
         let row = row_table[table + i];
         // The tile's features of this sample (one word load for four u8 pixels), 1 for a bias.

@@ -11,11 +11,6 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Set the flag as a signal would (for tests and for callers that stop on their own account).
-pub fn request_stop() {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
 /// Install the handler: the first signal sets the flag; a second one exits at once with 130
 /// (files are written atomically, so none is half-written).
 pub fn install() {

@@ -64,7 +64,7 @@ pub struct Model {
 }
 
 /// The most classes the fused kernels hold in registers and workgroup memory.
-pub const MAX_CLASSES: usize = 16;
+pub const MAX_CLASSES: usize = codes::MAX_CLASSES as usize;
 
 impl Model {
     /// The model for `kind` on `data`, checking that its targets suit the model.

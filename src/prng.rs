@@ -1,4 +1,4 @@
-//! The counter-based random numbers of steplens, the twin of `shaders/prng.wgsl`.
+//! The counter-based random numbers of steplens, the twin of `shaders/shared/prng.wgsl`.
 //!
 //! Every random number is a pure function of (seed, stream, a, b, index): no state, so the GPU
 //! and the CPU reference draw the same perturbations in any order and any chunking. The hash is

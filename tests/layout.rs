@@ -8,7 +8,7 @@ use steplens::{
         kernel::{SHADERS, composed_generated, parse, struct_layout, wgsl_struct_layout},
         kernels::*,
     },
-    shader_source::{SubgroupSpec, subgroup_train},
+    shader_source::{SHARED, SubgroupSpec, subgroup_train},
 };
 
 macro_rules! layout {
@@ -109,18 +109,29 @@ fn parameter_structs_match_wgsl() {
     layout!("project", "ProjectParams", ProjectParams, [points, block_dim, dim, p, classes, c0, nrows, sets]);
 }
 
+/// build.rs lists the shaders: every file of `shaders/` and `shaders/shared/`, kernels first, each
+/// kernel with an entry point and no library with one.
 #[test]
 fn every_shader_file_is_embedded() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let stems = |dir: &std::path::Path, prefix: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+            .map(|p| format!("{prefix}{}", p.file_stem().unwrap().to_string_lossy()))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut files = stems(&root, "");
+    files.extend(stems(&root.join(SHARED), &format!("{SHARED}/")));
     let embedded: Vec<String> = SHADERS.iter().map(|(n, _)| n.to_string()).collect();
-    assert_eq!(files, embedded, "src/gpu/kernel.rs SHADERS must list shaders/*.wgsl in order");
+    assert_eq!(files, embedded, "build.rs lists shaders/*.wgsl, then shaders/shared/*.wgsl");
+    for (name, text) in SHADERS {
+        let library = name.starts_with(&format!("{SHARED}/"));
+        assert_eq!(!library, text.contains("fn main("), "{name}: kernels have `main`, libraries do not");
+    }
 }
 
 /// The numbers Rust and WGSL share come from one place: the generated `codes` module holds every
@@ -151,14 +162,49 @@ fn shared_codes_have_one_definition() {
         [codes::RULE_TABLE, codes::RULE_POLYAK, codes::RULE_ARMIJO]
     );
     // No shader hard-codes the dispatch arithmetic or a code where the named constant belongs.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
+    for (name, text) in SHADERS {
         for literal in
             ["65535u", "workgroup_size(64)", "case 0u", "case 1u", "case 2u", "rule == 1u", "rule == 2u", "rule != 0u"]
         {
-            assert!(!text.contains(literal), "{} writes `{literal}`: use the shared constant", path.display());
+            assert!(!text.contains(literal), "shaders/{name}.wgsl writes `{literal}`: use the shared constant");
+        }
+    }
+}
+
+/// Array sizes in WGSL are named constants (those the host shares from `codes`), never literals:
+/// a size changed in one place changes wherever it is used, and the host's arithmetic with it.
+#[test]
+fn no_shader_sizes_an_array_with_a_literal() {
+    let spec = SubgroupSpec { p: 784, classes: 3, model: 0, x_u8: true };
+    let generated = [
+        ("train_subgroup".to_string(), subgroup_train(&spec, 1)),
+        ("evaluate_subgroup".to_string(), steplens::shader_source::subgroup_evaluate(&spec)),
+    ];
+    let files = SHADERS.iter().map(|(n, t)| (format!("shaders/{n}.wgsl"), t.to_string()));
+    for (name, text) in files.chain(generated) {
+        for (at, _) in text.match_indices("array<") {
+            // The size is what follows the element type's top-level comma, if anything does.
+            let rest = &text[at + "array<".len()..];
+            let (mut depth, mut size) = (0, None);
+            for (i, ch) in rest.char_indices() {
+                match ch {
+                    '<' => depth += 1,
+                    '>' if depth == 0 => break,
+                    '>' => depth -= 1,
+                    ',' if depth == 0 => {
+                        size = Some(rest[i + 1..].trim_start());
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(size) = size {
+                assert!(
+                    !size.starts_with(|c: char| c.is_ascii_digit()),
+                    "{name} sizes an array with a literal: {}",
+                    &text[at..at + 30]
+                );
+            }
         }
     }
 }

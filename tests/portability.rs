@@ -21,7 +21,7 @@ fn every_shader_translates_to_every_backend() {
         let module = naga_module(name).unwrap();
         let info = validate(&module);
         if !module.entry_points.iter().any(|e| e.name == "main") {
-            continue; // a library of functions (data, loss, prng): checked through its importers
+            continue; // a library of functions (shaders/shared/): checked through its importers
         }
         // The engine's specialisations: every loss, both feature encodings, both tile sizes.
         // Tile shapes (SET_TILE, TILE) the engine compiles: plain, one set × 4, and 4 × 4.

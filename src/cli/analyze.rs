@@ -8,7 +8,7 @@ use crate::data::Standardization;
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataArgs, DeviceArgs, ModelArgs, OutArgs, args::AnalysisArgs, interrupted};
+use super::{DataArgs, OutArgs, ProblemArgs, args::AnalysisArgs, interrupted};
 use crate::{
     Error, Result,
     analysis::{self, BatchAnalysis, Batches, Settings},
@@ -27,11 +27,7 @@ use crate::{report::record::DataSummary, stats::quantile};
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub problem: ProblemArgs,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     /// A run directory of `train`: analyse at its weights (else at the seeded initialisation).
@@ -50,13 +46,6 @@ pub struct AnalyzeArgs {
     /// `--weights`, only these may contradict the run's own settings (and are then refused).
     #[arg(skip)]
     pub explicit: Vec<String>,
-}
-
-/// Parameters of a `train` run directory: the model it was trained as, and θ (every value
-/// finite).
-pub fn load_run(dir: &std::path::Path) -> Result<(Model, Vec<f32>)> {
-    let run = RunDir::load(dir)?;
-    Ok((run.model, run.theta))
 }
 
 /// What `analyze --weights` takes from a `train` run directory.
@@ -146,18 +135,18 @@ fn run_setup(
     let given = |id: &str| args.explicit.iter().any(|e| e == id);
     let shown = dir.display();
     let name = |k: crate::model::ModelKind| flag_value(k);
-    if given("model") && args.model.model != run.model.kind {
+    if given("model") && args.problem.model.model != run.model.kind {
         return Err(Error::usage(format!(
             "the run in {shown} trained --model {}; --model {} contradicts it (leave --model out with --weights)",
             name(run.model.kind),
-            name(args.model.model)
+            name(args.problem.model.model)
         )));
     }
-    if given("loss") && args.model.loss != run.model.loss {
+    if given("loss") && args.problem.model.loss != run.model.loss {
         return Err(Error::usage(format!(
             "the run in {shown} trained with --loss {}; --loss {} contradicts it (leave --loss out with --weights)",
             flag_value(run.model.loss),
-            flag_value(args.model.loss)
+            flag_value(args.problem.model.loss)
         )));
     }
     if given("standardize") && !run.standardized {
@@ -167,11 +156,11 @@ fn run_setup(
     }
     let data_given = ["digits", "data", "test_data", "dataset"].iter().any(|id| given(id));
     let data_args = if data_given {
-        let mut a = args.data.clone();
+        let mut a = args.problem.data.clone();
         a.standardize |= run.standardized;
         a
     } else {
-        run.data_args(&args.data).ok_or_else(|| {
+        run.data_args(&args.problem.data).ok_or_else(|| {
             Error::usage(format!(
                 "the run in {shown} does not say what data it trained on: give --data, --dataset or --digits"
             ))
@@ -217,15 +206,15 @@ pub const ANALYSIS_HEADER: &[&str] =
 
 pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     args.analysis.check()?;
-    args.device.check()?;
+    args.problem.device.check()?;
     // Before any work: the directory must be creatable, writable and not in use.
     let out = args.output.open("analyze")?;
     let (data, standardization, model, theta) = match &args.weights {
         Some(dir) => run_setup(args, dir)?,
         None => {
-            let (data, standardization) = args.data.load_for(args.model.model)?;
-            let m = args.model.model(&data)?;
-            let theta = m.init(args.model.init, args.seed);
+            let (data, standardization) = args.problem.data.load_for(args.problem.model.model)?;
+            let m = args.problem.model.model(&data)?;
+            let theta = m.init(args.problem.model.init, args.seed);
             (data, standardization, m, theta)
         }
     };
@@ -233,7 +222,7 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     let batching = Batching::new(data.train.n, args.batch_size, args.seed, false)?;
     let which = analysis::parse_batches(&args.batches, batching.steps())?;
     check_distinct(&args.batches, &which)?;
-    let mut engine = args.device.engine(model, &data, 1, quiet)?;
+    let mut engine = args.problem.device.engine(model, &data, 1, quiet)?;
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: args.batch_size, n: data.train.n };
     let started = Instant::now();

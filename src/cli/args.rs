@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use super::{DataArgs, DeviceArgs, ModelArgs};
+use super::ProblemArgs;
 use crate::{
     Error, Result,
     analysis::{Settings, SvdMethod},
@@ -54,28 +54,21 @@ impl RunArgs {
     }
 
     /// Loads the data and resolves the model and batching.
-    pub fn setup(&self, data: &DataArgs, model: &ModelArgs) -> Result<Setup> {
+    pub fn setup(&self, problem: &ProblemArgs) -> Result<Setup> {
         self.check()?;
-        let (data, standardization) = data.load_for(model.model)?;
-        let model = model.model(&data)?;
+        let (data, standardization) = problem.data.load_for(problem.model.model)?;
+        let model = problem.model.model(&data)?;
         let batching = Batching::new(data.train.n, self.batch_size, self.seed, self.reshuffle)?;
         Ok(Setup { data, standardization, model, batching })
     }
 
     /// The config record every command writes, before its own details.
-    pub fn record(
-        &self,
-        command: &str,
-        setup: &Setup,
-        model: &ModelArgs,
-        device: &DeviceArgs,
-        engine: Option<EngineInfo>,
-    ) -> RunRecord {
+    pub fn record(&self, command: &str, setup: &Setup, problem: &ProblemArgs, engine: Option<EngineInfo>) -> RunRecord {
         RunRecord {
             command: command.to_string(),
             version: env!("CARGO_PKG_VERSION"),
             model: setup.model,
-            init: model.init,
+            init: problem.model.init,
             data: DataSummary::of(&setup.data),
             standardization: setup.standardization.clone(),
             epochs: self.epochs,
@@ -83,7 +76,7 @@ impl RunArgs {
             steps_per_epoch: setup.batching.steps(),
             seed: self.seed,
             reshuffle: self.reshuffle,
-            kernels: device.kernels,
+            kernels: problem.device.kernels,
             kernels_resolved: None,
             engine,
             details: serde_json::Map::new(),

@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::{
-    DataArgs, DeviceArgs, ModelArgs, OutArgs,
+    OutArgs, ProblemArgs,
     args::{AnalysisArgs, ProcedureArgs, RunArgs, Setup, ShardArgs},
 };
 use crate::{
@@ -25,11 +25,7 @@ use crate::{
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub problem: ProblemArgs,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     #[command(flatten)]
@@ -107,7 +103,7 @@ const COMPARE_SAMPLE: usize = 40;
 
 pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     args.analysis.check()?;
-    args.device.check()?;
+    args.problem.device.check()?;
     if args.seeds < 1 || args.seeds > crate::rates::MAX_RUNS {
         return Err(Error::usage(format!("--seeds must be between 1 and {}", crate::rates::MAX_RUNS)));
     }
@@ -120,8 +116,8 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     let grid = parse_grid("--grid", &args.grid)?;
     let names = parse_procedures(&args.procedures)?;
     let procedure = args.procedure.procedure()?;
-    let out = args.sharding.out_dir(&args.output, &format!("compare-{:?}", args.model.model).to_lowercase())?;
-    let setup = args.run.setup(&args.data, &args.model)?;
+    let out = args.sharding.out_dir(&args.output, &format!("compare-{:?}", args.problem.model.model).to_lowercase())?;
+    let setup = args.run.setup(&args.problem)?;
     let local = LocalConfig {
         procedure,
         analysis: args.analysis.settings(&setup.model, args.run.seed)?,
@@ -157,7 +153,7 @@ pub fn run(args: &CompareArgs, quiet: bool) -> Result<()> {
     };
     let record = args
         .run
-        .record("compare", &setup, &args.model, &args.device, None)
+        .record("compare", &setup, &args.problem, None)
         .with("seeds", &seeds)
         .with("grid", &grid)
         .with("target_loss", args.target_loss)
@@ -240,10 +236,10 @@ fn compare_seed(
     procedures: Vec<(String, ProcedureSpec)>,
     quiet: bool,
 ) -> Result<(Vec<MethodRun>, String)> {
-    let theta0 = setup.model.init(args.model.init, seed);
+    let theta0 = setup.model.init(args.problem.model.init, seed);
     let mut adapter = String::new();
     let mut make = |runs: usize| -> Result<Box<dyn Engine>> {
-        let mut e = args.device.engine(setup.model, &setup.data, runs, true)?;
+        let mut e = args.problem.device.engine(setup.model, &setup.data, runs, true)?;
         let info = e.info();
         adapter = format!("{} ({})", info.adapter, info.backend);
         e.set_params(&theta0.repeat(runs))?;

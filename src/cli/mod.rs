@@ -100,10 +100,7 @@ impl DataArgs {
         if digits == [0, 1] {
             return Ok(Source::EmbeddedMnist01);
         }
-        let cache_dir = match &self.cache_dir {
-            Some(d) => d.clone(),
-            None => dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("steplens").join("mnist"),
-        };
+        let cache_dir = self.cache_dir.clone().unwrap_or_else(data::mnist::default_cache_dir);
         let mirrors = if self.mirror.is_empty() {
             data::mnist::DEFAULT_MIRRORS.iter().map(|s| s.to_string()).collect()
         } else {
@@ -203,6 +200,18 @@ impl OutArgs {
         })?;
         crate::report::files::OutDir::create(&path, true)
     }
+}
+
+/// The data, the model and where to compute them: the flags of every command that trains or
+/// analyses one problem.
+#[derive(Debug, Clone, Args)]
+pub struct ProblemArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::{
-    DataArgs, DeviceArgs, ModelArgs, OutArgs,
+    OutArgs, ProblemArgs,
     args::{AnalysisArgs, ProcedureArgs, RunArgs},
 };
 use crate::{
@@ -34,11 +34,7 @@ pub enum ModeArg {
 #[derive(Debug, Clone, Args)]
 pub struct ScheduleArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub problem: ProblemArgs,
     /// The procedure: `pcg` (the default: Polyak-like steps capped by the top Hessian
     /// curvatures, with a revisit guard; ~1.23× one run's gradients), `notebook` (the notebook's
     /// accurate local problem along q; --tau, --aggregate, analysis flags) or `centred-max`.
@@ -93,7 +89,7 @@ pub struct ScheduleSummary {
 
 pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
     args.analysis.check()?;
-    args.device.check()?;
+    args.problem.device.check()?;
     let mode = args.mode()?;
     let procedure = args.knobs.procedure()?;
     if args.run.reshuffle && args.procedure == ProcedureName::Pcg {
@@ -103,7 +99,7 @@ pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
         ));
     }
     let out = args.output.open("schedule")?;
-    let setup = args.run.setup(&args.data, &args.model)?;
+    let setup = args.run.setup(&args.problem)?;
     let (model, batching) = (setup.model, setup.batching);
     let local = LocalConfig {
         procedure,
@@ -112,14 +108,14 @@ pub fn run(args: &ScheduleArgs, quiet: bool) -> Result<()> {
         sample: args.knobs.sample,
     };
     let spec = args.procedure.spec(&local, args.run.seed);
-    let mut engine = args.device.engine(model, &setup.data, 1, quiet)?;
-    engine.set_params(&model.init(args.model.init, args.run.seed))?;
+    let mut engine = args.problem.device.engine(model, &setup.data, 1, quiet)?;
+    engine.set_params(&model.init(args.problem.model.init, args.run.seed))?;
     // pcg's steps run under the Polyak rule, the local procedures' under a table.
     let rule = match args.procedure {
         ProcedureName::Pcg => crate::engine::StepRule::Polyak { c: 1.0, max_lr: 1.0 },
         _ => crate::engine::StepRule::Table,
     };
-    let mut record = args.run.record("schedule", &setup, &args.model, &args.device, Some(engine.info()));
+    let mut record = args.run.record("schedule", &setup, &args.problem, Some(engine.info()));
     record.kernels_resolved = engine.kernel_choice(rule, batching.steps(), batching.batch_size);
     let record = record.with("schedule", "schedule.csv").with("procedure", args.procedure).with("settings", &spec);
     out.write_json("config.json", &record)?;

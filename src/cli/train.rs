@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::{
-    DataArgs, DeviceArgs, ModelArgs, OutArgs,
+    OutArgs, ProblemArgs,
     args::{RunArgs, Setup, ShardArgs},
 };
 use crate::{
@@ -27,11 +27,7 @@ use crate::{
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub problem: ProblemArgs,
     #[command(flatten)]
     pub run: RunArgs,
     /// Constant learning rate (the notebook's 0.005 by default).
@@ -87,7 +83,7 @@ impl TrainArgs {
 }
 
 pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
-    args.device.check()?;
+    args.problem.device.check()?;
     let runs = args.runs()?;
     if args.sharding.by_jobs() && !args.is_sweep() {
         return Err(Error::usage(
@@ -96,15 +92,15 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     }
     let shard = args.sharding.shard()?;
     // The run directory first: an unwritable --out is a usage error before any work.
-    let name = if args.is_sweep() { "sweep".into() } else { format!("{:?}", args.model.model).to_lowercase() };
+    let name = if args.is_sweep() { "sweep".into() } else { format!("{:?}", args.problem.model.model).to_lowercase() };
     let out = args.sharding.out_dir(&args.output, &name)?;
-    let setup = args.run.setup(&args.data, &args.model)?;
+    let setup = args.run.setup(&args.problem)?;
     for (s, _) in &runs {
         s.check(args.run.epochs, setup.batching.steps())?;
     }
     let schedules: Vec<Schedule> = runs.iter().map(|(s, _)| s.clone()).collect();
     let seeds: Vec<u64> = runs.iter().map(|&(_, s)| s).collect();
-    let record = args.run.record("train", &setup, &args.model, &args.device, None);
+    let record = args.run.record("train", &setup, &args.problem, None);
     if !args.is_sweep() {
         return train_one(args, &out, &setup, record, &schedules[0], quiet);
     }
@@ -190,8 +186,9 @@ impl Block<'_> {
 
 /// An engine holding a block's runs at their initial parameters.
 fn sweep_engine(args: &TrainArgs, setup: &Setup, block: &Block, quiet: bool) -> Result<Box<dyn crate::engine::Engine>> {
-    let mut engine = args.device.engine(setup.model, &setup.data, block.seeds.len(), quiet)?;
-    let theta: Vec<f32> = block.seeds.iter().flat_map(|&seed| setup.model.init(args.model.init, seed)).collect();
+    let mut engine = args.problem.device.engine(setup.model, &setup.data, block.seeds.len(), quiet)?;
+    let theta: Vec<f32> =
+        block.seeds.iter().flat_map(|&seed| setup.model.init(args.problem.model.init, seed)).collect();
     engine.set_params(&theta)?;
     Ok(engine)
 }
@@ -253,8 +250,8 @@ fn train_one(
     quiet: bool,
 ) -> Result<()> {
     let Setup { data, model, batching, .. } = setup;
-    let mut engine = args.device.engine(*model, data, 1, quiet)?;
-    engine.set_params(&model.init(args.model.init, args.run.seed))?;
+    let mut engine = args.problem.device.engine(*model, data, 1, quiet)?;
+    engine.set_params(&model.init(args.problem.model.init, args.run.seed))?;
     let mut record = record.with("schedule", schedule.to_string());
     record.engine = Some(engine.info());
     record.kernels_resolved = engine.kernel_choice(StepRule::Table, batching.steps(), batching.batch_size);

@@ -1,4 +1,4 @@
-//! The per-sample losses in f64, the twin of `shaders/loss.wgsl`.
+//! The per-sample losses in f64, the twin of `shaders/shared/loss.wgsl`.
 
 use crate::model::LossCode;
 

@@ -44,14 +44,6 @@ impl Features {
             Features::F32(v) => v[i] as f64,
         }
     }
-    /// Element `i` in f32, exactly as the GPU computes it.
-    #[inline]
-    pub fn get_f32(&self, i: usize) -> f32 {
-        match self {
-            Features::U8(v) => v[i] as f32 / 255.0,
-            Features::F32(v) => v[i],
-        }
-    }
 }
 
 /// n samples, p features each, one target each.

@@ -5,7 +5,7 @@
 //!
 //! Binding conventions of every shader: group 0, binding 0 is the kernel's parameter struct
 //! (a uniform read at a dynamic offset); group 0, bindings 1.. are its buffers in order; group 1
-//! is the resident dataset (`shaders/data.wgsl`).
+//! is the resident dataset (`shaders/shared/data.wgsl`).
 
 use std::collections::HashMap;
 
@@ -14,24 +14,9 @@ use bytemuck::Pod;
 use super::context::GpuContext;
 use crate::{Error, Result, shader_source};
 
-/// The text of every shader in `shaders/` (the build validated each one).
-pub const SHADERS: &[(&str, &str)] = &[
-    ("center", include_str!("../../shaders/center.wgsl")),
-    ("combine", include_str!("../../shaders/combine.wgsl")),
-    ("data", include_str!("../../shaders/data.wgsl")),
-    ("dlogits", include_str!("../../shaders/dlogits.wgsl")),
-    ("evaluate", include_str!("../../shaders/evaluate.wgsl")),
-    ("gram", include_str!("../../shaders/gram.wgsl")),
-    ("logits", include_str!("../../shaders/logits.wgsl")),
-    ("loss", include_str!("../../shaders/loss.wgsl")),
-    ("perturb", include_str!("../../shaders/perturb.wgsl")),
-    ("prng", include_str!("../../shaders/prng.wgsl")),
-    ("project", include_str!("../../shaders/project.wgsl")),
-    ("reduce", include_str!("../../shaders/reduce.wgsl")),
-    ("sgd_update", include_str!("../../shaders/sgd_update.wgsl")),
-    ("train_epoch", include_str!("../../shaders/train_epoch.wgsl")),
-    ("weight_grad", include_str!("../../shaders/weight_grad.wgsl")),
-];
+// `SHADERS`: the text of every shader in `shaders/` and `shaders/shared/` (the build validated
+// each one), listed by build.rs from the files themselves.
+include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 
 /// Shader `name` with its imports inlined.
 pub fn composed(name: &str) -> Result<shader_source::Composed> {
@@ -257,14 +242,6 @@ impl<'a> Recording<'a> {
             align: ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize,
             max_groups: ctx.limits.max_compute_workgroups_per_dimension,
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
     }
 
     /// Add a dispatch of `kernel` with `params` and its group-0 `buffers` (bindings 1..).

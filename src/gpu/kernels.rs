@@ -11,8 +11,14 @@ use super::{
 use crate::{
     Result,
     engine::{GradBlock, Perturbation, RowGroups},
-    shader_source::codes::{DISPATCH_ROW, WG_1D},
+    shader_source::codes::{DISPATCH_ROW, MAX_TILE, WG_1D, WG_WIDE},
 };
+
+mod epoch;
+mod evaluate;
+
+pub use epoch::{EpochBindings, EpochParams, TrainEpoch};
+pub use evaluate::{Evaluate, EvaluateParams, EvaluationBindings, ReduceParams};
 
 /// Workgroups for `n` invocations of a 1-D kernel (`WG_1D` invocations each): x up to
 /// `DISPATCH_ROW`, the rest in y (the kernels' `flat_id` undoes it).
@@ -43,8 +49,8 @@ fn compile<P>(
 }
 
 /// A kernel compiled twice from one shader: `single` for dispatches where each set has its own rows
-/// (training one run), and 4 × 4 tiles (overrides SET_TILE = TILE = 4) where at least 4 parameter
-/// sets share their rows (the analysis, sweeps).
+/// (training one run), and [`MAX_TILE`]² tiles (overrides SET_TILE = TILE = MAX_TILE) where at least
+/// that many parameter sets share their rows (the analysis, sweeps).
 struct TilePair {
     single: (Kernel, [u32; 2]),
     tiled: Kernel,
@@ -64,12 +70,13 @@ impl TilePair {
             constants.extend([("SET_TILE", sets as f64), ("TILE", other as f64)]);
             Kernel::new(ctx, data, name, std::mem::size_of::<P>(), &constants)
         };
-        Ok(TilePair { single: (with_tiles(single)?, single), tiled: with_tiles([4, 4])? })
+        Ok(TilePair { single: (with_tiles(single)?, single), tiled: with_tiles([MAX_TILE; 2])? })
     }
 
     /// The variant for `rows` and its tile sizes (sets, other).
     fn pick(&self, rows: &RowGroups) -> (&Kernel, [u32; 2]) {
-        if rows.sets_per_group >= 4 && rows.rows >= 4 { (&self.tiled, [4, 4]) } else { (&self.single.0, self.single.1) }
+        let big = rows.sets_per_group >= MAX_TILE && rows.rows >= MAX_TILE;
+        if big { (&self.tiled, [MAX_TILE; 2]) } else { (&self.single.0, self.single.1) }
     }
 }
 
@@ -261,125 +268,8 @@ impl SgdUpdate {
         grads: &'a wgpu::Buffer,
         lrs: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let wg = [groups_for(prm.dim as usize, 256), prm.sets, 1];
+        let wg = [groups_for(prm.dim as usize, WG_WIDE), prm.sets, 1];
         rec.dispatch(&self.0, &prm, &[theta, grads, lrs], None, wg)
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct EvaluateParams {
-    pub sets: u32,
-    pub classes: u32,
-    pub dim: u32,
-    pub groups: u32,
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct ReduceParams {
-    pub sets: u32,
-    pub count: u32,
-    pub scale: f32,
-    pub _pad0: u32,
-}
-
-/// `shaders/evaluate.wgsl` + `shaders/reduce.wgsl`: whole-set mean loss and accuracy per set.
-pub struct Evaluate {
-    partial: Kernel,
-    reduce: Kernel,
-}
-
-impl Evaluate {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Evaluate {
-            partial: compile::<EvaluateParams>(ctx, data, "evaluate", spec)?,
-            reduce: compile::<ReduceParams>(ctx, data, "reduce", spec)?,
-        })
-    }
-
-    /// Bytes of the partial-sum buffer for `sets` sets over `n` samples.
-    pub fn partials_size(sets: u32, n: usize) -> u64 {
-        sets as u64 * groups_for(n, 256) as u64 * 8
-    }
-
-    /// totals[set] = (Σ loss, number correct) over the `n` samples of `data`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn encode<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        n: usize,
-        sets: u32,
-        classes: u32,
-        dim: u32,
-        theta: &'a wgpu::Buffer,
-        partials: &'a wgpu::Buffer,
-        totals: &'a wgpu::Buffer,
-    ) -> Result<()> {
-        let groups = groups_for(n, 256);
-        let prm = EvaluateParams { sets, classes, dim, groups };
-        rec.dispatch(&self.partial, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
-        self.encode_reduce(rec, sets, groups, partials, totals)
-    }
-
-    /// totals[set] = Σ of the set's `groups` partial sums (from this kernel or another).
-    pub fn encode_reduce<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        sets: u32,
-        groups: u32,
-        partials: &'a wgpu::Buffer,
-        totals: &'a wgpu::Buffer,
-    ) -> Result<()> {
-        // Sums, not means: the host divides in f64 (accuracy then is an exact count over n).
-        let prm = ReduceParams { sets, count: groups, scale: 1.0, _pad0: 0 };
-        rec.dispatch(&self.reduce, &prm, &[partials, totals], None, [sets, 1, 1])
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct EpochParams {
-    pub runs: u32,
-    pub steps: u32,
-    pub batch: u32,
-    pub classes: u32,
-    pub dim: u32,
-    pub tables: u32,
-    pub rule: u32,
-    pub max_backtracks: u32,
-    pub armijo_c: f32,
-    pub armijo_beta: f32,
-    pub armijo_growth: f32,
-    pub max_lr: f32,
-    pub polyak_c: f32,
-    pub first_step: u32,
-    pub count: u32,
-    pub _pad0: u32,
-}
-
-/// `shaders/train_epoch.wgsl`: a whole epoch of every run in one dispatch.
-pub struct TrainEpoch(Kernel);
-
-impl TrainEpoch {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(TrainEpoch(compile::<EpochParams>(ctx, data, "train_epoch", spec)?))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn encode<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        prm: EpochParams,
-        theta: &'a wgpu::Buffer,
-        batches: &'a wgpu::Buffer,
-        lrs: &'a wgpu::Buffer,
-        grads: &'a wgpu::Buffer,
-        stats: &'a wgpu::Buffer,
-    ) -> Result<()> {
-        rec.dispatch(&self.0, &prm, &[theta, batches, lrs, grads, stats], Some(data), [prm.runs, 1, 1])
     }
 }
 

@@ -11,12 +11,12 @@
 use super::{
     context::GpuContext,
     kernel::{Kernel, Recording, composed_generated, groups_for},
-    kernels::{EpochParams, Evaluate, EvaluateParams},
+    kernels::{EpochBindings, EpochParams, Evaluate, EvaluateParams, EvaluationBindings},
 };
 use crate::{
     Error, Result,
     engine::StepRule,
-    shader_source::{SUBGROUP_LANES, SubgroupSpec, subgroup_evaluate, subgroup_train},
+    shader_source::{SUBGROUP_LANES, SubgroupSpec, codes::WG_WIDE, subgroup_evaluate, subgroup_train},
 };
 
 /// Loop iterations llvmpipe allows one invocation, across all its loops (Mesa's
@@ -104,6 +104,21 @@ pub fn runs_per_group(spec: &SubgroupSpec, runs: usize, tables: usize) -> u32 {
     if runs > 1 && tables == 1 && fits { SWEEP_GROUP } else { 1 }
 }
 
+/// A generated kernel `name` with parameters `P`, on an adapter that has the subgroups it needs.
+fn generated<P>(
+    ctx: &GpuContext,
+    data: &wgpu::BindGroupLayout,
+    name: &'static str,
+    text: &str,
+    spec: &SubgroupSpec,
+) -> Result<Kernel> {
+    if let Some(why) = adapter_unsupported(ctx) {
+        return Err(Error::usage(why));
+    }
+    let composed = composed_generated(name, text)?;
+    Kernel::from_source(ctx, data, name, composed, size_of::<P>(), &[("MODEL", spec.model as f64)])
+}
+
 /// The generated kernel for one specialisation and number of runs per workgroup.
 pub struct SubgroupTrain {
     pub spec: SubgroupSpec,
@@ -118,43 +133,21 @@ impl SubgroupTrain {
         spec: SubgroupSpec,
         runs_per_group: u32,
     ) -> Result<SubgroupTrain> {
-        if let Some(why) = adapter_unsupported(ctx) {
-            return Err(Error::usage(why));
-        }
-        let composed = composed_generated("train_subgroup", &subgroup_train(&spec, runs_per_group))?;
-        let kernel = Kernel::from_source(
-            ctx,
-            data,
-            "train_subgroup",
-            composed,
-            size_of::<EpochParams>(),
-            &[("MODEL", spec.model as f64)],
-        )?;
+        let text = subgroup_train(&spec, runs_per_group);
+        let kernel = generated::<EpochParams>(ctx, data, "train_subgroup", &text, &spec)?;
         Ok(SubgroupTrain { spec, runs_per_group, kernel })
     }
 
     /// Steps `prm.first_step ..` `+ prm.count` of every run, in dispatches of at most `per` steps,
     /// all in `rec`'s one pass. With several runs per workgroup, the runs must share one batch
     /// table (`prm.tables == 1`).
-    #[allow(clippy::too_many_arguments)]
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        prm: EpochParams,
-        per: usize,
-        theta: &'a wgpu::Buffer,
-        batches: &'a wgpu::Buffer,
-        lrs: &'a wgpu::Buffer,
-        stats: &'a wgpu::Buffer,
+        (prm, per): (EpochParams, usize),
+        b: EpochBindings<'a>,
     ) -> Result<()> {
-        let (start, end) = (prm.first_step as usize, (prm.first_step + prm.count) as usize);
-        for first in (start..end).step_by(per.max(1)) {
-            let p = EpochParams { first_step: first as u32, count: per.min(end - first) as u32, ..prm };
-            let groups = prm.runs.div_ceil(self.runs_per_group);
-            rec.dispatch(&self.kernel, &p, &[theta, batches, lrs, stats], Some(data), [groups, 1, 1])?;
-        }
-        Ok(())
+        b.record(rec, &self.kernel, (prm, per, prm.runs.div_ceil(self.runs_per_group)), None)
     }
 }
 
@@ -166,41 +159,24 @@ pub struct SubgroupEvaluate {
 
 impl SubgroupEvaluate {
     pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: SubgroupSpec) -> Result<SubgroupEvaluate> {
-        if let Some(why) = adapter_unsupported(ctx) {
-            return Err(Error::usage(why));
-        }
-        let composed = composed_generated("evaluate_subgroup", &subgroup_evaluate(&spec))?;
-        let kernel = Kernel::from_source(
-            ctx,
-            data,
-            "evaluate_subgroup",
-            composed,
-            size_of::<EvaluateParams>(),
-            &[("MODEL", spec.model as f64)],
-        )?;
+        let kernel = generated::<EvaluateParams>(ctx, data, "evaluate_subgroup", &subgroup_evaluate(&spec), &spec)?;
         Ok(SubgroupEvaluate { spec, kernel })
     }
 
     /// Sums over the `n` samples of `data` for every set, as [`Evaluate::encode`] (whose
-    /// `reduce` adds this kernel's partial sums); `partials` holds [`Evaluate::partials_size`].
-    #[allow(clippy::too_many_arguments)]
+    /// `reduce` adds this kernel's partial sums).
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
         reduce: &'a Evaluate,
-        data: &'a wgpu::BindGroup,
-        n: usize,
         sets: u32,
-        theta: &'a wgpu::Buffer,
-        partials: &'a wgpu::Buffer,
-        totals: &'a wgpu::Buffer,
+        b: EvaluationBindings<'a>,
     ) -> Result<()> {
-        // Ranges of at most 256 samples (257 loop passes each), as many as the other kernel's.
-        let groups = groups_for(n, 256).max(1);
+        // Ranges of at most WG_WIDE samples (one more loop pass each), as many as the other kernel's.
+        let groups = groups_for(b.n, WG_WIDE).max(1);
         let (classes, p) = (self.spec.classes, self.spec.p);
         let prm = EvaluateParams { sets, classes, dim: classes * (p + 1), groups };
-        rec.dispatch(&self.kernel, &prm, &[theta, partials], Some(data), [groups, sets, 1])?;
-        reduce.encode_reduce(rec, sets, groups, partials, totals)
+        reduce.encode_with(&self.kernel, rec, prm, b)
     }
 }
 

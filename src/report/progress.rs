@@ -16,18 +16,11 @@ const TEMPLATE: &str = "{prefix} [{bar:32}] {pos}/{len}  {elapsed} < {eta}  {msg
 #[derive(Debug, Clone)]
 pub struct Progress {
     bar: ProgressBar,
-    quiet: bool,
-    /// Where the bar stood when [`Progress::finish`] cleared it (clearing moves it to the end).
-    stopped_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Progress {
-    /// A bar counting to `total`, shown unless stderr is not a terminal or [`QUIET_ENV`] is set.
-    pub fn new(total: u64, label: &str) -> Progress {
-        Progress::with_quiet(total, label, false)
-    }
-
-    /// As [`Progress::new`], also hidden when `quiet` (the command's `--quiet` flag).
+    /// A bar counting to `total`, shown unless stderr is not a terminal, [`QUIET_ENV`] is set or
+    /// `quiet` (the command's `--quiet` flag).
     pub fn with_quiet(total: u64, label: &str, quiet: bool) -> Progress {
         let quiet = quiet || env_quiet();
         let target = if quiet || !std::io::stderr().is_terminal() {
@@ -35,12 +28,12 @@ impl Progress {
         } else {
             ProgressDrawTarget::stderr()
         };
-        Progress::with_target(total, label, quiet, target)
+        Progress::with_target(total, label, target)
     }
 
     /// A bar drawn on `target` (tests draw on a simulated terminal).
     #[doc(hidden)]
-    pub fn with_target(total: u64, label: &str, quiet: bool, target: ProgressDrawTarget) -> Progress {
+    pub fn with_target(total: u64, label: &str, target: ProgressDrawTarget) -> Progress {
         let bar = ProgressBar::with_draw_target(Some(total), target);
         // The template is a constant known to parse; the fallback only guards against a
         // future indicatif rejecting it, which must not become a panic.
@@ -49,7 +42,7 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(label.to_string());
-        Progress { bar, quiet, stopped_at: Default::default() }
+        Progress { bar }
     }
 
     /// Advances by `delta` steps.
@@ -62,40 +55,11 @@ impl Progress {
         self.bar.set_message(msg);
     }
 
-    /// Prints a line on stderr above the bar without garbling it; a plain line when the bar
-    /// is hidden because stderr is not a terminal, and nothing when quiet.
-    pub fn println(&self, line: &str) {
-        if self.quiet {
-            return;
-        }
-        if self.bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            self.bar.println(line);
-        }
-    }
-
     /// Stops the clock and clears the bar from the screen, so that what the command prints next
-    /// (a table, a message) starts on a clean line. [`Progress::position`] still says where the
-    /// bar stopped.
+    /// (a table, a message) starts on a clean line.
     pub fn finish(&self) {
         if !self.bar.is_finished() {
-            self.stopped_at.store(self.bar.position(), std::sync::atomic::Ordering::Relaxed);
             self.bar.finish_and_clear();
-        }
-    }
-
-    /// Whether nothing is drawn.
-    pub fn is_hidden(&self) -> bool {
-        self.bar.is_hidden()
-    }
-
-    /// The steps done so far (where it stopped, once finished).
-    pub fn position(&self) -> u64 {
-        if self.bar.is_finished() {
-            self.stopped_at.load(std::sync::atomic::Ordering::Relaxed)
-        } else {
-            self.bar.position()
         }
     }
 }
@@ -187,7 +151,7 @@ mod tests {
     #[test]
     fn finish_clears_the_bar_so_a_table_starts_on_a_clean_line() {
         let screen = Screen::default();
-        let p = Progress::with_target(6, "train", false, ProgressDrawTarget::term_like(Box::new(screen.clone())));
+        let p = Progress::with_target(6, "train", ProgressDrawTarget::term_like(Box::new(screen.clone())));
         p.inc(2);
         p.bar.tick();
         assert!(screen.with(|lines, _| lines.iter().any(|l| l.contains("train ["))), "the bar was drawn");
@@ -196,29 +160,28 @@ mod tests {
             assert!(lines.iter().all(|l| !l.contains("train [")), "the bar is still on screen: {lines:?}");
             assert!(lines[*row].is_empty(), "the cursor is on a used line: {lines:?}");
         });
-        assert_eq!(p.position(), 2, "where it stopped");
     }
 
     #[test]
     fn quiet_bar_is_hidden_and_counts() {
         let p = Progress::with_quiet(10, "train", true);
-        assert!(p.is_hidden());
+        assert!(p.bar.is_hidden());
         p.inc(3);
         p.set_message("loss 0.31");
         p.set_message(format!("loss {}", 0.25));
-        p.println("not shown");
+        assert_eq!(p.bar.position(), 3);
         p.finish();
-        assert_eq!(p.position(), 3);
+        assert!(p.bar.is_finished());
     }
 
     #[test]
     fn test_harness_stderr_is_not_a_terminal_or_bar_works() {
         // Under `cargo test` stderr is captured (not a terminal) in CI; either way no panic.
-        let p = Progress::new(0, "empty");
+        let p = Progress::with_quiet(0, "empty", false);
         p.inc(1);
         p.finish();
         if !std::io::stderr().is_terminal() {
-            assert!(p.is_hidden());
+            assert!(p.bar.is_hidden());
         }
     }
 }

@@ -1,124 +1,7 @@
-//! The WGSL "preprocessor": one directive, `//! import NAME`, which inlines `shaders/NAME.wgsl`
-//! once. It is shared with `build.rs` (through `#[path]`), so the build validates exactly the
-//! source the engine compiles, and naga's error positions map back to the original file and line.
+//! The generated subgroup kernels (training and whole-set evaluation), one specialisation per
+//! size, loss and feature encoding.
 
-/// A shader after imports were inlined, with the origin of every line.
-#[derive(Debug, Clone)]
-pub struct Composed {
-    pub source: String,
-    /// For each line of `source`: the file it came from and its 1-based line there.
-    pub origins: Vec<(String, usize)>,
-}
-
-impl Composed {
-    /// `file:line` of a 1-based line of the composed source.
-    pub fn locate(&self, line: usize) -> String {
-        match self.origins.get(line.saturating_sub(1)) {
-            Some((file, l)) if file.starts_with('<') => format!("{file}:{l}"),
-            Some((file, l)) => format!("shaders/{file}.wgsl:{l}"),
-            None => format!("<composed>:{line}"),
-        }
-    }
-}
-
-const IMPORT: &str = "//! import ";
-
-/// Numbers the WGSL kernels and the Rust code share, defined once here: the shaders import them
-/// as the generated module `codes` (`//! import codes`, see [`codes_wgsl`]) and the Rust code
-/// names these constants, so the two cannot disagree.
-pub mod codes {
-    /// Loss codes, the `MODEL` override (`model::LossCode`'s discriminants).
-    pub const LOSS_SOFTMAX_CE: u32 = 0;
-    pub const LOSS_SOFTMAX_SEED_COMPAT: u32 = 1;
-    pub const LOSS_LOGISTIC: u32 = 2;
-    pub const LOSS_SQUARES: u32 = 3;
-    /// Step-rule codes of the epoch kernels' parameters (`engine::StepRule::code`).
-    pub const RULE_TABLE: u32 = 0;
-    pub const RULE_POLYAK: u32 = 1;
-    pub const RULE_ARMIJO: u32 = 2;
-    /// Workgroups along x of a 1-D dispatch before it continues along y (WebGPU's limit on one
-    /// dimension).
-    pub const DISPATCH_ROW: u32 = 65535;
-    /// The workgroup size of the 1-D kernels.
-    pub const WG_1D: u32 = 64;
-
-    /// Every shared number by its WGSL name.
-    pub const ALL: [(&str, u32); 9] = [
-        ("LOSS_SOFTMAX_CE", LOSS_SOFTMAX_CE),
-        ("LOSS_SOFTMAX_SEED_COMPAT", LOSS_SOFTMAX_SEED_COMPAT),
-        ("LOSS_LOGISTIC", LOSS_LOGISTIC),
-        ("LOSS_SQUARES", LOSS_SQUARES),
-        ("RULE_TABLE", RULE_TABLE),
-        ("RULE_POLYAK", RULE_POLYAK),
-        ("RULE_ARMIJO", RULE_ARMIJO),
-        ("DISPATCH_ROW", DISPATCH_ROW),
-        ("WG_1D", WG_1D),
-    ];
-}
-
-/// The generated module `codes`: [`codes::ALL`] as WGSL constants, and the flat invocation id
-/// of a 1-D dispatch that wraps into y.
-pub fn codes_wgsl() -> String {
-    let mut s = String::from("// Generated from shader_source::codes: numbers shared with the Rust code.\n");
-    for (name, value) in codes::ALL {
-        s.push_str(&format!("const {name}: u32 = {value}u;\n"));
-    }
-    s.push_str("fn flat_id(gid: vec3<u32>) -> u32 {\n    return gid.x + gid.y * DISPATCH_ROW * WG_1D;\n}\n");
-    s
-}
-
-/// Inline the imports of shader `name`; `read(name)` gives a file's text.
-pub fn compose(name: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<Composed, String> {
-    let mut out = Composed { source: String::new(), origins: Vec::new() };
-    let mut seen = Vec::new();
-    inline(name, read, &mut seen, &mut out)?;
-    Ok(out)
-}
-
-fn inline(
-    name: &str,
-    read: &dyn Fn(&str) -> Option<String>,
-    seen: &mut Vec<String>,
-    out: &mut Composed,
-) -> Result<(), String> {
-    if seen.iter().any(|s| s == name) {
-        return Ok(());
-    }
-    seen.push(name.to_string());
-    let text = if name == "codes" {
-        codes_wgsl()
-    } else {
-        read(name).ok_or_else(|| format!("shader `{name}` is imported but shaders/{name}.wgsl does not exist"))?
-    };
-    for (i, line) in text.lines().enumerate() {
-        if let Some(dep) = line.trim().strip_prefix(IMPORT) {
-            inline(dep.trim(), read, seen, out)?;
-        } else {
-            out.source.push_str(line);
-            out.source.push('\n');
-            out.origins.push((name.to_string(), i + 1));
-        }
-    }
-    Ok(())
-}
-
-/// Shader `name` whose text `text` was generated on the host (its lines' origin is
-/// `<generated name>`), with its imports inlined like any file's.
-pub fn compose_generated(name: &str, text: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<Composed, String> {
-    let mut out = Composed { source: String::new(), origins: Vec::new() };
-    let mut seen = vec![name.to_string()];
-    let generated = format!("<generated {name}>");
-    for (i, line) in text.lines().enumerate() {
-        if let Some(dep) = line.trim().strip_prefix(IMPORT) {
-            inline(dep.trim(), read, &mut seen, &mut out)?;
-        } else {
-            out.source.push_str(line);
-            out.source.push('\n');
-            out.origins.push((generated.clone(), i + 1));
-        }
-    }
-    Ok(out)
-}
+use super::codes;
 
 /// Lanes of the subgroup training kernel: one workgroup of this many invocations, one subgroup,
 /// trains one run (lavapipe's fixed subgroup size).
@@ -139,7 +22,7 @@ pub enum FeatureLoad {
 }
 
 /// The sizes a subgroup training kernel is generated for: features, rows of W, the loss
-/// (`MODEL` of shaders/loss.wgsl) and the feature encoding.
+/// (`MODEL` of shaders/shared/loss.wgsl) and the feature encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SubgroupSpec {
     pub p: u32,
@@ -532,7 +415,7 @@ fn sample(w: &mut String, spec: &SubgroupSpec, scale: &str, trial: bool, from_ba
 
 /// Straight-line softmax of `{v}_0 ..`: the first maximum `m{sfx}` at `top{sfx}`, the target's
 /// value `zy{sfx}`, `ex{sfx}_c` = exp(v_c − m), `rest{sfx}` = Σ over the other classes, and
-/// `tot{sfx}` = 1 + rest (shaders/loss.wgsl's softmax_in_place, its loops written out).
+/// `tot{sfx}` = 1 + rest (shaders/shared/loss.wgsl's softmax_in_place, its loops written out).
 fn softmax(w: &mut String, pad: &str, v: &str, sfx: &str, c: u32) {
     use std::fmt::Write;
     macro_rules! out { ($($t:tt)*) => { let _ = write!(w, "{pad}"); let _ = writeln!(w, $($t)*); } }
@@ -557,7 +440,7 @@ fn header(w: &mut String, spec: &SubgroupSpec) {
     let SubgroupSpec { p, classes: c, .. } = *spec;
     macro_rules! out { ($($t:tt)*) => { let _ = writeln!(w, $($t)*); } }
     out!(
-        "// {} unit(s) of {} quad(s) per lane. The loss of C = 1 models comes from shaders/loss.wgsl;",
+        "// {} unit(s) of {} quad(s) per lane. The loss of C = 1 models comes from shaders/shared/loss.wgsl;",
         spec.slots(),
         spec.quads_per_unit()
     );
@@ -571,7 +454,7 @@ fn header(w: &mut String, spec: &SubgroupSpec) {
     out!("const ONE = vec4<f32>(1.0);");
 }
 
-/// The dataset's group 1 (shaders/data.wgsl's, with the words read as `vec4<u32>`) and the
+/// The dataset's group 1 (shaders/shared/data.wgsl's, with the words read as `vec4<u32>`) and the
 /// loads of θ and single features.
 fn data_bindings(w: &mut String, spec: &SubgroupSpec) {
     use std::fmt::Write;

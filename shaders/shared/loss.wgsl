@@ -6,8 +6,6 @@
 // LOSS_SOFTMAX_CE, LOSS_SOFTMAX_SEED_COMPAT (the notebook's double softmax), LOSS_LOGISTIC or LOSS_SQUARES.
 override MODEL: u32 = LOSS_SOFTMAX_CE;
 
-const MAX_CLASSES: u32 = 16u;
-
 struct SampleLoss {
     loss: f32,
     // 1 when the prediction is right, 0 otherwise (0 for regression).

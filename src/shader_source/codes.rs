@@ -1,0 +1,65 @@
+//! Numbers the WGSL kernels and the Rust code share, defined once here: the shaders import them
+//! as the generated module `codes` (`//! import codes`, see [`wgsl`]) and the Rust code names
+//! these constants, so the two cannot disagree.
+
+/// Loss codes, the `MODEL` override (`model::LossCode`'s discriminants).
+pub const LOSS_SOFTMAX_CE: u32 = 0;
+pub const LOSS_SOFTMAX_SEED_COMPAT: u32 = 1;
+pub const LOSS_LOGISTIC: u32 = 2;
+pub const LOSS_SQUARES: u32 = 3;
+/// Step-rule codes of the epoch kernels' parameters (`engine::StepRule::code`).
+pub const RULE_TABLE: u32 = 0;
+pub const RULE_POLYAK: u32 = 1;
+pub const RULE_ARMIJO: u32 = 2;
+/// Workgroups along x of a 1-D dispatch before it continues along y (WebGPU's limit on one
+/// dimension).
+pub const DISPATCH_ROW: u32 = 65535;
+/// The workgroup size of the 1-D kernels.
+pub const WG_1D: u32 = 64;
+/// The workgroup size of the wide kernels (evaluate, reduce, train_epoch, sgd_update): the width
+/// of the sum tree (`shaders/shared/tree.wgsl`), and the samples or parameters one workgroup of
+/// evaluate or sgd_update covers.
+pub const WG_WIDE: u32 = 256;
+/// The most softmax classes: the size of a sample's logits in the loss library
+/// (`model::MAX_CLASSES`).
+pub const MAX_CLASSES: u32 = 16;
+/// The fused epoch kernel's passes (`shaders/train_epoch.wgsl`, counted by the host against
+/// llvmpipe's loop cap): samples per pass through workgroup memory, threads per sample in the
+/// forward pass (the two make the workgroup), classes per forward pass.
+pub const EPOCH_CHUNK: u32 = 64;
+pub const EPOCH_PARTS: u32 = 4;
+pub const EPOCH_CLASS_GROUP: u32 = 8;
+const _: () = assert!(EPOCH_CHUNK * EPOCH_PARTS == WG_WIDE);
+/// The tile (sets × rows or features) of the tiled variant of logits and weight_grad, and the
+/// bound of their TILE and SET_TILE overrides.
+pub const MAX_TILE: u32 = 4;
+
+/// Every shared number by its WGSL name.
+pub const ALL: [(&str, u32); 15] = [
+    ("LOSS_SOFTMAX_CE", LOSS_SOFTMAX_CE),
+    ("LOSS_SOFTMAX_SEED_COMPAT", LOSS_SOFTMAX_SEED_COMPAT),
+    ("LOSS_LOGISTIC", LOSS_LOGISTIC),
+    ("LOSS_SQUARES", LOSS_SQUARES),
+    ("RULE_TABLE", RULE_TABLE),
+    ("RULE_POLYAK", RULE_POLYAK),
+    ("RULE_ARMIJO", RULE_ARMIJO),
+    ("DISPATCH_ROW", DISPATCH_ROW),
+    ("WG_1D", WG_1D),
+    ("WG_WIDE", WG_WIDE),
+    ("MAX_CLASSES", MAX_CLASSES),
+    ("EPOCH_CHUNK", EPOCH_CHUNK),
+    ("EPOCH_PARTS", EPOCH_PARTS),
+    ("EPOCH_CLASS_GROUP", EPOCH_CLASS_GROUP),
+    ("MAX_TILE", MAX_TILE),
+];
+
+/// The generated module `codes`: [`ALL`] as WGSL constants, and the flat invocation id
+/// of a 1-D dispatch that wraps into y.
+pub fn wgsl() -> String {
+    let mut s = String::from("// Generated from shader_source::codes: numbers shared with the Rust code.\n");
+    for (name, value) in ALL {
+        s.push_str(&format!("const {name}: u32 = {value}u;\n"));
+    }
+    s.push_str("fn flat_id(gid: vec3<u32>) -> u32 {\n    return gid.x + gid.y * DISPATCH_ROW * WG_1D;\n}\n");
+    s
+}

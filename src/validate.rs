@@ -15,8 +15,7 @@ use crate::{
         engine::GpuData,
         kernel::{Recording, data_layout},
         kernels::{
-            Center, Combine, Dlogits, Evaluate, Gram, Logits, Perturb, PerturbParams, SgdParams, SgdUpdate,
-            Specialisation, WeightGrad,
+            Dlogits, Evaluate, Logits, Perturb, PerturbParams, SgdParams, SgdUpdate, Specialisation, WeightGrad,
         },
     },
     model::{InitKind, LossCode, LossKind, Model, ModelKind},
@@ -164,7 +163,6 @@ pub fn kernel_checks(ctx: &GpuContext) -> Vec<Check> {
     }
     out.extend(check_sgd(ctx).unwrap_or_else(|e| vec![Check::failed("sgd_update", e.to_string())]));
     out.extend(check_evaluate(ctx, false).unwrap_or_else(|e| vec![Check::failed("evaluate", e.to_string())]));
-    out.extend(check_subspace(ctx).unwrap_or_else(|e| vec![Check::failed("gram/center/combine", e.to_string())]));
     out.extend(check_perturb(ctx).unwrap_or_else(|e| vec![Check::failed("perturb", e.to_string())]));
     out
 }
@@ -305,48 +303,6 @@ fn check_perturb(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
         let got = b.run(rec, &[(&pb, sets * dim)])?;
         let want = twin::perturb(&theta, &ids, points, perturbation, 42, 3);
         out.push(Check::compare(format!("perturb {batches}x{points}x{dim}"), &got[0], &want, KERNEL_TOL));
-    }
-    Ok(out)
-}
-
-/// The analysis' reductions of stacked gradients: Gram matrices (4 × 4 tiles, so K = 1, 5 and 33
-/// leave partial tiles), centring, and the combination q = G c.
-fn check_subspace(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
-    let b = Bench::new(ctx, random_dataset(4, 3, Some(2), false, 0), LossCode::SoftmaxCe)?;
-    let (gram, center, combine) = (
-        Gram::new(ctx, &b.layout, &b.spec)?,
-        Center::new(ctx, &b.layout, &b.spec)?,
-        Combine::new(ctx, &b.layout, &b.spec)?,
-    );
-    let mut out = Vec::new();
-    for (groups, points, dim) in [(1usize, 1usize, 1usize), (2, 5, 33), (3, 33, 785), (1, 100, 784), (2, 257, 9)] {
-        let vectors = uniforms(groups * points * dim, 5, -1.0, 1.0);
-        let coefs = uniforms(groups * points, 6, -1.0, 1.0);
-        let poison = |n: usize| vec![f32::NAN; n];
-        let vb = b.storage("vectors", cast_slice(&vectors))?;
-        let cb = b.storage("coefficients", cast_slice(&coefs))?;
-        let gb = b.storage("gram", cast_slice(&poison(groups * points * points)))?;
-        let qb = b.storage("combined", cast_slice(&poison(groups * dim)))?;
-        let centred_gb = b.storage("centred gram", cast_slice(&poison(groups * points * points)))?;
-        let (g, k, d) = (groups as u32, points as u32, dim as u32);
-        let mut rec = Recording::new(ctx);
-        gram.encode(&mut rec, g, k, d, &vb, &gb)?;
-        combine.encode(&mut rec, g, k, d, &vb, &cb, &qb)?;
-        center.encode(&mut rec, g, k, d, &vb)?;
-        gram.encode(&mut rec, g, k, d, &vb, &centred_gb)?;
-        let got = b.run(
-            rec,
-            &[(&gb, groups * points * points), (&qb, groups * dim), (&centred_gb, groups * points * points)],
-        )?;
-        let v = f64s(&vectors);
-        let shape = format!("{groups}x{points}x{dim}");
-        out.push(Check::compare(format!("gram {shape}"), &got[0], &twin::gram(&v, points, dim), KERNEL_TOL));
-        let q = twin::combine(&v, &f64s(&coefs), points, dim);
-        out.push(Check::compare(format!("combine {shape}"), &got[1], &q, KERNEL_TOL));
-        let mut centred = v;
-        twin::center(&mut centred, points, dim);
-        let want = twin::gram(&centred, points, dim);
-        out.push(Check::compare(format!("center + gram {shape}"), &got[2], &want, KERNEL_TOL));
     }
     Ok(out)
 }
@@ -498,7 +454,7 @@ pub fn training_check(ctx_for: &dyn Fn() -> crate::Result<GpuContext>, case: &Tr
     Ok(Check::compare("", &results[0], &f64s(&results[1]), RUN_TOL))
 }
 
-/// A few batches of the analysis: q and σ from the GPU's Gram path against the CPU's full SVD.
+/// A few batches of the analysis: q and σ from the GPU's residual path against the CPU's full SVD.
 pub fn analysis_check(ctx: GpuContext) -> crate::Result<Check> {
     let d = Data { train: random_dataset(300, 60, Some(2), true, 3), test: None };
     let model = Model::for_data(ModelKind::Softmax, LossKind::Ce, &d.train)?;
@@ -517,7 +473,7 @@ pub fn analysis_check(ctx: GpuContext) -> crate::Result<Check> {
     };
     let mut gpu = GpuEngine::new(ctx, model, &d, 1, KernelPath::Fused)?;
     let mut cpu = CpuEngine::new(model, &d, 1);
-    let g = analysis::analyze(&mut gpu, &theta, &batches, &which, &settings(SvdMethod::Gram), 2, &mut |_| {})?;
+    let g = analysis::analyze(&mut gpu, &theta, &batches, &which, &settings(SvdMethod::Residual), 2, &mut |_| {})?;
     let c = analysis::analyze(&mut cpu, &theta, &batches, &which, &settings(SvdMethod::Full), 2, &mut |_| {})?;
     let mut got = Vec::new();
     let mut want = Vec::new();

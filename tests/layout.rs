@@ -103,9 +103,6 @@ fn parameter_structs_match_wgsl() {
         );
     }
     layout!("perturb", "PerturbParams", PerturbParams, [sets, points, dim, kind, scale, seed_lo, seed_hi, stream]);
-    layout!("gram", "GramParams", GramParams, [points, dim, groups, _pad1]);
-    layout!("center", "CenterParams", CenterParams, [points, dim, groups, _pad0]);
-    layout!("combine", "CombineParams", CombineParams, [points, dim, groups, _pad0]);
     layout!("project", "ProjectParams", ProjectParams, [points, block_dim, dim, p, classes, c0, nrows, sets]);
 }
 

@@ -223,38 +223,6 @@ pub fn perturb(
     out
 }
 
-/// Twin of `gram.wgsl`: [groups, K, K].
-pub fn gram(vectors: &[f64], points: usize, dim: usize) -> Vec<f64> {
-    let mut out = Vec::new();
-    for g in vectors.chunks(points * dim) {
-        for k in 0..points {
-            for l in 0..points {
-                out.push(dot(&g[k * dim..][..dim], &g[l * dim..][..dim]));
-            }
-        }
-    }
-    out
-}
-
-/// Twin of `center.wgsl`: subtract each group's mean vector in place.
-pub fn center(vectors: &mut [f64], points: usize, dim: usize) {
-    for g in vectors.chunks_mut(points * dim) {
-        for d in 0..dim {
-            let mean = (0..points).map(|k| g[k * dim + d]).sum::<f64>() / points as f64;
-            (0..points).for_each(|k| g[k * dim + d] -= mean);
-        }
-    }
-}
-
-/// Twin of `combine.wgsl`: [groups, dim].
-pub fn combine(vectors: &[f64], coefs: &[f64], points: usize, dim: usize) -> Vec<f64> {
-    let mut out = Vec::new();
-    for (g, c) in vectors.chunks(points * dim).zip(coefs.chunks(points)) {
-        out.extend((0..dim).map(|d| (0..points).map(|k| c[k] * g[k * dim + d]).sum::<f64>()));
-    }
-    out
-}
-
 /// Twin of `project.wgsl`: [sets, 2] pairs (q·(θ+δ)|block, q·g).
 pub fn project(model: &Model, block: Block, q: &[f64], perturbed: &[f64], grads: &[f64], points: usize) -> Vec<f64> {
     let (dim, bd) = (model.dim(), block.dim(model));
@@ -287,6 +255,17 @@ pub fn perturbed_gradients(model: &Model, data: &Dataset, req: &PerturbedRequest
     let scale = req.grad_scale as f64 / b as f64;
     let grads = set_gradients(model, data, &perturbed, rows, req.batches, scale, req.block);
     (perturbed, grads)
+}
+
+/// The residuals of a perturbed request through the twins (perturb, logits, dlogits):
+/// [B·K, b, classes] = grad_scale/b · ∂loss_i/∂z at each θ + δ_k.
+pub fn perturbed_residuals(model: &Model, data: &Dataset, req: &PerturbedRequest) -> Vec<f64> {
+    let perturbed = perturb(req.theta, req.batch_ids, req.points, req.perturbation, req.seed, req.stream);
+    let (b, k) = (req.batch_size as u32, req.points as u32);
+    let rows = RowGroups { groups: req.count() as u32, sets_per_group: k, rows: b, offset: 0, stride: b };
+    let z = logits(data, &perturbed, rows, model.outputs, model.dim(), req.batches);
+    let scale = req.grad_scale as f64 / b as f64;
+    dlogits(model.loss_code(), data, &z, rows, model.outputs, scale, req.batches).0
 }
 
 /// `scale` × the block gradients of the summed batch loss of each parameter set (sets × dim),

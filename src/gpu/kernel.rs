@@ -16,12 +16,9 @@ use crate::{Error, Result, shader_source};
 
 /// The text of every shader in `shaders/` (the build validated each one).
 pub const SHADERS: &[(&str, &str)] = &[
-    ("center", include_str!("../../shaders/center.wgsl")),
-    ("combine", include_str!("../../shaders/combine.wgsl")),
     ("data", include_str!("../../shaders/data.wgsl")),
     ("dlogits", include_str!("../../shaders/dlogits.wgsl")),
     ("evaluate", include_str!("../../shaders/evaluate.wgsl")),
-    ("gram", include_str!("../../shaders/gram.wgsl")),
     ("logits", include_str!("../../shaders/logits.wgsl")),
     ("loss", include_str!("../../shaders/loss.wgsl")),
     ("perturb", include_str!("../../shaders/perturb.wgsl")),

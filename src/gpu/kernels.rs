@@ -429,73 +429,6 @@ impl Perturb {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct GramParams {
-    pub points: u32,
-    pub dim: u32,
-    pub groups: u32,
-    pub _pad1: u32,
-}
-
-/// `shaders/gram.wgsl`: the K × K Gram matrix of each group's vectors.
-pub struct Gram(Kernel);
-
-impl Gram {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Gram(compile::<GramParams>(ctx, data, "gram", spec)?))
-    }
-
-    pub fn encode<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        groups: u32,
-        points: u32,
-        dim: u32,
-        vectors: &'a wgpu::Buffer,
-        gram: &'a wgpu::Buffer,
-    ) -> Result<()> {
-        let prm = GramParams { points, dim, groups, _pad1: 0 };
-        // One invocation per 4 × 4 tile on or above the diagonal (shaders/gram.wgsl).
-        let tiles = points.div_ceil(4) as usize;
-        let wg = linear_groups(groups as usize * tiles * (tiles + 1) / 2);
-        rec.dispatch(&self.0, &prm, &[vectors, gram], None, wg)
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct CombineParams {
-    pub points: u32,
-    pub dim: u32,
-    pub groups: u32,
-    pub _pad0: u32,
-}
-
-/// `shaders/combine.wgsl`: Σ_k coef_k G_k per group (q = G v₁/σ₁).
-pub struct Combine(Kernel);
-
-impl Combine {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Combine(compile::<CombineParams>(ctx, data, "combine", spec)?))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn encode<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        groups: u32,
-        points: u32,
-        dim: u32,
-        vectors: &'a wgpu::Buffer,
-        coefs: &'a wgpu::Buffer,
-        combined: &'a wgpu::Buffer,
-    ) -> Result<()> {
-        let prm = CombineParams { points, dim, groups, _pad0: 0 };
-        rec.dispatch(&self.0, &prm, &[vectors, coefs, combined], None, [groups_for(dim as usize, 256), groups, 1])
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct ProjectParams {
     pub points: u32,
     pub block_dim: u32,
@@ -526,35 +459,5 @@ impl Project {
     ) -> Result<()> {
         let wg = linear_groups(prm.sets as usize);
         rec.dispatch(&self.0, &prm, &[q, perturbed, grads, pairs], None, wg)
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct CenterParams {
-    pub points: u32,
-    pub dim: u32,
-    pub groups: u32,
-    pub _pad0: u32,
-}
-
-/// `shaders/center.wgsl`: subtract each group's mean vector in place.
-pub struct Center(Kernel);
-
-impl Center {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Center(compile::<CenterParams>(ctx, data, "center", spec)?))
-    }
-
-    pub fn encode<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        groups: u32,
-        points: u32,
-        dim: u32,
-        vectors: &'a wgpu::Buffer,
-    ) -> Result<()> {
-        let prm = CenterParams { points, dim, groups, _pad0: 0 };
-        rec.dispatch(&self.0, &prm, &[vectors], None, [groups_for(dim as usize, 256), groups, 1])
     }
 }

@@ -6,22 +6,23 @@ use bytemuck::cast_slice;
 use serde::Serialize;
 
 use crate::{
-    analysis::{self, Batches, Settings, SvdMethod},
     cpu::{CpuEngine, kernels as twin},
     data::{Data, Dataset, Features},
-    engine::{Block, Engine, EpochPlan, GradBlock, Perturbation, RowGroups, StepRule},
+    engine::{Engine, EpochPlan, GradBlock, RowGroups, StepRule},
     gpu::{
         GpuContext, GpuEngine, KernelPath,
         engine::GpuData,
         kernel::{Recording, data_layout},
-        kernels::{
-            Dlogits, Evaluate, Logits, Perturb, PerturbParams, SgdParams, SgdUpdate, Specialisation, WeightGrad,
-        },
+        kernels::{Dlogits, Evaluate, Logits, SgdParams, SgdUpdate, Specialisation, WeightGrad},
     },
     model::{InitKind, LossCode, LossKind, Model, ModelKind},
     prng,
     train::Batching,
 };
+
+mod analysis;
+pub use analysis::{RESIDUAL_SHAPES, analysis_check};
+use analysis::{check_perturb, check_residuals};
 
 /// f32 kernels against f64: normwise relative error.
 pub const KERNEL_TOL: f64 = 1e-5;
@@ -164,6 +165,10 @@ pub fn kernel_checks(ctx: &GpuContext) -> Vec<Check> {
     out.extend(check_sgd(ctx).unwrap_or_else(|e| vec![Check::failed("sgd_update", e.to_string())]));
     out.extend(check_evaluate(ctx, false).unwrap_or_else(|e| vec![Check::failed("evaluate", e.to_string())]));
     out.extend(check_perturb(ctx).unwrap_or_else(|e| vec![Check::failed("perturb", e.to_string())]));
+    for (k, shape) in RESIDUAL_SHAPES.iter().enumerate() {
+        let name = format!("residuals {:?} (shape {k})", shape.7);
+        out.push(check_residuals(ctx, k).unwrap_or_else(|e| Check::failed(name, e.to_string())));
+    }
     out
 }
 
@@ -278,31 +283,6 @@ fn check_sgd(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
         let mut want = f64s(&theta);
         twin::sgd_update(&mut want, &f64s(&grads), &f64s(&lrs), dim, 4, 2);
         out.push(Check::compare(format!("sgd_update {sets}x{dim}"), &got[0], &want, KERNEL_TOL));
-    }
-    Ok(out)
-}
-
-/// K perturbed copies of θ per batch (four parameters per invocation, so dims 1, 33 and 785 leave
-/// partial quads), uniform and Gaussian, against the CPU's draws of the same counter PRNG.
-fn check_perturb(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
-    let b = Bench::new(ctx, random_dataset(4, 3, Some(2), false, 0), LossCode::SoftmaxCe)?;
-    let kernel = Perturb::new(ctx, &b.layout, &b.spec)?;
-    let mut out = Vec::new();
-    let kinds = [Perturbation::Uniform { scale: 0.01 }, Perturbation::Gaussian { sigma: 0.5 }];
-    for ((batches, points, dim), perturbation) in
-        [(1usize, 1usize, 1usize), (2, 5, 33), (3, 7, 785), (1, 100, 1570)].into_iter().zip(kinds.into_iter().cycle())
-    {
-        let theta = uniforms(dim, 7, -1.0, 1.0);
-        let ids: Vec<u32> = (0..batches as u32).map(|i| 3 * i + 1).collect();
-        let sets = batches * points;
-        let (tb, ib) = (b.storage("theta", cast_slice(&theta))?, b.storage("ids", cast_slice(&ids))?);
-        let pb = b.storage("perturbed", &poison(sets * dim))?;
-        let prm = PerturbParams::new(sets as u32, points as u32, dim as u32, perturbation, 42, 3);
-        let mut rec = Recording::new(ctx);
-        kernel.encode(&mut rec, prm, &tb, &ib, &pb)?;
-        let got = b.run(rec, &[(&pb, sets * dim)])?;
-        let want = twin::perturb(&theta, &ids, points, perturbation, 42, 3);
-        out.push(Check::compare(format!("perturb {batches}x{points}x{dim}"), &got[0], &want, KERNEL_TOL));
     }
     Ok(out)
 }
@@ -452,38 +432,6 @@ pub fn training_check(ctx_for: &dyn Fn() -> crate::Result<GpuContext>, case: &Tr
         results.push(params);
     }
     Ok(Check::compare("", &results[0], &f64s(&results[1]), RUN_TOL))
-}
-
-/// A few batches of the analysis: q and σ from the GPU's residual path against the CPU's full SVD.
-pub fn analysis_check(ctx: GpuContext) -> crate::Result<Check> {
-    let d = Data { train: random_dataset(300, 60, Some(2), true, 3), test: None };
-    let model = Model::for_data(ModelKind::Softmax, LossKind::Ce, &d.train)?;
-    let theta = model.init(InitKind::Xavier, 4);
-    let batching = Batching::new(300, 20, 1, false)?;
-    let table = batching.epoch(1);
-    let batches = Batches { table: &table, batch_size: 20, n: 300 };
-    let which = [0usize, 3, 14];
-    let settings = |method| Settings {
-        points: 24,
-        perturbation: Perturbation::Uniform { scale: 0.01 },
-        block: Block::All,
-        seed: 5,
-        center: true,
-        method,
-    };
-    let mut gpu = GpuEngine::new(ctx, model, &d, 1, KernelPath::Fused)?;
-    let mut cpu = CpuEngine::new(model, &d, 1);
-    let g = analysis::analyze(&mut gpu, &theta, &batches, &which, &settings(SvdMethod::Residual), 2, &mut |_| {})?;
-    let c = analysis::analyze(&mut cpu, &theta, &batches, &which, &settings(SvdMethod::Full), 2, &mut |_| {})?;
-    let mut got = Vec::new();
-    let mut want = Vec::new();
-    for (a, b) in g.iter().zip(&c) {
-        got.extend(&a.q);
-        want.extend(f64s(&b.q));
-        got.extend(a.sigma.iter().take(2).map(|&s| (s / b.sigma[0]) as f32));
-        want.extend(b.sigma.iter().take(2).map(|&s| s / b.sigma[0]));
-    }
-    Ok(Check::compare("analysis q, σ (3 batches)", &got, &want, RUN_TOL))
 }
 
 /// One direct check of the subgroup training kernel: `runs` runs of `steps` steps of a random

@@ -98,6 +98,11 @@ fn expected_kernel_checks() -> BTreeSet<String> {
     for shape in ["1x1x1", "2x5x33", "3x7x785", "1x100x1570"] {
         names.insert(format!("perturb {shape}"));
     }
+    for (shape, code) in
+        ["SoftmaxCe", "SoftmaxSeedCompat", "Logistic", "SoftmaxCe", "SoftmaxCe", "Squares"].iter().enumerate()
+    {
+        names.insert(format!("residuals {code} (shape {shape})"));
+    }
     names
 }
 

@@ -104,6 +104,12 @@ fn parameter_structs_match_wgsl() {
     }
     layout!("perturb", "PerturbParams", PerturbParams, [sets, points, dim, kind, scale, seed_lo, seed_hi, stream]);
     layout!("project", "ProjectParams", ProjectParams, [points, block_dim, dim, p, classes, c0, nrows, sets]);
+    layout!(
+        "residuals",
+        "ResidualParams",
+        ResidualParams,
+        [points, rows, groups, kind, scale, seed_lo, seed_hi, stream, grad_scale, _pad0, _pad1, _pad2]
+    );
 }
 
 #[test]

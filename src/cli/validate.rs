@@ -177,6 +177,7 @@ fn print_reports(reports: &[AdapterReport]) {
                 "sgd_update",
                 "evaluate",
                 "perturb",
+                "residuals",
                 "train_subgroup",
                 "evaluate_subgroup",
             ]

@@ -257,6 +257,37 @@ pub fn perturbed_gradients(model: &Model, data: &Dataset, req: &PerturbedRequest
     (perturbed, grads)
 }
 
+/// Twin of `residuals.wgsl`: [B·K, b, classes] = grad_scale/b · d loss / d z at
+/// z = base + δ_k·x̃, with `base` ([B, b, classes]) the batches' logits at θ and δ_k drawn as
+/// [`perturb`] draws them over θ's layout (classes rows of p weights, then the biases).
+pub fn residuals(code: LossCode, data: &Dataset, base: &[f64], req: &PerturbedRequest, classes: usize) -> Vec<f64> {
+    let (p, b, k) = (data.p, req.batch_size, req.points);
+    let scale = req.grad_scale as f64 / b as f64;
+    let mut out = Vec::with_capacity(req.count() * k * b * classes);
+    let mut z = vec![0.0; classes];
+    for (g, &batch) in req.batch_ids.iter().enumerate() {
+        for point in 0..k as u32 {
+            let counter = prng::Counter::new(req.seed, req.stream, batch, point);
+            let delta = |d: usize| -> f64 {
+                (match req.perturbation {
+                    Perturbation::Uniform { scale } => scale * counter.uniform(d as u32),
+                    Perturbation::Gaussian { sigma } => sigma * counter.normal(d as u32),
+                }) as f64
+            };
+            for i in 0..b {
+                let row = req.batches[g * b + i] as usize;
+                for (c, zc) in z.iter_mut().enumerate() {
+                    let moved: f64 = (0..p).map(|j| delta(c * p + j) * data.x(row, j)).sum();
+                    *zc = base[(g * b + i) * classes + c] + moved + delta(classes * p + c);
+                }
+                loss_and_dlogits(code, &mut z, data.targets[row] as f64);
+                out.extend(z.iter().map(|v| v * scale));
+            }
+        }
+    }
+    out
+}
+
 /// The residuals of a perturbed request through the twins (perturb, logits, dlogits):
 /// [B·K, b, classes] = grad_scale/b · ∂loss_i/∂z at each θ + δ_k.
 pub fn perturbed_residuals(model: &Model, data: &Dataset, req: &PerturbedRequest) -> Vec<f64> {

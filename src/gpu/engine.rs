@@ -8,8 +8,8 @@ use super::{
     context::GpuContext,
     kernel::{Recording, data_layout},
     kernels::{
-        Dlogits, EpochParams, Evaluate, Logits, Perturb, Project, SgdParams, SgdUpdate, Specialisation, TrainEpoch,
-        WeightGrad,
+        Dlogits, EpochParams, Evaluate, Logits, Perturb, Project, Residuals, SgdParams, SgdUpdate, Specialisation,
+        TrainEpoch, WeightGrad,
     },
     subgroup::{self, SubgroupEvaluate, SubgroupTrain},
 };
@@ -91,6 +91,8 @@ struct Kernels {
     train_epoch: TrainEpoch,
     perturb: Perturb,
     project: Project,
+    /// The analysis' fused residuals, compiled on the first analysis (specialised per model).
+    residuals: Option<Residuals>,
 }
 
 impl Kernels {
@@ -104,6 +106,7 @@ impl Kernels {
             train_epoch: TrainEpoch::new(ctx, layout, spec)?,
             perturb: Perturb::new(ctx, layout, spec)?,
             project: Project::new(ctx, layout, spec)?,
+            residuals: None,
         })
     }
 }

@@ -25,6 +25,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("prng", include_str!("../../shaders/prng.wgsl")),
     ("project", include_str!("../../shaders/project.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
+    ("residuals", include_str!("../../shaders/residuals.wgsl")),
     ("sgd_update", include_str!("../../shaders/sgd_update.wgsl")),
     ("train_epoch", include_str!("../../shaders/train_epoch.wgsl")),
     ("weight_grad", include_str!("../../shaders/weight_grad.wgsl")),

@@ -11,7 +11,7 @@ use super::{
 use crate::{
     Result,
     engine::{GradBlock, Perturbation, RowGroups},
-    shader_source::codes::{DISPATCH_ROW, WG_1D},
+    shader_source::codes::{DISPATCH_ROW, RESIDUAL_ACC, WG_1D},
 };
 
 /// Workgroups for `n` invocations of a 1-D kernel (`WG_1D` invocations each): x up to
@@ -459,5 +459,105 @@ impl Project {
     ) -> Result<()> {
         let wg = linear_groups(prm.sets as usize);
         rec.dispatch(&self.0, &prm, &[q, perturbed, grads, pairs], None, wg)
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct ResidualParams {
+    pub points: u32,
+    pub rows: u32,
+    pub groups: u32,
+    pub kind: u32,
+    pub scale: f32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub stream: u32,
+    pub grad_scale: f32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
+impl ResidualParams {
+    /// `grad_scale` multiplies d loss / d z (the request's grad_scale / b).
+    pub fn new(
+        groups: u32,
+        points: u32,
+        rows: u32,
+        perturbation: Perturbation,
+        seed: u64,
+        stream: u32,
+        grad_scale: f32,
+    ) -> Self {
+        let p = PerturbParams::new(groups * points, points, 0, perturbation, seed, stream);
+        ResidualParams {
+            points,
+            rows,
+            groups,
+            kind: p.kind,
+            scale: p.scale,
+            seed_lo: p.seed_lo,
+            seed_hi: p.seed_hi,
+            stream,
+            grad_scale,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
+        }
+    }
+}
+
+/// `shaders/residuals.wgsl`: the per-sample residuals of K perturbed copies of θ per batch, with
+/// the perturbations drawn in the shader and the batch's base logits θ·x̃ given.
+pub struct Residuals {
+    kernel: Kernel,
+    samples: u32,
+}
+
+impl Residuals {
+    /// Specialised for a model with `classes` rows of W (SAMPLES = RESIDUAL_ACC / classes samples
+    /// per invocation)
+    /// and `p` features a sample.
+    pub fn new(
+        ctx: &GpuContext,
+        data: &wgpu::BindGroupLayout,
+        spec: &Specialisation,
+        classes: u32,
+        p: u32,
+    ) -> Result<Self> {
+        let samples = Self::samples(classes);
+        // u8 rows that start on a word: whole-word loads (shaders/residuals.wgsl).
+        let aligned = spec.x_u8 && p.is_multiple_of(4);
+        let mut constants = spec.constants().to_vec();
+        constants.extend([
+            ("CLASSES", classes as f64),
+            ("SAMPLES", samples as f64),
+            ("ALIGNED", if aligned { 1.0 } else { 0.0 }),
+        ]);
+        let kernel = Kernel::new(ctx, data, "residuals", std::mem::size_of::<ResidualParams>(), &constants)?;
+        Ok(Residuals { kernel, samples })
+    }
+
+    /// Samples one invocation accumulates for `classes` rows of W.
+    pub fn samples(classes: u32) -> u32 {
+        (RESIDUAL_ACC / classes.max(1)).max(1)
+    }
+
+    /// residuals[g·K + k, i, c] for the `prm.groups` batches of `table` (groups × rows).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'a>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        data: &'a wgpu::BindGroup,
+        prm: ResidualParams,
+        base: &'a wgpu::Buffer,
+        batch_ids: &'a wgpu::Buffer,
+        table: &'a wgpu::Buffer,
+        residuals: &'a wgpu::Buffer,
+    ) -> Result<()> {
+        let invocations = prm.groups * prm.rows.div_ceil(self.samples) * prm.points;
+        let wg = linear_groups(invocations as usize);
+        rec.dispatch(&self.kernel, &prm, &[base, batch_ids, table, residuals], Some(data), wg)
     }
 }

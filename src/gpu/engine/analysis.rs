@@ -12,7 +12,8 @@ use crate::{
     gpu::{
         context::GpuContext,
         kernel::Recording,
-        kernels::{PerturbParams, ProjectParams},
+        kernels::{PerturbParams, ProjectParams, ResidualParams, Residuals, Specialisation},
+        subgroup::LOOP_CAP,
     },
     model::Model,
 };
@@ -84,16 +85,78 @@ impl GpuEngine {
         Ok(out)
     }
 
-    /// Perturbed copies, their logits and their scaled derivatives (the residuals), read back:
-    /// B × K × b × classes, one submit per part of the request. No block gradient is formed: the
-    /// host multiplies by the batch's features itself (`crate::residual`).
+    /// The per-sample residuals of K perturbed copies of θ per batch, read back: B × K × b ×
+    /// classes, one submit per part of the request. The batches' base logits θ·x̃ (logits.wgsl,
+    /// one set over all the part's rows) and then `residuals.wgsl`, which draws δ itself; where
+    /// its loop passes could reach llvmpipe's cap (thousands of features), the perturbed copies
+    /// through perturb, logits and dlogits instead. No block gradient is formed: the host
+    /// multiplies by the batch's features itself (`crate::residual`).
     pub(super) fn perturbed_residuals(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>> {
+        let parts = self.split(req)?;
+        if !self.fused_residuals_fit() {
+            return self.unfused_residuals(&parts);
+        }
+        if self.kernels.residuals.is_none() {
+            let spec = Specialisation { model: self.model.loss_code() as u32, x_u8: self.x_u8 };
+            let (classes, p) = (self.model.outputs as u32, self.model.p as u32);
+            self.kernels.residuals = Some(Residuals::new(&self.ctx, &self.data_layout, &spec, classes, p)?);
+        }
+        let kernel = self.kernels.residuals.as_ref().ok_or_else(|| Error::gpu("the residual kernel is missing"))?;
+        let (classes, dim) = (self.model.outputs as u32, self.model.dim() as u32);
+        let storage = wgpu::BufferUsages::STORAGE;
+        let theta = self.ctx.buffer_init("base parameters", cast_slice(req.theta), storage)?;
         let mut out = Vec::new();
-        for part in self.split(req)? {
-            let bufs = AnalysisBuffers::new(&self.ctx, &self.model, &part, false)?;
+        for part in parts {
+            let (groups, k, b) = (part.count() as u32, part.points as u32, part.batch_size as u32);
+            let ids = self.ctx.buffer_init("batch ids", cast_slice(part.batch_ids), storage)?;
+            let table = self.ctx.buffer_init("batch rows", cast_slice(part.batches), storage)?;
+            let base = self.ctx.buffer("base logits", (groups * b * classes) as u64 * 4)?;
+            let bytes = (groups * k * b * classes) as u64 * 4;
+            let residuals = self.ctx.buffer("residuals", bytes)?;
             let mut rec = Recording::new(&self.ctx);
-            self.record_perturbed(&mut rec, &part, &bufs)?;
-            self.record_residuals(&mut rec, &part, &bufs)?;
+            // Every row of the part as one group of one parameter set: θ·x̃ once per sample.
+            let rows = RowGroups { groups: 1, sets_per_group: 1, rows: groups * b, offset: 0, stride: groups * b };
+            let data = &self.train.bind;
+            self.kernels.logits.encode(&mut rec, data, rows, classes, dim, &theta, &table, &base)?;
+            let prm = ResidualParams::new(
+                groups,
+                k,
+                b,
+                part.perturbation,
+                part.seed,
+                part.stream,
+                part.grad_scale / b as f32,
+            );
+            kernel.encode(&mut rec, data, prm, &base, &ids, &table, &residuals)?;
+            let mut enc = self.ctx.encoder();
+            rec.encode(&self.ctx, &mut enc, None)?;
+            let r = self.ctx.submit_and_read(enc, &[(&residuals, 0, bytes)])?;
+            out.extend_from_slice(cast_slice(&r[0]));
+        }
+        Ok(out)
+    }
+
+    /// Whether `residuals.wgsl` stays under llvmpipe's loop cap on this adapter: counted as if no
+    /// loop over its constants were unrolled (each of the p/4 passes: the classes' draws, and per
+    /// sample a load and the classes), with a fifth in reserve. Other adapters have no cap.
+    fn fused_residuals_fit(&self) -> bool {
+        if self.ctx.info.device_type != wgpu::DeviceType::Cpu {
+            return true;
+        }
+        let (p, classes) = (self.model.p as u64, self.model.outputs as u64);
+        let samples = Residuals::samples(classes as u32) as u64;
+        let passes = (p.div_ceil(4) + 1) * (classes + 1 + samples * (classes + 2)) + samples * (3 * classes + 4);
+        passes <= LOOP_CAP - LOOP_CAP / 5
+    }
+
+    /// The residuals through the perturbed copies in memory (perturb, logits, dlogits).
+    fn unfused_residuals(&self, parts: &[PerturbedRequest]) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for part in parts {
+            let bufs = AnalysisBuffers::new(&self.ctx, &self.model, part, false)?;
+            let mut rec = Recording::new(&self.ctx);
+            self.record_perturbed(&mut rec, part, &bufs)?;
+            self.record_residuals(&mut rec, part, &bufs)?;
             let mut enc = self.ctx.encoder();
             rec.encode(&self.ctx, &mut enc, None)?;
             let r = self.ctx.submit_and_read(enc, &[(&bufs.dlogits, 0, bufs.dlogits_bytes)])?;

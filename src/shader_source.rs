@@ -43,7 +43,7 @@ pub mod codes {
     pub const WG_1D: u32 = 64;
     /// Accumulators (samples × classes) of one invocation of `residuals.wgsl`: the host picks its
     /// samples per invocation from it. Measured on lavapipe (softmax, two classes): 16 samples
-    /// 0.95 CPU-s for one perturbation set of the 395 batches, 8: 1.2, 32: 1.2, 4: 2.1.
+    /// 0.95 CPU-s for one perturbation set of the 395 batches, 8 and 32: 1.2 (BENCHMARKS.md).
     pub const RESIDUAL_ACC: u32 = 32;
 
     /// Every shared number by its WGSL name.

@@ -196,3 +196,26 @@ fn lls_slope_is_the_exact_curvature_along_q() {
     let median = ratios[ratios.len() / 2];
     assert!((median - 1.0).abs() < 0.05, "median slope ratio {median}");
 }
+
+/// The engine's residuals against the f64 twins (perturb → logits → dlogits) on both device
+/// paths: MNIST-like rows (784 u8 features, the fused `residuals.wgsl` with whole-word loads),
+/// unaligned f32 rows, and 5,000 features × 10 classes, where the fused kernel's loop passes
+/// would near llvmpipe's cap and a CPU adapter takes perturb + logits + dlogits instead.
+#[test]
+fn residuals_match_the_twins_on_both_device_paths() {
+    for (p, classes, u8, b, k) in [(784, 2, true, 33, 100), (45, 3, false, 7, 9), (5000, 10, true, 5, 6)] {
+        let (d, model, theta) = setup(ModelKind::Softmax, Some(classes), 120, p);
+        let mut d = d;
+        if !u8 {
+            d.train = dataset(120, p, Some(classes), false, 8);
+        }
+        let rows: Vec<u32> = prng::permutation(120, 2, 0)[..2 * b].to_vec();
+        let ids = [6u32, 1];
+        let pert = Perturbation::Uniform { scale: 0.01 };
+        let req = request(&theta, &rows, &ids, b, k, pert, Block::All, 120, prng::stream::PERTURB_SVD);
+        let mut g = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Auto).unwrap();
+        let got: Vec<f32> = g.perturbed_residuals(&req).unwrap().iter().map(|&v| v as f32).collect();
+        let want = twin::perturbed_residuals(&model, &d.train, &req);
+        assert_close(&format!("residuals p={p} classes={classes} u8={u8}"), &got, &want, 1e-5);
+    }
+}

@@ -192,7 +192,8 @@ fn parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
             .step_by(per)
             .map(|start| scope.spawn(move || (start..(start + per).min(n)).map(f).collect::<Vec<T>>()))
             .collect();
-        parts.into_iter().flat_map(|h| h.join().expect("an analysis thread panicked")).collect()
+        // A thread's panic (a bug, never a bad input) goes on as itself.
+        parts.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     })
 }
 

@@ -12,7 +12,7 @@ use steplens::{
         AdapterRequest, GpuContext, GpuEngine, KernelPath,
         engine::GpuData,
         kernel::{Recording, data_layout},
-        kernels::{Gram, Logits, Perturb, PerturbParams, Project, ProjectParams, Specialisation, WeightGrad},
+        kernels::{Logits, Perturb, PerturbParams, Project, ProjectParams, Specialisation, WeightGrad},
     },
     model::{InitKind, LossKind, Model, ModelKind},
     train::Batching,
@@ -82,19 +82,11 @@ fn analysis_kernels(c: &mut Criterion, ctx: &GpuContext, layout: &wgpu::BindGrou
     let perturbed = ctx.buffer("perturbed", (k * dim * 4) as u64).unwrap();
     let grads = buffer("g", &uniforms((k * bd) as usize, 2, -1.0, 1.0));
     let q = buffer("q", &uniforms(bd as usize, 3, -1.0, 1.0));
-    let gram_out = ctx.buffer("gram", (k * k * 4) as u64).unwrap();
     let pairs = ctx.buffer("pairs", (k * 8) as u64).unwrap();
-    let (perturb, gram, project) = (
-        Perturb::new(ctx, layout, spec).unwrap(),
-        Gram::new(ctx, layout, spec).unwrap(),
-        Project::new(ctx, layout, spec).unwrap(),
-    );
+    let (perturb, project) = (Perturb::new(ctx, layout, spec).unwrap(), Project::new(ctx, layout, spec).unwrap());
     let prm = PerturbParams::new(k, k, dim, Perturbation::Uniform { scale: 0.01 }, 0, 0);
     c.bench_function("perturb 100 x 1570", |b| {
         b.iter(|| submit(ctx, |rec| perturb.encode(rec, prm, &theta, &ids, &perturbed).unwrap()))
-    });
-    c.bench_function("gram 100 x 784", |b| {
-        b.iter(|| submit(ctx, |rec| gram.encode(rec, 1, k, bd, &grads, &gram_out).unwrap()))
     });
     let prm = ProjectParams { points: k, block_dim: bd, dim, p: 784, classes: 2, c0: 0, nrows: 1, sets: k };
     c.bench_function("project 100 x 784", |b| {
@@ -138,7 +130,7 @@ fn analysis_of_one_batch(c: &mut Criterion) {
     let batches = Batches { table: &table, batch_size: 32, n: data.train.n };
     let mut group = c.benchmark_group("analysis of one batch (b=32, K=100)");
     group.sample_size(10);
-    for method in [SvdMethod::Gram, SvdMethod::Full] {
+    for method in [SvdMethod::Residual, SvdMethod::Full] {
         let settings = Settings {
             points: 100,
             perturbation: Perturbation::Uniform { scale: 0.01 },

@@ -5,24 +5,26 @@
 //! and spectrum, the projection picture of K fresh perturbations, the line y = α + βx through
 //! it, and the curvature λ_i = −(n/b)β_i along q_i.
 //!
-//! Two ways to q_i: `gram` (the default) reduces G_i to its K × K Gram matrix on the device and
-//! eigen-decomposes that on the host — K² numbers read back instead of dim × K; `full` reads
-//! G_i back and takes nalgebra's SVD, the reference the tests compare the fast path with.
+//! Two ways to q_i: `residual` (the default) reads back the per-sample residuals R_i of the K
+//! perturbed sets (b × classes numbers per set instead of block_dim) and takes σ and q from
+//! G_i = X̃_iᵀR_i on the host in f64 ([`crate::residual`]): exact over the whole spectrum; `full`
+//! reads G_i back and takes nalgebra's SVD, the reference the tests compare the fast path with.
 
-use nalgebra::{DMatrix, SymmetricEigen};
+use nalgebra::DMatrix;
 use serde::Serialize;
 
 use crate::{
     Error, Result,
     engine::{Block, Engine, Perturbation, PerturbedRequest},
-    prng,
+    prng, residual,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum SvdMethod {
-    /// K × K Gram matrix on the device, symmetric eigen-decomposition on the host.
-    Gram,
+    /// Per-sample residuals from the device, the SVD of G = X̃ᵀR through the batch's QR on the
+    /// host in f64 (exact; the default).
+    Residual,
     /// Read G back, nalgebra's SVD (the reference).
     Full,
 }
@@ -41,7 +43,7 @@ pub struct Settings {
 
 impl Settings {
     /// The notebook's analysis: K = 100 perturbations δ = 0.01·U[0,1) of row 0 of W, uncentred,
-    /// through the Gram path.
+    /// through the residual path.
     pub fn notebook(seed: u64) -> Settings {
         Settings {
             points: 100,
@@ -49,7 +51,7 @@ impl Settings {
             block: Block::Row(0),
             seed,
             center: false,
-            method: SvdMethod::Gram,
+            method: SvdMethod::Residual,
         }
     }
 }
@@ -74,7 +76,8 @@ pub struct BatchAnalysis {
     pub pairs: Vec<[f32; 2]>,
 }
 
-/// The analysed batches: `table` holds every batch's training-set indices (s × b).
+/// The analysed batches: `table` holds every batch's training-set indices (s × b) into the
+/// engine's training set.
 pub struct Batches<'a> {
     pub table: &'a [u32],
     pub batch_size: usize,
@@ -117,21 +120,41 @@ pub fn analyze(
         };
         let (svd_req, proj_req) = (request(prng::stream::PERTURB_SVD), request(prng::stream::PERTURB_PROJECT));
         let (q, sigmas, pairs) = match settings.method {
-            SvdMethod::Gram => {
-                let mut sigmas = Vec::new();
-                let kk = settings.points * settings.points;
-                let mut direction = |raw: &[f32], centered: Option<&[f32]>| -> Result<Vec<f32>> {
-                    let mut coefs = Vec::with_capacity(raw.len() / settings.points);
-                    for (j, g) in raw.chunks(kk).enumerate() {
-                        let c = centered.map(|c| &c[j * kk..(j + 1) * kk]);
-                        let (c, s) = direction_from_gram(g, c, settings.points, keep);
-                        coefs.extend(c);
-                        sigmas.push(s);
-                    }
-                    Ok(coefs)
+            SvdMethod::Residual => {
+                let shape = residual::Shape {
+                    model,
+                    block: settings.block,
+                    points: settings.points,
+                    batch_size: batches.batch_size,
+                    center: settings.center,
+                    keep,
+                    theta,
+                    perturbation: settings.perturbation,
+                    seed: settings.seed,
+                    project_stream: prng::stream::PERTURB_PROJECT,
                 };
-                let chunk = engine.analyze(&svd_req, &proj_req, settings.center, &mut direction)?;
-                (chunk.q, sigmas, chunk.pairs)
+                let r = engine.perturbed_residuals(&svd_req)?;
+                let fresh = engine.perturbed_residuals(&proj_req)?;
+                let per = settings.points * batches.batch_size * model.outputs;
+                let b = batches.batch_size;
+                let data = engine.train_set();
+                let outcomes = parallel(ids.len(), |j| {
+                    let input = residual::BatchInput {
+                        rows: &rows[j * b..(j + 1) * b],
+                        batch_id: batch_ids[j],
+                        residuals: &r[j * per..(j + 1) * per],
+                        fresh: &fresh[j * per..(j + 1) * per],
+                    };
+                    residual::analyze_batch(data, &shape, &input)
+                });
+                let mut q = Vec::with_capacity(ids.len() * bd);
+                let (mut sigmas, mut pairs) = (Vec::new(), Vec::new());
+                for o in outcomes {
+                    q.extend(o.q);
+                    sigmas.push(o.sigma);
+                    pairs.extend(o.pairs.iter().flatten());
+                }
+                (q, sigmas, pairs)
             }
             SvdMethod::Full => {
                 let g = engine.perturbed_gradients(&svd_req)?;
@@ -154,6 +177,24 @@ pub fn analyze(
         progress(ids.len());
     }
     Ok(out)
+}
+
+/// f(0), …, f(n − 1) on the host's cores (contiguous parts, one thread each), in order.
+fn parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n).max(1);
+    if threads == 1 {
+        return (0..n).map(f).collect();
+    }
+    let per = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let parts: Vec<_> = (0..n)
+            .step_by(per)
+            .map(|start| scope.spawn(move || (start..(start + per).min(n)).map(f).collect::<Vec<T>>()))
+            .collect();
+        // A thread's panic (a bug, never a bad input) goes on as itself.
+        parts.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
 }
 
 fn summarise(batch: usize, q: Vec<f32>, sigma: Vec<f64>, pairs: Vec<[f32; 2]>, batches: &Batches) -> BatchAnalysis {
@@ -189,29 +230,6 @@ pub fn line_fit(pairs: &[[f32; 2]]) -> LineFit {
     let beta = sxy / sxx;
     let r2 = if syy > 0.0 { sxy * sxy / (sxx * syy) } else { f64::NAN };
     LineFit { alpha: my - beta * mx, beta, r2 }
-}
-
-/// From the K × K Gram matrix GᵀG (and that of the centred G, when centring): coefficients c
-/// with q = G c (the centred G when centring), q a unit vector with its sign fixed so that
-/// q · mean_k g_k ≥ 0, and the top `keep` singular values.
-pub fn direction_from_gram(raw: &[f32], centered: Option<&[f32]>, k: usize, keep: usize) -> (Vec<f32>, Vec<f64>) {
-    let matrix = |g: &[f32]| DMatrix::from_fn(k, k, |i, j| g[i * k + j] as f64);
-    let raw = matrix(raw);
-    let eig = SymmetricEigen::new(centered.map_or_else(|| raw.clone(), matrix));
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
-    let sigma: Vec<f64> = order.iter().take(keep).map(|&i| eig.eigenvalues[i].max(0.0).sqrt()).collect();
-    let s1 = sigma.first().copied().unwrap_or(0.0);
-    if s1 <= 0.0 {
-        return (vec![0.0; k], sigma);
-    }
-    let mut c: Vec<f64> = eig.eigenvectors.column(order[0]).iter().map(|v| v / s1).collect();
-    // q · mean_k g_k = cᵀ GᵀG 1 / K (for the centred G too: its top eigenvector is ⊥ 1).
-    let along_mean: f64 = (0..k).map(|i| c[i] * raw.row(i).sum()).sum();
-    if along_mean < 0.0 {
-        c.iter_mut().for_each(|v| *v = -*v);
-    }
-    (c.into_iter().map(|v| v as f32).collect(), sigma)
 }
 
 /// The reference: q and the singular values from nalgebra's SVD of G (block_dim × K, from the
@@ -284,35 +302,6 @@ mod tests {
         let pairs: Vec<[f32; 2]> = (0..10).map(|i| [i as f32, 3.0 - 2.0 * i as f32]).collect();
         let f = line_fit(&pairs);
         assert!((f.alpha - 3.0).abs() < 1e-9 && (f.beta + 2.0).abs() < 1e-9 && (f.r2 - 1.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn gram_direction_matches_svd_direction() {
-        let (k, bd) = (7, 20);
-        let g: Vec<f32> = (0..k * bd).map(|i| prng::uniform(1, 9, 0, 0, i as u32) - 0.3).collect();
-        let gram_of = |g: &[f64]| -> Vec<f32> {
-            (0..k * k)
-                .map(|ij| {
-                    let (i, j) = (ij / k, ij % k);
-                    (0..bd).map(|d| g[i * bd + d] * g[j * bd + d]).sum::<f64>() as f32
-                })
-                .collect()
-        };
-        let g64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
-        let mut gc = g64.clone();
-        crate::cpu::kernels::center(&mut gc, k, bd);
-        for center in [false, true] {
-            let (basis, centered) = if center { (&gc, Some(gram_of(&gc))) } else { (&g64, None) };
-            let (c, s_gram) = direction_from_gram(&gram_of(&g64), centered.as_deref(), k, k);
-            let q_gram: Vec<f64> = (0..bd).map(|d| (0..k).map(|j| c[j] as f64 * basis[j * bd + d]).sum()).collect();
-            let (q_svd, s_svd) = direction_by_svd(&g, k, bd, center, k);
-            for (a, b) in q_gram.iter().zip(&q_svd) {
-                assert!((a - *b as f64).abs() < 1e-5, "center={center}: {a} vs {b}");
-            }
-            for (a, b) in s_gram.iter().zip(&s_svd).take(3) {
-                assert!((a - b).abs() < 1e-5 * s_svd[0], "center={center}: σ {a} vs {b}");
-            }
-        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::{Error, Result, model::Model};
+use crate::{Error, Result, data::Dataset, model::Model};
 
 /// The most Armijo backtracking steps per SGD step (0.9^200 ≈ 7e-10), on every engine.
 pub const MAX_BACKTRACKS: u32 = 200;
@@ -164,20 +164,6 @@ impl PerturbedRequest<'_> {
     }
 }
 
-/// The principal direction and projection picture of B batches.
-#[derive(Debug, Clone)]
-pub struct AnalysisChunk {
-    /// B × block_dim unit vectors q_i.
-    pub q: Vec<f32>,
-    /// B × K × 2 pairs (x_k, y_k) = (q·(θ+δ_k)|block, q·g(θ+δ_k)), with fresh perturbations.
-    pub pairs: Vec<f32>,
-}
-
-/// Turns B Gram matrices GᵢᵀGᵢ (B × K × K) — and, when centring, those of the centred Gᵢ —
-/// into B coefficient vectors c (B × K) so that q_i = Gᵢ c_i (the centred Gᵢ when centring);
-/// the analysis computes them from an eigen-decomposition on the host.
-pub type DirectionFn<'f> = dyn FnMut(&[f32], Option<&[f32]>) -> Result<Vec<f32>> + 'f;
-
 /// The kernels an engine resolved `--kernels` to, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct KernelChoice {
@@ -221,16 +207,16 @@ pub trait Engine {
     fn gradients(&mut self, sets: &[f32], batch: &[u32]) -> Result<Vec<f32>>;
     /// Projection pairs (B × K × 2) of fresh perturbations (`req.stream`) onto given q (B × block_dim).
     fn project(&mut self, req: &PerturbedRequest, q: &[f32]) -> Result<Vec<f32>>;
-    /// The fast analysis: Gram matrices of the `svd` request's gradients (and of the centred
-    /// gradients when `center`), `direction` turns them into coefficients, q_i = G_i c_i, then
-    /// the projection pairs of the `project` request.
-    fn analyze(
-        &mut self,
-        svd: &PerturbedRequest,
-        project: &PerturbedRequest,
-        center: bool,
-        direction: &mut DirectionFn,
-    ) -> Result<AnalysisChunk>;
+    /// The per-sample residuals of the perturbed parameter sets, B × K × b × classes:
+    /// r[g, k, i, c] = grad_scale/b · ∂loss_i/∂z_c at θ + δ_k (the dlogits of every class; the
+    /// analysis keeps the block's rows). The block gradient is G = X̃ᵀR (X̃ the batch's features,
+    /// with a ones column for the biases), so these b·classes numbers per set replace the
+    /// block_dim of a gradient. f64 so that the CPU reference keeps its precision (the GPU's are
+    /// its f32 values).
+    fn perturbed_residuals(&mut self, req: &PerturbedRequest) -> Result<Vec<f64>>;
+    /// The training set the engine holds (the analysis forms the batches' sample Gram matrices
+    /// X̃X̃ᵀ from it on the host, in f64).
+    fn train_set(&self) -> &Dataset;
 }
 
 // Row and block addressing shared by the kernels and their CPU twins.

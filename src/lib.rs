@@ -26,6 +26,7 @@ pub mod prng;
 pub mod procedure;
 pub mod rates;
 pub mod report;
+pub mod residual;
 pub mod schedule;
 pub mod shader_source;
 pub mod shard;

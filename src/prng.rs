@@ -25,29 +25,56 @@ pub fn pcg_hash(v: u32) -> u32 {
     (word >> 22) ^ word
 }
 
+/// The counter (seed, stream, a, b) hashed once: the words of its indices then cost one link
+/// each ([`Counter::hash`]), where the host draws many indices of one (batch, point).
+#[derive(Debug, Clone, Copy)]
+pub struct Counter(u32);
+
+impl Counter {
+    #[inline]
+    pub fn new(seed: u64, stream: u32, a: u32, b: u32) -> Counter {
+        let mut h = pcg_hash(seed as u32);
+        h = pcg_hash(h ^ (seed >> 32) as u32);
+        h = pcg_hash(h ^ stream);
+        h = pcg_hash(h ^ a);
+        Counter(pcg_hash(h ^ b))
+    }
+
+    #[inline]
+    pub fn hash(self, index: u32) -> u32 {
+        pcg_hash(self.0 ^ index)
+    }
+
+    /// Uniform in [0, 1) with 24 random bits: exactly representable in f32, identical on the GPU.
+    #[inline]
+    pub fn uniform(self, index: u32) -> f32 {
+        (self.hash(index) >> 8) as f32 * (1.0 / 16_777_216.0)
+    }
+
+    /// Standard normal by Box–Muller from the uniforms of indices 2·index and 2·index + 1.
+    /// The GPU's `log`/`cos` differ from Rust's in the last bits: equal within f32 tolerance.
+    pub fn normal(self, index: u32) -> f32 {
+        let u1 = 1.0 - self.uniform(index.wrapping_mul(2)); // (0, 1]
+        let u2 = self.uniform(index.wrapping_mul(2).wrapping_add(1));
+        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    }
+}
+
 /// The random word for the counter (seed, stream, a, b, index).
 #[inline]
 pub fn hash(seed: u64, stream: u32, a: u32, b: u32, index: u32) -> u32 {
-    let mut h = pcg_hash(seed as u32);
-    h = pcg_hash(h ^ (seed >> 32) as u32);
-    h = pcg_hash(h ^ stream);
-    h = pcg_hash(h ^ a);
-    h = pcg_hash(h ^ b);
-    pcg_hash(h ^ index)
+    Counter::new(seed, stream, a, b).hash(index)
 }
 
 /// Uniform in [0, 1) with 24 random bits: exactly representable in f32, identical on the GPU.
 #[inline]
 pub fn uniform(seed: u64, stream: u32, a: u32, b: u32, index: u32) -> f32 {
-    (hash(seed, stream, a, b, index) >> 8) as f32 * (1.0 / 16_777_216.0)
+    Counter::new(seed, stream, a, b).uniform(index)
 }
 
 /// Standard normal by Box–Muller from two uniforms of the counters (…, 2·index) and (…, 2·index+1).
-/// The GPU's `log`/`cos` differ from Rust's in the last bits: equal within f32 tolerance.
 pub fn normal(seed: u64, stream: u32, a: u32, b: u32, index: u32) -> f32 {
-    let u1 = 1.0 - uniform(seed, stream, a, b, index.wrapping_mul(2)); // (0, 1]
-    let u2 = uniform(seed, stream, a, b, index.wrapping_mul(2).wrapping_add(1));
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    Counter::new(seed, stream, a, b).normal(index)
 }
 
 /// A permutation of 0..n (Fisher–Yates driven by the counter stream `(seed, SHUFFLE, epoch, 0, i)`).

@@ -6,26 +6,25 @@ use bytemuck::cast_slice;
 use serde::Serialize;
 
 use crate::{
-    analysis::{self, Batches, Settings, SvdMethod},
-    cpu::{CpuEngine, kernels as twin},
-    data::{Data, Dataset, Features},
-    engine::{Block, GradBlock, Perturbation, RowGroups},
+    cpu::kernels as twin,
+    data::{Dataset, Features},
+    engine::{GradBlock, RowGroups},
     gpu::{
-        GpuContext, GpuEngine, KernelPath,
+        GpuContext,
         engine::GpuData,
         kernel::{Recording, data_layout},
-        kernels::{
-            Center, Combine, Dlogits, Evaluate, EvaluationBindings, Gram, Logits, Perturb, PerturbParams, SgdParams,
-            SgdUpdate, Specialisation, WeightGrad,
-        },
+        kernels::{Dlogits, Evaluate, EvaluationBindings, Logits, SgdParams, SgdUpdate, Specialisation, WeightGrad},
     },
-    model::{InitKind, LossCode, LossKind, Model, ModelKind},
+    model::LossCode,
     prng,
-    train::Batching,
 };
 
+mod analysis;
 mod subgroup;
 mod training;
+
+pub use analysis::{RESIDUAL_SHAPES, analysis_check};
+use analysis::{check_perturb, check_residuals};
 
 pub use subgroup::{SubgroupCase, SubgroupOutcome, run_subgroup_case, subgroup_cases, subgroup_checks};
 pub use training::{TrainingCase, training_check, training_checks};
@@ -175,8 +174,11 @@ pub fn kernel_checks(ctx: &GpuContext) -> Vec<Check> {
     }
     out.extend(check_sgd(ctx).unwrap_or_else(|e| vec![Check::failed("sgd_update", e.to_string())]));
     out.extend(check_evaluate(ctx, false).unwrap_or_else(|e| vec![Check::failed("evaluate", e.to_string())]));
-    out.extend(check_subspace(ctx).unwrap_or_else(|e| vec![Check::failed("gram/center/combine", e.to_string())]));
     out.extend(check_perturb(ctx).unwrap_or_else(|e| vec![Check::failed("perturb", e.to_string())]));
+    for (k, shape) in RESIDUAL_SHAPES.iter().enumerate() {
+        let name = format!("residuals {:?} (shape {k})", shape.7);
+        out.push(check_residuals(ctx, k).unwrap_or_else(|e| Check::failed(name, e.to_string())));
+    }
     out
 }
 
@@ -295,73 +297,6 @@ fn check_sgd(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
     Ok(out)
 }
 
-/// K perturbed copies of θ per batch (four parameters per invocation, so dims 1, 33 and 785 leave
-/// partial quads), uniform and Gaussian, against the CPU's draws of the same counter PRNG.
-fn check_perturb(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
-    let b = Bench::new(ctx, random_dataset(4, 3, Some(2), false, 0), LossCode::SoftmaxCe)?;
-    let kernel = Perturb::new(ctx, &b.layout, &b.spec)?;
-    let mut out = Vec::new();
-    let kinds = [Perturbation::Uniform { scale: 0.01 }, Perturbation::Gaussian { sigma: 0.5 }];
-    for ((batches, points, dim), perturbation) in
-        [(1usize, 1usize, 1usize), (2, 5, 33), (3, 7, 785), (1, 100, 1570)].into_iter().zip(kinds.into_iter().cycle())
-    {
-        let theta = uniforms(dim, 7, -1.0, 1.0);
-        let ids: Vec<u32> = (0..batches as u32).map(|i| 3 * i + 1).collect();
-        let sets = batches * points;
-        let (tb, ib) = (b.storage("theta", cast_slice(&theta))?, b.storage("ids", cast_slice(&ids))?);
-        let pb = b.storage("perturbed", &poison(sets * dim))?;
-        let prm = PerturbParams::new(sets as u32, points as u32, dim as u32, perturbation, 42, 3);
-        let mut rec = Recording::new(ctx);
-        kernel.encode(&mut rec, prm, &tb, &ib, &pb)?;
-        let got = b.run(rec, &[(&pb, sets * dim)])?;
-        let want = twin::perturb(&theta, &ids, points, perturbation, 42, 3);
-        out.push(Check::compare(format!("perturb {batches}x{points}x{dim}"), &got[0], &want, KERNEL_TOL));
-    }
-    Ok(out)
-}
-
-/// The analysis' reductions of stacked gradients: Gram matrices (4 × 4 tiles, so K = 1, 5 and 33
-/// leave partial tiles), centring, and the combination q = G c.
-fn check_subspace(ctx: &GpuContext) -> crate::Result<Vec<Check>> {
-    let b = Bench::new(ctx, random_dataset(4, 3, Some(2), false, 0), LossCode::SoftmaxCe)?;
-    let (gram, center, combine) = (
-        Gram::new(ctx, &b.layout, &b.spec)?,
-        Center::new(ctx, &b.layout, &b.spec)?,
-        Combine::new(ctx, &b.layout, &b.spec)?,
-    );
-    let mut out = Vec::new();
-    for (groups, points, dim) in [(1usize, 1usize, 1usize), (2, 5, 33), (3, 33, 785), (1, 100, 784), (2, 257, 9)] {
-        let vectors = uniforms(groups * points * dim, 5, -1.0, 1.0);
-        let coefs = uniforms(groups * points, 6, -1.0, 1.0);
-        let poison = |n: usize| vec![f32::NAN; n];
-        let vb = b.storage("vectors", cast_slice(&vectors))?;
-        let cb = b.storage("coefficients", cast_slice(&coefs))?;
-        let gb = b.storage("gram", cast_slice(&poison(groups * points * points)))?;
-        let qb = b.storage("combined", cast_slice(&poison(groups * dim)))?;
-        let centred_gb = b.storage("centred gram", cast_slice(&poison(groups * points * points)))?;
-        let (g, k, d) = (groups as u32, points as u32, dim as u32);
-        let mut rec = Recording::new(ctx);
-        gram.encode(&mut rec, g, k, d, &vb, &gb)?;
-        combine.encode(&mut rec, g, k, d, &vb, &cb, &qb)?;
-        center.encode(&mut rec, g, k, d, &vb)?;
-        gram.encode(&mut rec, g, k, d, &vb, &centred_gb)?;
-        let got = b.run(
-            rec,
-            &[(&gb, groups * points * points), (&qb, groups * dim), (&centred_gb, groups * points * points)],
-        )?;
-        let v = f64s(&vectors);
-        let shape = format!("{groups}x{points}x{dim}");
-        out.push(Check::compare(format!("gram {shape}"), &got[0], &twin::gram(&v, points, dim), KERNEL_TOL));
-        let q = twin::combine(&v, &f64s(&coefs), points, dim);
-        out.push(Check::compare(format!("combine {shape}"), &got[1], &q, KERNEL_TOL));
-        let mut centred = v;
-        twin::center(&mut centred, points, dim);
-        let want = twin::gram(&centred, points, dim);
-        out.push(Check::compare(format!("center + gram {shape}"), &got[2], &want, KERNEL_TOL));
-    }
-    Ok(out)
-}
-
 /// The whole-set evaluation (with `subgroup`, the generated subgroup one) against its twin.
 fn check_evaluate(ctx: &GpuContext, subgroup: bool) -> crate::Result<Vec<Check>> {
     let mut out = Vec::new();
@@ -419,36 +354,4 @@ fn check_evaluate(ctx: &GpuContext, subgroup: bool) -> crate::Result<Vec<Check>>
         }
     }
     Ok(out)
-}
-
-/// A few batches of the analysis: q and σ from the GPU's Gram path against the CPU's full SVD.
-pub fn analysis_check(ctx: GpuContext) -> crate::Result<Check> {
-    let d = Data { train: random_dataset(300, 60, Some(2), true, 3), test: None };
-    let model = Model::for_data(ModelKind::Softmax, LossKind::Ce, &d.train)?;
-    let theta = model.init(InitKind::Xavier, 4);
-    let batching = Batching::new(300, 20, 1, false)?;
-    let table = batching.epoch(1);
-    let batches = Batches { table: &table, batch_size: 20, n: 300 };
-    let which = [0usize, 3, 14];
-    let settings = |method| Settings {
-        points: 24,
-        perturbation: Perturbation::Uniform { scale: 0.01 },
-        block: Block::All,
-        seed: 5,
-        center: true,
-        method,
-    };
-    let mut gpu = GpuEngine::new(ctx, model, &d, 1, KernelPath::Fused)?;
-    let mut cpu = CpuEngine::new(model, &d, 1);
-    let g = analysis::analyze(&mut gpu, &theta, &batches, &which, &settings(SvdMethod::Gram), 2, &mut |_| {})?;
-    let c = analysis::analyze(&mut cpu, &theta, &batches, &which, &settings(SvdMethod::Full), 2, &mut |_| {})?;
-    let mut got = Vec::new();
-    let mut want = Vec::new();
-    for (a, b) in g.iter().zip(&c) {
-        got.extend(&a.q);
-        want.extend(f64s(&b.q));
-        got.extend(a.sigma.iter().take(2).map(|&s| (s / b.sigma[0]) as f32));
-        want.extend(b.sigma.iter().take(2).map(|&s| s / b.sigma[0]));
-    }
-    Ok(Check::compare("analysis q, σ (3 batches)", &got, &want, RUN_TOL))
 }

@@ -1,7 +1,7 @@
 //! The gradient-subspace analysis on the GPU against the f64 CPU reference (same PRNG stream),
-//! the fast Gram path against the full SVD, and the least-squares slope against the exact
-//! batch Hessian. Tolerances: f32 kernels 1e-5 normwise; directions 1e-4 (they pass through
-//! an eigen-decomposition of f32 Gram matrices).
+//! the default residual path against the full SVD, and the least-squares slope against the exact
+//! batch Hessian. Tolerances: f32 kernels 1e-5 normwise; directions and projection pairs 1e-4
+//! (f32 residuals and gradients on both sides). The whole spectrum is in `tests/spectrum.rs`.
 
 mod common;
 
@@ -104,7 +104,7 @@ fn settings(method: SvdMethod, center: bool, block: Block) -> Settings {
 }
 
 #[test]
-fn gpu_analysis_matches_cpu_and_gram_matches_full_svd() {
+fn gpu_analysis_matches_cpu_and_residual_matches_full_svd() {
     let (d, model, theta) = setup(ModelKind::Softmax, Some(2), 300, 60);
     let batching = Batching::new(300, 20, 1, false).unwrap();
     let table = batching.epoch(1);
@@ -118,16 +118,16 @@ fn gpu_analysis_matches_cpu_and_gram_matches_full_svd() {
             };
             let mut g = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Fused).unwrap();
             let mut c = CpuEngine::new(model, &d, 1);
-            let gpu_gram = run(&mut g, SvdMethod::Gram);
+            let gpu_residual = run(&mut g, SvdMethod::Residual);
             let gpu_full = run(&mut g, SvdMethod::Full);
             let cpu_full = run(&mut c, SvdMethod::Full);
-            for ((a, b), r) in gpu_gram.iter().zip(&gpu_full).zip(&cpu_full) {
+            for ((a, b), r) in gpu_residual.iter().zip(&gpu_full).zip(&cpu_full) {
                 let what = format!("center={center} {block:?} batch {}", a.batch);
                 let rq: Vec<f64> = r.q.iter().map(|&v| v as f64).collect();
-                assert_close(&format!("{what}: q gram vs cpu"), &a.q, &rq, 1e-4);
+                assert_close(&format!("{what}: q residual vs cpu"), &a.q, &rq, 1e-4);
                 assert_close(&format!("{what}: q full vs cpu"), &b.q, &rq, 1e-4);
                 let s: Vec<f32> = a.sigma.iter().take(2).map(|&v| v as f32).collect();
-                assert_close(&format!("{what}: σ1,σ2 gram vs cpu"), &s, &r.sigma[..2], 1e-4);
+                assert_close(&format!("{what}: σ1,σ2 residual vs cpu"), &s, &r.sigma[..2], 1e-4);
                 let pairs: Vec<f32> = a.pairs.iter().flatten().copied().collect();
                 let want: Vec<f64> = r.pairs.iter().flatten().map(|&v| v as f64).collect();
                 assert_close(&format!("{what}: projection pairs"), &pairs, &want, 1e-4);
@@ -136,7 +136,7 @@ fn gpu_analysis_matches_cpu_and_gram_matches_full_svd() {
                 assert!(a.q.iter().all(|v| v.is_finite()));
                 let rows = &table[a.batch * 20..(a.batch + 1) * 20];
                 let ids = [a.batch as u32];
-                let s = settings(SvdMethod::Gram, center, block);
+                let s = settings(SvdMethod::Residual, center, block);
                 let req = PerturbedRequest {
                     theta: &theta,
                     batches: rows,
@@ -180,7 +180,7 @@ fn lls_slope_is_the_exact_curvature_along_q() {
     let batches = Batches { table: &table, batch_size: b, n };
     let which: Vec<usize> = (0..batching.steps()).collect();
     let mut g = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Fused).unwrap();
-    let s = Settings { points: 100, ..settings(SvdMethod::Gram, false, Block::Row(0)) };
+    let s = Settings { points: 100, ..settings(SvdMethod::Residual, false, Block::Row(0)) };
     let results = analysis::analyze(&mut g, &theta, &batches, &which, &s, 8, &mut |_| {}).unwrap();
     let mut ratios: Vec<f64> = results
         .iter()
@@ -195,4 +195,27 @@ fn lls_slope_is_the_exact_curvature_along_q() {
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
     assert!((median - 1.0).abs() < 0.05, "median slope ratio {median}");
+}
+
+/// The engine's residuals against the f64 twins (perturb → logits → dlogits) on both device
+/// paths: MNIST-like rows (784 u8 features, the fused `residuals.wgsl` with whole-word loads),
+/// unaligned f32 rows, and 5,000 features × 10 classes, where the fused kernel's loop passes
+/// would near llvmpipe's cap and a CPU adapter takes perturb + logits + dlogits instead.
+#[test]
+fn residuals_match_the_twins_on_both_device_paths() {
+    for (p, classes, u8, b, k) in [(784, 2, true, 33, 100), (45, 3, false, 7, 9), (5000, 10, true, 5, 6)] {
+        let (d, model, theta) = setup(ModelKind::Softmax, Some(classes), 120, p);
+        let mut d = d;
+        if !u8 {
+            d.train = dataset(120, p, Some(classes), false, 8);
+        }
+        let rows: Vec<u32> = prng::permutation(120, 2, 0)[..2 * b].to_vec();
+        let ids = [6u32, 1];
+        let pert = Perturbation::Uniform { scale: 0.01 };
+        let req = request(&theta, &rows, &ids, b, k, pert, Block::All, 120, prng::stream::PERTURB_SVD);
+        let mut g = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Auto).unwrap();
+        let got: Vec<f32> = g.perturbed_residuals(&req).unwrap().iter().map(|&v| v as f32).collect();
+        let want = twin::perturbed_residuals(&model, &d.train, &req);
+        assert_close(&format!("residuals p={p} classes={classes} u8={u8}"), &got, &want, 1e-5);
+    }
 }

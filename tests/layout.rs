@@ -103,10 +103,13 @@ fn parameter_structs_match_wgsl() {
         );
     }
     layout!("perturb", "PerturbParams", PerturbParams, [sets, points, dim, kind, scale, seed_lo, seed_hi, stream]);
-    layout!("gram", "GramParams", GramParams, [points, dim, groups, _pad1]);
-    layout!("center", "CenterParams", CenterParams, [points, dim, groups, _pad0]);
-    layout!("combine", "CombineParams", CombineParams, [points, dim, groups, _pad0]);
     layout!("project", "ProjectParams", ProjectParams, [points, block_dim, dim, p, classes, c0, nrows, sets]);
+    layout!(
+        "residuals",
+        "ResidualParams",
+        ResidualParams,
+        [points, rows, groups, kind, scale, seed_lo, seed_hi, stream, grad_scale, _pad0, _pad1, _pad2]
+    );
 }
 
 /// build.rs lists the shaders: every file of `shaders/` and `shaders/shared/`, kernels first, each

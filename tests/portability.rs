@@ -38,6 +38,10 @@ fn every_shader_translates_to_every_backend() {
                     "X_U8" => x_u8,
                     "TILE" => tile,
                     "SET_TILE" => set_tile,
+                    // residuals.wgsl: two rows of W, 16 samples an invocation (MNIST 0/1's softmax).
+                    "CLASSES" => 2.0,
+                    "SAMPLES" => 16.0,
+                    "ALIGNED" => x_u8,
                     other => panic!("{name}: an override the engine does not set: {other}"),
                 };
                 constants.insert(o.clone(), value);

@@ -90,7 +90,7 @@ fn epoch_mode_lambda_is_the_exact_curvature_for_lls() {
         block: Block::Row(0),
         seed: 9,
         center: true,
-        method: SvdMethod::Gram,
+        method: SvdMethod::Residual,
     };
     let mut g = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Fused).unwrap();
     let results = analysis::analyze(&mut g, &theta, &batches, &which, &settings, 8, &mut |_| {}).unwrap();

@@ -143,8 +143,9 @@ pub struct AnalysisArgs {
     /// Subtract the mean gradient before the SVD: q becomes the top Hessian direction.
     #[arg(long)]
     pub center: bool,
-    /// `gram` (K × K Gram on the GPU, eigen on the host) or `full` (read G back, nalgebra SVD).
-    #[arg(long, value_enum, default_value_t = SvdMethod::Gram)]
+    /// `residual` (per-sample residuals from the device, σ and q of G = X̃ᵀR exactly in f64 on
+    /// the host) or `full` (read G back, nalgebra SVD: the reference).
+    #[arg(long, value_enum, default_value_t = SvdMethod::Residual)]
     pub svd: SvdMethod,
 }
 

@@ -176,10 +176,8 @@ fn print_reports(reports: &[AdapterReport]) {
                 "weight_grad",
                 "sgd_update",
                 "evaluate",
-                "gram",
-                "combine",
-                "center",
                 "perturb",
+                "residuals",
                 "train_subgroup",
                 "evaluate_subgroup",
             ]

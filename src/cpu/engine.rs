@@ -5,8 +5,8 @@ use crate::{
     Error, Result,
     data::{Data, Dataset},
     engine::{
-        AnalysisChunk, Block, DirectionFn, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, Metrics,
-        PerturbedRequest, RowGroups, check_gradients, check_perturbed, check_plan,
+        Block, Engine, EngineInfo, EpochOutcome, EpochPlan, Evaluation, Metrics, PerturbedRequest, RowGroups,
+        check_gradients, check_perturbed, check_plan,
     },
     model::Model,
 };
@@ -104,26 +104,13 @@ impl Engine for CpuEngine {
         Ok(self.pairs(req, &q))
     }
 
-    fn analyze(
-        &mut self,
-        svd: &PerturbedRequest,
-        project: &PerturbedRequest,
-        center: bool,
-        direction: &mut DirectionFn,
-    ) -> Result<AnalysisChunk> {
-        check_perturbed(svd, &self.model, self.data.train.n)?;
-        let (k, bd) = (svd.points, svd.block.dim(&self.model));
-        let (_, mut g) = kernels::perturbed_gradients(&self.model, &self.data.train, svd);
-        let to32 = |v: Vec<f64>| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
-        let gram = to32(kernels::gram(&g, k, bd));
-        let centered = center.then(|| {
-            kernels::center(&mut g, k, bd);
-            to32(kernels::gram(&g, k, bd))
-        });
-        let coefs: Vec<f64> = direction(&gram, centered.as_deref())?.iter().map(|&c| c as f64).collect();
-        let q = kernels::combine(&g, &coefs, k, bd);
-        let pairs = self.pairs(project, &q);
-        Ok(AnalysisChunk { q: q.iter().map(|&v| v as f32).collect(), pairs })
+    fn perturbed_residuals(&mut self, req: &PerturbedRequest) -> Result<Vec<f64>> {
+        check_perturbed(req, &self.model, self.data.train.n)?;
+        Ok(kernels::perturbed_residuals(&self.model, &self.data.train, req))
+    }
+
+    fn train_set(&self) -> &Dataset {
+        &self.data.train
     }
 }
 

@@ -223,38 +223,6 @@ pub fn perturb(
     out
 }
 
-/// Twin of `gram.wgsl`: [groups, K, K].
-pub fn gram(vectors: &[f64], points: usize, dim: usize) -> Vec<f64> {
-    let mut out = Vec::new();
-    for g in vectors.chunks(points * dim) {
-        for k in 0..points {
-            for l in 0..points {
-                out.push(dot(&g[k * dim..][..dim], &g[l * dim..][..dim]));
-            }
-        }
-    }
-    out
-}
-
-/// Twin of `center.wgsl`: subtract each group's mean vector in place.
-pub fn center(vectors: &mut [f64], points: usize, dim: usize) {
-    for g in vectors.chunks_mut(points * dim) {
-        for d in 0..dim {
-            let mean = (0..points).map(|k| g[k * dim + d]).sum::<f64>() / points as f64;
-            (0..points).for_each(|k| g[k * dim + d] -= mean);
-        }
-    }
-}
-
-/// Twin of `combine.wgsl`: [groups, dim].
-pub fn combine(vectors: &[f64], coefs: &[f64], points: usize, dim: usize) -> Vec<f64> {
-    let mut out = Vec::new();
-    for (g, c) in vectors.chunks(points * dim).zip(coefs.chunks(points)) {
-        out.extend((0..dim).map(|d| (0..points).map(|k| c[k] * g[k * dim + d]).sum::<f64>()));
-    }
-    out
-}
-
 /// Twin of `project.wgsl`: [sets, 2] pairs (q·(θ+δ)|block, q·g).
 pub fn project(model: &Model, block: Block, q: &[f64], perturbed: &[f64], grads: &[f64], points: usize) -> Vec<f64> {
     let (dim, bd) = (model.dim(), block.dim(model));
@@ -287,6 +255,48 @@ pub fn perturbed_gradients(model: &Model, data: &Dataset, req: &PerturbedRequest
     let scale = req.grad_scale as f64 / b as f64;
     let grads = set_gradients(model, data, &perturbed, rows, req.batches, scale, req.block);
     (perturbed, grads)
+}
+
+/// Twin of `residuals.wgsl`: [B·K, b, classes] = grad_scale/b · d loss / d z at
+/// z = base + δ_k·x̃, with `base` ([B, b, classes]) the batches' logits at θ and δ_k drawn as
+/// [`perturb`] draws them over θ's layout (classes rows of p weights, then the biases).
+pub fn residuals(code: LossCode, data: &Dataset, base: &[f64], req: &PerturbedRequest, classes: usize) -> Vec<f64> {
+    let (p, b, k) = (data.p, req.batch_size, req.points);
+    let scale = req.grad_scale as f64 / b as f64;
+    let mut out = Vec::with_capacity(req.count() * k * b * classes);
+    let mut z = vec![0.0; classes];
+    for (g, &batch) in req.batch_ids.iter().enumerate() {
+        for point in 0..k as u32 {
+            let counter = prng::Counter::new(req.seed, req.stream, batch, point);
+            let delta = |d: usize| -> f64 {
+                (match req.perturbation {
+                    Perturbation::Uniform { scale } => scale * counter.uniform(d as u32),
+                    Perturbation::Gaussian { sigma } => sigma * counter.normal(d as u32),
+                }) as f64
+            };
+            for i in 0..b {
+                let row = req.batches[g * b + i] as usize;
+                for (c, zc) in z.iter_mut().enumerate() {
+                    let moved: f64 = (0..p).map(|j| delta(c * p + j) * data.x(row, j)).sum();
+                    *zc = base[(g * b + i) * classes + c] + moved + delta(classes * p + c);
+                }
+                loss_and_dlogits(code, &mut z, data.targets[row] as f64);
+                out.extend(z.iter().map(|v| v * scale));
+            }
+        }
+    }
+    out
+}
+
+/// The residuals of a perturbed request through the twins (perturb, logits, dlogits):
+/// [B·K, b, classes] = grad_scale/b · ∂loss_i/∂z at each θ + δ_k.
+pub fn perturbed_residuals(model: &Model, data: &Dataset, req: &PerturbedRequest) -> Vec<f64> {
+    let perturbed = perturb(req.theta, req.batch_ids, req.points, req.perturbation, req.seed, req.stream);
+    let (b, k) = (req.batch_size as u32, req.points as u32);
+    let rows = RowGroups { groups: req.count() as u32, sets_per_group: k, rows: b, offset: 0, stride: b };
+    let z = logits(data, &perturbed, rows, model.outputs, model.dim(), req.batches);
+    let scale = req.grad_scale as f64 / b as f64;
+    dlogits(model.loss_code(), data, &z, rows, model.outputs, scale, req.batches).0
 }
 
 /// `scale` × the block gradients of the summed batch loss of each parameter set (sets × dim),

@@ -11,7 +11,7 @@ use super::{
 use crate::{
     Result,
     engine::{GradBlock, Perturbation, RowGroups},
-    shader_source::codes::{DISPATCH_ROW, MAX_TILE, WG_1D, WG_WIDE},
+    shader_source::codes::{DISPATCH_ROW, MAX_TILE, RESIDUAL_ACC, WG_1D, WG_WIDE},
 };
 
 mod epoch;
@@ -319,73 +319,6 @@ impl Perturb {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct GramParams {
-    pub points: u32,
-    pub dim: u32,
-    pub groups: u32,
-    pub _pad1: u32,
-}
-
-/// `shaders/gram.wgsl`: the K × K Gram matrix of each group's vectors.
-pub struct Gram(Kernel);
-
-impl Gram {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Gram(compile::<GramParams>(ctx, data, "gram", spec)?))
-    }
-
-    pub fn encode<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        groups: u32,
-        points: u32,
-        dim: u32,
-        vectors: &'a wgpu::Buffer,
-        gram: &'a wgpu::Buffer,
-    ) -> Result<()> {
-        let prm = GramParams { points, dim, groups, _pad1: 0 };
-        // One invocation per 4 × 4 tile on or above the diagonal (shaders/gram.wgsl).
-        let tiles = points.div_ceil(4) as usize;
-        let wg = linear_groups(groups as usize * tiles * (tiles + 1) / 2);
-        rec.dispatch(&self.0, &prm, &[vectors, gram], None, wg)
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct CombineParams {
-    pub points: u32,
-    pub dim: u32,
-    pub groups: u32,
-    pub _pad0: u32,
-}
-
-/// `shaders/combine.wgsl`: Σ_k coef_k G_k per group (q = G v₁/σ₁).
-pub struct Combine(Kernel);
-
-impl Combine {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Combine(compile::<CombineParams>(ctx, data, "combine", spec)?))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn encode<'a>(
-        &'a self,
-        rec: &mut Recording<'a>,
-        groups: u32,
-        points: u32,
-        dim: u32,
-        vectors: &'a wgpu::Buffer,
-        coefs: &'a wgpu::Buffer,
-        combined: &'a wgpu::Buffer,
-    ) -> Result<()> {
-        let prm = CombineParams { points, dim, groups, _pad0: 0 };
-        rec.dispatch(&self.0, &prm, &[vectors, coefs, combined], None, [groups_for(dim as usize, 256), groups, 1])
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct ProjectParams {
     pub points: u32,
     pub block_dim: u32,
@@ -421,30 +354,100 @@ impl Project {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct CenterParams {
+pub struct ResidualParams {
     pub points: u32,
-    pub dim: u32,
+    pub rows: u32,
     pub groups: u32,
+    pub kind: u32,
+    pub scale: f32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub stream: u32,
+    pub grad_scale: f32,
     pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
-/// `shaders/center.wgsl`: subtract each group's mean vector in place.
-pub struct Center(Kernel);
+impl ResidualParams {
+    /// `grad_scale` multiplies d loss / d z (the request's grad_scale / b).
+    pub fn new(
+        groups: u32,
+        points: u32,
+        rows: u32,
+        perturbation: Perturbation,
+        seed: u64,
+        stream: u32,
+        grad_scale: f32,
+    ) -> Self {
+        let p = PerturbParams::new(groups * points, points, 0, perturbation, seed, stream);
+        ResidualParams {
+            points,
+            rows,
+            groups,
+            kind: p.kind,
+            scale: p.scale,
+            seed_lo: p.seed_lo,
+            seed_hi: p.seed_hi,
+            stream,
+            grad_scale,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
+        }
+    }
+}
 
-impl Center {
-    pub fn new(ctx: &GpuContext, data: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Self> {
-        Ok(Center(compile::<CenterParams>(ctx, data, "center", spec)?))
+/// `shaders/residuals.wgsl`: the per-sample residuals of K perturbed copies of θ per batch, with
+/// the perturbations drawn in the shader and the batch's base logits θ·x̃ given.
+pub struct Residuals {
+    kernel: Kernel,
+    samples: u32,
+}
+
+impl Residuals {
+    /// Specialised for a model with `classes` rows of W (SAMPLES = RESIDUAL_ACC / classes samples
+    /// per invocation)
+    /// and `p` features a sample.
+    pub fn new(
+        ctx: &GpuContext,
+        data: &wgpu::BindGroupLayout,
+        spec: &Specialisation,
+        classes: u32,
+        p: u32,
+    ) -> Result<Self> {
+        let samples = Self::samples(classes);
+        // u8 rows that start on a word: whole-word loads (shaders/residuals.wgsl).
+        let aligned = spec.x_u8 && p.is_multiple_of(4);
+        let mut constants = spec.constants().to_vec();
+        constants.extend([
+            ("CLASSES", classes as f64),
+            ("SAMPLES", samples as f64),
+            ("ALIGNED", if aligned { 1.0 } else { 0.0 }),
+        ]);
+        let kernel = Kernel::new(ctx, data, "residuals", std::mem::size_of::<ResidualParams>(), &constants)?;
+        Ok(Residuals { kernel, samples })
     }
 
+    /// Samples one invocation accumulates for `classes` rows of W.
+    pub fn samples(classes: u32) -> u32 {
+        (RESIDUAL_ACC / classes.max(1)).max(1)
+    }
+
+    /// residuals[g·K + k, i, c] for the `prm.groups` batches of `table` (groups × rows).
+    #[allow(clippy::too_many_arguments)]
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
-        groups: u32,
-        points: u32,
-        dim: u32,
-        vectors: &'a wgpu::Buffer,
+        data: &'a wgpu::BindGroup,
+        prm: ResidualParams,
+        base: &'a wgpu::Buffer,
+        batch_ids: &'a wgpu::Buffer,
+        table: &'a wgpu::Buffer,
+        residuals: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let prm = CenterParams { points, dim, groups, _pad0: 0 };
-        rec.dispatch(&self.0, &prm, &[vectors], None, [groups_for(dim as usize, 256), groups, 1])
+        let invocations = prm.groups * prm.rows.div_ceil(self.samples) * prm.points;
+        let wg = linear_groups(invocations as usize);
+        rec.dispatch(&self.kernel, &prm, &[base, batch_ids, table, residuals], Some(data), wg)
     }
 }

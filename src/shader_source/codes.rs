@@ -16,6 +16,9 @@ pub const RULE_ARMIJO: u32 = 2;
 pub const DISPATCH_ROW: u32 = 65535;
 /// The workgroup size of the 1-D kernels.
 pub const WG_1D: u32 = 64;
+/// Accumulators (samples × classes) of one invocation of `residuals.wgsl`: the host picks its
+/// samples per invocation from it (the size was measured against 8 and 64: BENCHMARKS.md).
+pub const RESIDUAL_ACC: u32 = 32;
 /// The workgroup size of the wide kernels (evaluate, reduce, train_epoch, sgd_update): the width
 /// of the sum tree (`shaders/shared/tree.wgsl`), and the samples or parameters one workgroup of
 /// evaluate or sgd_update covers.
@@ -35,7 +38,7 @@ const _: () = assert!(EPOCH_CHUNK * EPOCH_PARTS == WG_WIDE);
 pub const MAX_TILE: u32 = 4;
 
 /// Every shared number by its WGSL name.
-pub const ALL: [(&str, u32); 15] = [
+pub const ALL: [(&str, u32); 16] = [
     ("LOSS_SOFTMAX_CE", LOSS_SOFTMAX_CE),
     ("LOSS_SOFTMAX_SEED_COMPAT", LOSS_SOFTMAX_SEED_COMPAT),
     ("LOSS_LOGISTIC", LOSS_LOGISTIC),
@@ -45,6 +48,7 @@ pub const ALL: [(&str, u32); 15] = [
     ("RULE_ARMIJO", RULE_ARMIJO),
     ("DISPATCH_ROW", DISPATCH_ROW),
     ("WG_1D", WG_1D),
+    ("RESIDUAL_ACC", RESIDUAL_ACC),
     ("WG_WIDE", WG_WIDE),
     ("MAX_CLASSES", MAX_CLASSES),
     ("EPOCH_CHUNK", EPOCH_CHUNK),

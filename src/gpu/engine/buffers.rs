@@ -93,6 +93,7 @@ impl GpuEngine {
             subgroup_eval: None,
             loop_cap: subgroup::LOOP_CAP,
             train,
+            host_train: data.train.clone(),
             test,
             theta,
             grads,

@@ -223,10 +223,15 @@ mod tests {
         assert_eq!(runs_per_group(&mnist, 64, 1), SWEEP_GROUP);
         assert_eq!(runs_per_group(&mnist, 64, 64), 1);
         assert_eq!(runs_per_group(&mnist, 1, 1), 1);
-        assert_eq!(runs_per_group(&three, 64, 1), 1);
+        assert_eq!(runs_per_group(&three, 64, 1), SWEEP_GROUP);
         assert!(sizes_unsupported(&mnist, StepRule::Table, 64, 200).is_none());
-        // Ten classes on MNIST: beyond the registers' budget.
-        assert!(sizes_unsupported(&spec(784, 10, true), StepRule::Table, 64, 200).is_some());
+        // Ten classes on MNIST: 1,120 weights a lane fit the budget, twice that (two runs) does not.
+        let ten = spec(784, 10, true);
+        assert_eq!(ten.lane_weights(), 1120);
+        assert!(sizes_unsupported(&ten, StepRule::Table, 64, 200).is_none());
+        assert_eq!(runs_per_group(&ten, 64, 1), 1);
+        // Twenty classes: beyond it.
+        assert!(sizes_unsupported(&spec(784, 20, true), StepRule::Table, 64, 200).is_some());
         // 785 features: scalar loads, one quad per unit, 197 units.
         let odd = spec(785, 2, true);
         assert_eq!((odd.units(), odd.slots()), (197, 25));

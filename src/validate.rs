@@ -24,7 +24,7 @@ mod subgroup;
 mod training;
 
 pub use analysis::{RESIDUAL_SHAPES, analysis_check};
-use analysis::{check_perturb, check_residuals};
+use analysis::{check_perturb, check_residuals, residuals_check_name};
 
 pub use subgroup::{SubgroupCase, SubgroupOutcome, run_subgroup_case, subgroup_cases, subgroup_checks};
 pub use training::{TrainingCase, training_check, training_checks};
@@ -175,11 +175,18 @@ pub fn kernel_checks(ctx: &GpuContext) -> Vec<Check> {
     out.extend(check_sgd(ctx).unwrap_or_else(|e| vec![Check::failed("sgd_update", e.to_string())]));
     out.extend(check_evaluate(ctx, false).unwrap_or_else(|e| vec![Check::failed("evaluate", e.to_string())]));
     out.extend(check_perturb(ctx).unwrap_or_else(|e| vec![Check::failed("perturb", e.to_string())]));
-    for (k, shape) in RESIDUAL_SHAPES.iter().enumerate() {
-        let name = format!("residuals {:?} (shape {k})", shape.7);
-        out.push(check_residuals(ctx, k).unwrap_or_else(|e| Check::failed(name, e.to_string())));
-    }
+    out.extend(residual_checks(ctx, false));
     out
+}
+
+/// The residual kernel against its twin at every [`RESIDUAL_SHAPES`] (`broadcast`: the subgroup one).
+fn residual_checks(ctx: &GpuContext, broadcast: bool) -> Vec<Check> {
+    (0..RESIDUAL_SHAPES.len())
+        .map(|k| {
+            check_residuals(ctx, k, broadcast)
+                .unwrap_or_else(|e| Check::failed(residuals_check_name(k, broadcast), e.to_string()))
+        })
+        .collect()
 }
 
 fn check_logits(

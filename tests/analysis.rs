@@ -197,12 +197,16 @@ fn lls_slope_is_the_exact_curvature_along_q() {
     assert!((median - 1.0).abs() < 0.05, "median slope ratio {median}");
 }
 
-/// The engine's residuals against the f64 twins (perturb → logits → dlogits) on both device
-/// paths: MNIST-like rows (784 u8 features, the fused `residuals.wgsl` with whole-word loads),
-/// unaligned f32 rows, and 5,000 features × 10 classes, where the fused kernel's loop passes
-/// would near llvmpipe's cap and a CPU adapter takes perturb + logits + dlogits instead.
+/// The engine's residuals against the f64 twins (perturb → logits → dlogits) on every device
+/// path, each named by the engine's own choice: MNIST-like rows (784 u8 features, whole-word
+/// loads) and unaligned f32 rows through `residuals_subgroup.wgsl` (`auto` on an adapter with
+/// subgroups of 8, as lavapipe) and `residuals.wgsl` (`--kernels fused`); 5,000 features × 10
+/// classes, where either kernel's loop passes would near llvmpipe's cap and a CPU adapter takes
+/// perturb + logits + dlogits instead.
 #[test]
-fn residuals_match_the_twins_on_both_device_paths() {
+fn residuals_match_the_twins_on_every_device_path() {
+    let subgroups = steplens::gpu::subgroup::adapter_prefers(&gpu());
+    let cpu = gpu().info.device_type == wgpu::DeviceType::Cpu;
     for (p, classes, u8, b, k) in [(784, 2, true, 33, 100), (45, 3, false, 7, 9), (5000, 10, true, 5, 6)] {
         let (d, model, theta) = setup(ModelKind::Softmax, Some(classes), 120, p);
         let mut d = d;
@@ -213,9 +217,18 @@ fn residuals_match_the_twins_on_both_device_paths() {
         let ids = [6u32, 1];
         let pert = Perturbation::Uniform { scale: 0.01 };
         let req = request(&theta, &rows, &ids, b, k, pert, Block::All, 120, prng::stream::PERTURB_SVD);
-        let mut g = GpuEngine::new(gpu(), model, &d, 1, KernelPath::Auto).unwrap();
-        let got: Vec<f32> = g.perturbed_residuals(&req).unwrap().iter().map(|&v| v as f32).collect();
-        let want = twin::perturbed_residuals(&model, &d.train, &req);
-        assert_close(&format!("residuals p={p} classes={classes} u8={u8}"), &got, &want, 1e-5);
+        for path in [KernelPath::Auto, KernelPath::Fused] {
+            let mut g = GpuEngine::new(gpu(), model, &d, 1, path).unwrap();
+            let kernel = match (p, path) {
+                (5000, _) if cpu => "perturb + logits + dlogits",
+                (_, KernelPath::Auto) if subgroups => "residuals_subgroup",
+                _ => "residuals:",
+            };
+            let choice = g.residual_kernel_choice();
+            assert!(choice.starts_with(kernel), "p={p} {path:?}: expected {kernel}, the engine chose {choice}");
+            let got: Vec<f32> = g.perturbed_residuals(&req).unwrap().iter().map(|&v| v as f32).collect();
+            let want = twin::perturbed_residuals(&model, &d.train, &req);
+            assert_close(&format!("residuals p={p} classes={classes} u8={u8} {kernel}"), &got, &want, 1e-5);
+        }
     }
 }

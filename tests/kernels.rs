@@ -61,6 +61,9 @@ fn subgroup_kernel_matches_its_cpu_twin() {
             names.push(format!("evaluate_subgroup {code} ({set})"));
         }
     }
+    for (shape, code) in RESIDUAL_CODES.iter().enumerate() {
+        names.push(format!("residuals_subgroup {code} (shape {shape})"));
+    }
     names.extend(["train softmax subgroup 2 epochs, 3 runs", "train lls subgroup Armijo, 1 run"].map(String::from));
     assert_eq!(checks.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), names);
     let tolerance = |c: &validate::Check| if c.name.starts_with("train ") { RUN_TOL } else { KERNEL_TOL };
@@ -74,6 +77,9 @@ fn subgroup_kernel_matches_its_cpu_twin() {
     }
     assert!(failed.is_empty(), "{failed:#?}");
 }
+
+/// The losses of the residual checks' shapes (`validate::RESIDUAL_SHAPES`), in order.
+const RESIDUAL_CODES: [&str; 6] = ["SoftmaxCe", "SoftmaxSeedCompat", "Logistic", "SoftmaxCe", "SoftmaxCe", "Squares"];
 
 /// Every check `kernel_checks` must run, by name (issue 12: a dropped check fails here).
 fn expected_kernel_checks() -> BTreeSet<String> {
@@ -98,9 +104,7 @@ fn expected_kernel_checks() -> BTreeSet<String> {
     for shape in ["1x1x1", "2x5x33", "3x7x785", "1x100x1570"] {
         names.insert(format!("perturb {shape}"));
     }
-    for (shape, code) in
-        ["SoftmaxCe", "SoftmaxSeedCompat", "Logistic", "SoftmaxCe", "SoftmaxCe", "Squares"].iter().enumerate()
-    {
+    for (shape, code) in RESIDUAL_CODES.iter().enumerate() {
         names.insert(format!("residuals {code} (shape {shape})"));
     }
     names

@@ -76,6 +76,11 @@ pub struct BenchReport {
     pub analysis_host_ms: Option<f64>,
     /// Of that: the device's residuals of both perturbation sets and their read-back.
     pub analysis_gpu_and_readback_ms: Option<f64>,
+    /// The CPU-seconds this process spent on that device work (median): on a CPU adapter the
+    /// adapter's own work, which other load on the machine slows less than it slows wall time.
+    pub analysis_device_cpu_s: Option<f64>,
+    /// The kernel that computed the residuals, and why it was chosen.
+    pub analysis_kernel: Option<String>,
     pub copy_gb_per_s: f64,
 }
 
@@ -170,6 +175,8 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         analysis_all_batches_ms: analysis.map(|a| a.0),
         analysis_host_ms: analysis.map(|a| a.0 - a.1),
         analysis_gpu_and_readback_ms: analysis.map(|a| a.1),
+        analysis_device_cpu_s: analysis.and_then(|a| a.2),
+        analysis_kernel: (!args.no_analysis).then(|| engine.residual_kernel_choice()),
         copy_gb_per_s,
     };
     print_report(&report, is_cpu);
@@ -229,27 +236,27 @@ fn time_evaluation(engine: &mut GpuEngine, repeats: usize) -> Result<f64> {
     Ok(median(wall))
 }
 
-/// (total ms, device ms) of the whole analysis, medians: the device's share is its residuals of
-/// both perturbation sets in the analysis' chunks of 64 batches, read back.
+/// (total ms, device ms, device CPU-seconds) of the whole analysis, medians: the device's share is
+/// its residuals of both perturbation sets in the analysis' chunks of 64 batches, read back.
 fn time_analysis(
     engine: &mut GpuEngine,
     data: &crate::data::Data,
     repeats: usize,
     bar: &Progress,
-) -> Result<(f64, f64)> {
+) -> Result<(f64, f64, Option<f64>)> {
     let batching = Batching::new(data.train.n, 32, 0, false)?;
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: 32, n: data.train.n };
     let which: Vec<usize> = (0..batching.steps()).collect();
     let settings = Settings::notebook(0);
     let theta = engine.model().init(InitKind::Xavier, 0);
-    let (mut total, mut device) = (Vec::new(), Vec::new());
+    let (mut total, mut device, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..repeats {
         check_stop()?;
         let t = Instant::now();
         analysis::analyze(engine, &theta, &batches, &which, &settings, 64, &mut |_| {})?;
         total.push(t.elapsed().as_secs_f64() * 1e3);
-        let t = Instant::now();
+        let (t, cpu0) = (Instant::now(), process_cpu_seconds());
         for ids in which.chunks(64) {
             let rows: Vec<u32> = ids.iter().flat_map(|&i| table[i * 32..(i + 1) * 32].iter().copied()).collect();
             let batch_ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
@@ -270,9 +277,27 @@ fn time_analysis(
             }
         }
         device.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu.extend(cpu0.zip(process_cpu_seconds()).map(|(a, b)| b - a));
         bar.inc(1);
     }
-    Ok((median(total), median(device)))
+    Ok((median(total), median(device), (!cpu.is_empty()).then(|| median(cpu))))
+}
+
+/// User and system CPU-seconds of this process, its threads included (the adapter's, on a CPU
+/// adapter), where the platform says.
+fn process_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes the struct it is given and nothing else.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0 {
+            // SAFETY: initialised (zeroed, then written by a successful call).
+            let u = unsafe { usage.assume_init() };
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+            return Some(secs(u.ru_utime) + secs(u.ru_stime));
+        }
+    }
+    None
 }
 
 /// Device copy bandwidth: a 64 MiB buffer-to-buffer copy, GB/s (read + write).
@@ -363,6 +388,10 @@ fn print_report(r: &BenchReport, cpu: bool) {
         fmt_num(r.copy_gb_per_s, 3)
     );
     if let (Some(e), Some(g)) = (r.analysis_host_ms, r.analysis_gpu_and_readback_ms) {
-        println!("analysis: {} ms device work and read-back, {} ms host f64 work", fmt_num(g, 4), fmt_num(e, 4));
+        let cpu = r.analysis_device_cpu_s.map_or(String::new(), |c| format!(" ({} CPU-s)", fmt_num(c, 3)));
+        println!("analysis: {} ms device work and read-back{cpu}, {} ms host f64 work", fmt_num(g, 4), fmt_num(e, 4));
+    }
+    if let Some(k) = &r.analysis_kernel {
+        println!("analysis kernel: {k}");
     }
 }

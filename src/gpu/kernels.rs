@@ -11,7 +11,9 @@ use super::{
 use crate::{
     Result,
     engine::{GradBlock, Perturbation, RowGroups},
-    shader_source::codes::{DISPATCH_ROW, MAX_TILE, RESIDUAL_ACC, WG_1D, WG_WIDE},
+    shader_source::codes::{
+        DISPATCH_ROW, MAX_TILE, PERTURB_GAUSSIAN, PERTURB_UNIFORM, RESIDUAL_ACC, SUBGROUP_LANES, WG_1D, WG_WIDE,
+    },
 };
 
 mod epoch;
@@ -23,7 +25,11 @@ pub use evaluate::{Evaluate, EvaluateParams, EvaluationBindings, ReduceParams};
 /// Workgroups for `n` invocations of a 1-D kernel (`WG_1D` invocations each): x up to
 /// `DISPATCH_ROW`, the rest in y (the kernels' `flat_id` undoes it).
 pub fn linear_groups(n: usize) -> [u32; 3] {
-    let groups = groups_for(n, WG_1D);
+    wrapped_groups(groups_for(n, WG_1D))
+}
+
+/// `groups` workgroups, continued along y past [`DISPATCH_ROW`] (shaders number them x + y·DISPATCH_ROW).
+pub fn wrapped_groups(groups: u32) -> [u32; 3] {
     if groups <= DISPATCH_ROW { [groups.max(1), 1, 1] } else { [DISPATCH_ROW, groups.div_ceil(DISPATCH_ROW), 1] }
 }
 
@@ -289,8 +295,8 @@ pub struct PerturbParams {
 impl PerturbParams {
     pub fn new(sets: u32, points: u32, dim: u32, perturbation: Perturbation, seed: u64, stream: u32) -> Self {
         let (kind, scale) = match perturbation {
-            Perturbation::Uniform { scale } => (0, scale),
-            Perturbation::Gaussian { sigma } => (1, sigma),
+            Perturbation::Uniform { scale } => (PERTURB_UNIFORM, scale),
+            Perturbation::Gaussian { sigma } => (PERTURB_GAUSSIAN, sigma),
         };
         PerturbParams { sets, points, dim, kind, scale, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, stream }
     }
@@ -312,7 +318,7 @@ impl Perturb {
         batch_ids: &'a wgpu::Buffer,
         perturbed: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let wg = [groups_for(prm.dim.div_ceil(4) as usize, 256), prm.sets, 1];
+        let wg = [groups_for(prm.dim.div_ceil(4) as usize, WG_WIDE), prm.sets, 1];
         rec.dispatch(&self.0, &prm, &[theta, batch_ids, perturbed], None, wg)
     }
 }
@@ -399,39 +405,63 @@ impl ResidualParams {
 }
 
 /// `shaders/residuals.wgsl`: the per-sample residuals of K perturbed copies of θ per batch, with
-/// the perturbations drawn in the shader and the batch's base logits θ·x̃ given.
+/// the perturbations drawn in the shader and the batch's base logits θ·x̃ given; or, on adapters
+/// with subgroups of at least [`SUBGROUP_LANES`] lanes, `shaders/residuals_subgroup.wgsl` (the
+/// same numbers, each pixel load shared by the lanes of a subgroup).
 pub struct Residuals {
     kernel: Kernel,
     samples: u32,
+    broadcast: bool,
+    /// The perturbation kind it draws (`ResidualParams::kind`), a constant of the pipeline.
+    pub kind: u32,
 }
 
 impl Residuals {
     /// Specialised for a model with `classes` rows of W (SAMPLES = RESIDUAL_ACC / classes samples
-    /// per invocation)
-    /// and `p` features a sample.
+    /// per invocation) and `p` features a sample, drawing perturbations of `kind`
+    /// (`ResidualParams::kind`); `broadcast`: the subgroup kernel.
     pub fn new(
         ctx: &GpuContext,
         data: &wgpu::BindGroupLayout,
         spec: &Specialisation,
-        classes: u32,
-        p: u32,
+        (classes, p): (u32, u32),
+        kind: u32,
+        broadcast: bool,
     ) -> Result<Self> {
         let samples = Self::samples(classes);
-        // u8 rows that start on a word: whole-word loads (shaders/residuals.wgsl).
+        // u8 rows that start on a word: whole-word loads (shaders/shared/residual.wgsl).
         let aligned = spec.x_u8 && p.is_multiple_of(4);
         let mut constants = spec.constants().to_vec();
         constants.extend([
             ("CLASSES", classes as f64),
             ("SAMPLES", samples as f64),
             ("ALIGNED", if aligned { 1.0 } else { 0.0 }),
+            ("GAUSSIAN", if kind == PERTURB_GAUSSIAN { 1.0 } else { 0.0 }),
         ]);
-        let kernel = Kernel::new(ctx, data, "residuals", std::mem::size_of::<ResidualParams>(), &constants)?;
-        Ok(Residuals { kernel, samples })
+        let name = if broadcast { "residuals_subgroup" } else { "residuals" };
+        let kernel = Kernel::new(ctx, data, name, std::mem::size_of::<ResidualParams>(), &constants)?;
+        Ok(Residuals { kernel, samples, broadcast, kind })
     }
 
     /// Samples one invocation accumulates for `classes` rows of W.
     pub fn samples(classes: u32) -> u32 {
         (RESIDUAL_ACC / classes.max(1)).max(1)
+    }
+
+    /// Loop passes of one invocation, counted as if no loop over a constant were unrolled (what
+    /// llvmpipe's cap of 65,535 an invocation counts against).
+    pub fn loop_passes(classes: u32, p: u32, broadcast: bool) -> u64 {
+        let (c, s) = (classes as u64, Self::samples(classes) as u64);
+        // Per 4 features: the classes' draws, and per sample a load (or a broadcast) and the classes.
+        let per_word = c + 1 + s * (c + 2);
+        let words = (p as u64).div_ceil(4);
+        let body = if broadcast {
+            let lanes = SUBGROUP_LANES as u64;
+            (words.div_ceil(lanes) + 1) * (s + lanes * (per_word + s))
+        } else {
+            (words + 1) * per_word
+        };
+        body + s * (3 * c + 4)
     }
 
     /// residuals[g·K + k, i, c] for the `prm.groups` batches of `table` (groups × rows).
@@ -446,8 +476,19 @@ impl Residuals {
         table: &'a wgpu::Buffer,
         residuals: &'a wgpu::Buffer,
     ) -> Result<()> {
-        let invocations = prm.groups * prm.rows.div_ceil(self.samples) * prm.points;
-        let wg = linear_groups(invocations as usize);
+        if prm.kind != self.kind {
+            return Err(crate::Error::gpu(format!(
+                "the residual kernel draws perturbations of kind {}, asked for kind {}",
+                self.kind, prm.kind
+            )));
+        }
+        let tiles = prm.groups * prm.rows.div_ceil(self.samples);
+        let wg = if self.broadcast {
+            // One workgroup (one subgroup) per tile and 8 perturbations.
+            wrapped_groups(tiles * prm.points.div_ceil(SUBGROUP_LANES))
+        } else {
+            linear_groups((tiles * prm.points) as usize)
+        };
         rec.dispatch(&self.kernel, &prm, &[base, batch_ids, table, residuals], Some(data), wg)
     }
 }

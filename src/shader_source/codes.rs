@@ -11,6 +11,9 @@ pub const LOSS_SQUARES: u32 = 3;
 pub const RULE_TABLE: u32 = 0;
 pub const RULE_POLYAK: u32 = 1;
 pub const RULE_ARMIJO: u32 = 2;
+/// Perturbation kinds of the analysis kernels' parameters (`kind`; `gpu::kernels::PerturbParams`).
+pub const PERTURB_UNIFORM: u32 = 0;
+pub const PERTURB_GAUSSIAN: u32 = 1;
 /// Workgroups along x of a 1-D dispatch before it continues along y (WebGPU's limit on one
 /// dimension).
 pub const DISPATCH_ROW: u32 = 65535;
@@ -23,6 +26,9 @@ pub const RESIDUAL_ACC: u32 = 32;
 /// of the sum tree (`shaders/shared/tree.wgsl`), and the samples or parameters one workgroup of
 /// evaluate or sgd_update covers.
 pub const WG_WIDE: u32 = 256;
+/// Lanes of the subgroup kernels (one workgroup = one subgroup of this many lanes; adapters with
+/// smaller subgroups do not take them).
+pub const SUBGROUP_LANES: u32 = 8;
 /// The most softmax classes: the size of a sample's logits in the loss library
 /// (`model::MAX_CLASSES`).
 pub const MAX_CLASSES: u32 = 16;
@@ -38,7 +44,7 @@ const _: () = assert!(EPOCH_CHUNK * EPOCH_PARTS == WG_WIDE);
 pub const MAX_TILE: u32 = 4;
 
 /// Every shared number by its WGSL name.
-pub const ALL: [(&str, u32); 16] = [
+pub const ALL: [(&str, u32); 19] = [
     ("LOSS_SOFTMAX_CE", LOSS_SOFTMAX_CE),
     ("LOSS_SOFTMAX_SEED_COMPAT", LOSS_SOFTMAX_SEED_COMPAT),
     ("LOSS_LOGISTIC", LOSS_LOGISTIC),
@@ -46,10 +52,13 @@ pub const ALL: [(&str, u32); 16] = [
     ("RULE_TABLE", RULE_TABLE),
     ("RULE_POLYAK", RULE_POLYAK),
     ("RULE_ARMIJO", RULE_ARMIJO),
+    ("PERTURB_UNIFORM", PERTURB_UNIFORM),
+    ("PERTURB_GAUSSIAN", PERTURB_GAUSSIAN),
     ("DISPATCH_ROW", DISPATCH_ROW),
     ("WG_1D", WG_1D),
     ("RESIDUAL_ACC", RESIDUAL_ACC),
     ("WG_WIDE", WG_WIDE),
+    ("SUBGROUP_LANES", SUBGROUP_LANES),
     ("MAX_CLASSES", MAX_CLASSES),
     ("EPOCH_CHUNK", EPOCH_CHUNK),
     ("EPOCH_PARTS", EPOCH_PARTS),

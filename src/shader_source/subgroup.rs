@@ -3,9 +3,9 @@
 
 use super::codes;
 
-/// Lanes of the subgroup training kernel: one workgroup of this many invocations, one subgroup,
-/// trains one run (lavapipe's fixed subgroup size).
-pub const SUBGROUP_LANES: u32 = 8;
+/// Lanes of the subgroup kernels: one workgroup of this many invocations, one subgroup, trains
+/// one run (lavapipe's fixed subgroup size).
+pub use codes::SUBGROUP_LANES;
 
 /// How the subgroup kernel loads a sample's features: per lane, one load per unit of
 /// [`SubgroupSpec::quads_per_unit`] × 4 features.

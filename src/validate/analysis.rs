@@ -32,8 +32,15 @@ pub const RESIDUAL_SHAPES: &[(usize, usize, usize, usize, usize, usize, bool, Lo
     (40, 33, 65, 3, 4, 1, true, LossCode::Squares, true),
 ];
 
-/// `residuals.wgsl` against its twin: random base logits, δ drawn on both sides.
-pub(super) fn check_residuals(ctx: &GpuContext, k: usize) -> crate::Result<Check> {
+/// The name of residual check `k` (`broadcast`: of `residuals_subgroup.wgsl`).
+pub(super) fn residuals_check_name(k: usize, broadcast: bool) -> String {
+    let kernel = if broadcast { "residuals_subgroup" } else { "residuals" };
+    format!("{kernel} {:?} (shape {k})", RESIDUAL_SHAPES[k].7)
+}
+
+/// `residuals.wgsl` (or, `broadcast`, `residuals_subgroup.wgsl`, whose K of 1, 3, 5, 7, 9 and 100
+/// leave partial subgroups) against its twin: random base logits, δ drawn on both sides.
+pub(super) fn check_residuals(ctx: &GpuContext, k: usize, broadcast: bool) -> crate::Result<Check> {
     let (n, p, rows, points, groups, classes, u8, code, gaussian) = RESIDUAL_SHAPES[k];
     let mut data = random_dataset(n, p, Some(classes.max(2)), u8, 20 + k as u32);
     if code == LossCode::Squares {
@@ -65,13 +72,13 @@ pub(super) fn check_residuals(ctx: &GpuContext, k: usize) -> crate::Result<Check
         b.storage("table", cast_slice(&tab))?,
         b.storage("residuals", &poison(len))?,
     );
-    let kernel = Residuals::new(ctx, &b.layout, &b.spec, classes as u32, p as u32)?;
     let prm = ResidualParams::new(groups as u32, points as u32, rows as u32, perturbation, 42, 3, -0.7 / rows as f32);
+    let kernel = Residuals::new(ctx, &b.layout, &b.spec, (classes as u32, p as u32), prm.kind, broadcast)?;
     let mut rec = Recording::new(ctx);
     kernel.encode(&mut rec, &b.gpu_data.bind, prm, &bb, &ib, &tb, &ob)?;
     let got = b.run(rec, &[(&ob, len)])?;
     let want = twin::residuals(code, &b.data, &f64s(&base), &req, classes);
-    Ok(Check::compare(format!("residuals {code:?} (shape {k})"), &got[0], &want, KERNEL_TOL))
+    Ok(Check::compare(residuals_check_name(k, broadcast), &got[0], &want, KERNEL_TOL))
 }
 
 /// K perturbed copies of θ per batch (four parameters per invocation, so dims 1, 33 and 785 leave

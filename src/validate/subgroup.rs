@@ -112,6 +112,7 @@ pub fn subgroup_checks(ctx_for: &dyn Fn() -> crate::Result<GpuContext>) -> Vec<C
         .map(|c| check_subgroup(&ctx, c).unwrap_or_else(|e| Check::failed(c.name(), e.to_string())))
         .collect();
     out.extend(check_evaluate(&ctx, true).unwrap_or_else(|e| vec![Check::failed("evaluate_subgroup", e.to_string())]));
+    out.extend(super::residual_checks(&ctx, true));
     drop(ctx);
     let path = KernelPath::Subgroup;
     let case = |name, kind, classes, batch, rule, runs| TrainingCase { name, kind, classes, batch, rule, path, runs };

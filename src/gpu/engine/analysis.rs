@@ -5,7 +5,7 @@
 
 use bytemuck::cast_slice;
 
-use super::GpuEngine;
+use super::{GpuEngine, KernelPath};
 use crate::{
     Error, Result,
     engine::{PerturbedRequest, RowGroups, check_gradients, check_perturbed},
@@ -13,7 +13,7 @@ use crate::{
         context::GpuContext,
         kernel::Recording,
         kernels::{PerturbParams, ProjectParams, ResidualParams, Residuals, Specialisation},
-        subgroup::LOOP_CAP,
+        subgroup::{self, LOOP_CAP},
     },
     model::Model,
 };
@@ -93,13 +93,16 @@ impl GpuEngine {
     /// multiplies by the batch's features itself (`crate::residual`).
     pub(super) fn perturbed_residuals(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>> {
         let parts = self.split(req)?;
-        if !self.fused_residuals_fit() {
+        let broadcast = self.residuals_broadcast();
+        if !self.fused_residuals_fit(broadcast) {
             return self.unfused_residuals(&parts);
         }
-        if self.kernels.residuals.is_none() {
+        let kind = PerturbParams::new(0, 0, 0, req.perturbation, 0, 0).kind;
+        if self.kernels.residuals.as_ref().is_none_or(|r| r.kind != kind) {
             let spec = Specialisation { model: self.model.loss_code() as u32, x_u8: self.x_u8 };
-            let (classes, p) = (self.model.outputs as u32, self.model.p as u32);
-            self.kernels.residuals = Some(Residuals::new(&self.ctx, &self.data_layout, &spec, classes, p)?);
+            let sizes = (self.model.outputs as u32, self.model.p as u32);
+            let kernel = Residuals::new(&self.ctx, &self.data_layout, &spec, sizes, kind, broadcast)?;
+            self.kernels.residuals = Some(kernel);
         }
         let kernel = self.kernels.residuals.as_ref().ok_or_else(|| Error::gpu("the residual kernel is missing"))?;
         let (classes, dim) = (self.model.outputs as u32, self.model.dim() as u32);
@@ -136,16 +139,40 @@ impl GpuEngine {
         Ok(out)
     }
 
-    /// Whether `residuals.wgsl` stays under llvmpipe's loop cap on this adapter: counted as if no
-    /// loop over its constants were unrolled (each of the p/4 passes: the classes' draws, and per
-    /// sample a load and the classes), with a fifth in reserve. Other adapters have no cap.
-    fn fused_residuals_fit(&self) -> bool {
+    /// Whether the residuals share pixel loads across a subgroup (`residuals_subgroup.wgsl`): with
+    /// `--kernels subgroup`, and with `auto` where the subgroup training kernel would be chosen
+    /// (CPU adapters with subgroups of exactly 8 lanes: on a GPU, workgroups of 8 would leave most
+    /// of each SIMD unit idle).
+    pub(super) fn residuals_broadcast(&self) -> bool {
+        match self.path {
+            KernelPath::Subgroup => true,
+            KernelPath::Auto => subgroup::adapter_prefers(&self.ctx),
+            KernelPath::Fused | KernelPath::Unfused => false,
+        }
+    }
+
+    /// The kernel the analysis' residuals take on this engine, and why, in words (for `bench`).
+    pub fn residual_kernel_choice(&self) -> String {
+        let broadcast = self.residuals_broadcast();
+        let adapter = format!("{:?} adapter ({:?})", self.ctx.info.device_type, self.ctx.info.backend);
+        match (self.fused_residuals_fit(broadcast), broadcast) {
+            (false, _) => {
+                format!("perturb + logits + dlogits: {adapter}, one invocation's loop passes would near llvmpipe's cap")
+            }
+            (true, true) => {
+                format!("residuals_subgroup: {adapter} with subgroups of 8: each pixel load shared by 8 perturbations")
+            }
+            (true, false) => format!("residuals: {adapter}: one invocation per (tile of samples, perturbation)"),
+        }
+    }
+
+    /// Whether the residual kernel stays under llvmpipe's loop cap on this adapter, with a fifth
+    /// in reserve. Other adapters have no cap.
+    fn fused_residuals_fit(&self, broadcast: bool) -> bool {
         if self.ctx.info.device_type != wgpu::DeviceType::Cpu {
             return true;
         }
-        let (p, classes) = (self.model.p as u64, self.model.outputs as u64);
-        let samples = Residuals::samples(classes as u32) as u64;
-        let passes = (p.div_ceil(4) + 1) * (classes + 1 + samples * (classes + 2)) + samples * (3 * classes + 4);
+        let passes = Residuals::loop_passes(self.model.outputs as u32, self.model.p as u32, broadcast);
         passes <= LOOP_CAP - LOOP_CAP / 5
     }
 

@@ -3,12 +3,14 @@
 //! The reader takes what npyz parses (versions 1.0, 2.0 and 3.0) and what steplens can use: arrays
 //! of the dtypes `f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1`, little- or big-endian, in C order (or 1-D,
 //! where the order does not matter), their values converted to f32. It refuses structured dtypes,
-//! Fortran order and a shape that does not match the bytes that follow (checked before anything
-//! is allocated), each in one sentence that names the file.
+//! Fortran order and a shape that does not match the bytes that follow (checked before the
+//! values are read), each in one sentence that names the file.
 //!
-//! npyz multiplies the shape's dimensions without a check; `Cargo.toml` turns overflow checks
-//! off for it in dev builds, as they are in release builds, so that a lying shape cannot panic
-//! there, and [`parse`] rejects it by the checked size.
+//! Two guards against lying files that npyz lacks: it allocates the header length a version 2
+//! or 3 preamble states (up to 4 GiB) before reading the header, so a file too short for it is
+//! refused first; and it multiplies the shape's dimensions unchecked, so `Cargo.toml` turns its
+//! overflow checks off in dev builds, as they are in release builds, and [`parse`] rejects the
+//! shape by its checked size.
 //!
 //! A directory of user data holds `X.npy` (shape `[n, p]`) and `y.npy` (`[n]` or `[n, 1]`), and
 //! optionally `X_test.npy` and `y_test.npy`, the test set.
@@ -48,6 +50,9 @@ pub fn parse(bytes: &[u8], name: impl AsRef<Path>) -> Result<Array, DataError> {
 }
 
 fn parse_reason(bytes: &[u8]) -> Result<Array, String> {
+    if header_overruns(bytes) {
+        return Err(TRUNCATED.into());
+    }
     let mut data = bytes;
     let header = NpyHeader::from_reader(&mut data).map_err(|e| header_reason(bytes, &e))?;
     let dtype = match header.dtype() {
@@ -73,6 +78,16 @@ fn parse_reason(bytes: &[u8]) -> Result<Array, String> {
     Ok(Array { shape, data })
 }
 
+const TRUNCATED: &str = "truncated: the file ends inside the .npy header";
+
+/// Whether a version 2 or 3 preamble states a header longer than the rest of the file.
+fn header_overruns(bytes: &[u8]) -> bool {
+    match bytes.get(MAGIC.len()..12) {
+        Some(&[2 | 3, _, a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize > bytes.len() - 12,
+        _ => false,
+    }
+}
+
 /// What is wrong with a header npyz refused, in words.
 fn header_reason(bytes: &[u8], e: &io::Error) -> String {
     if !bytes.starts_with(MAGIC) {
@@ -80,7 +95,7 @@ fn header_reason(bytes: &[u8], e: &io::Error) -> String {
     }
     // npyz calls a file too short for its version bytes one without the magic.
     if e.kind() == io::ErrorKind::UnexpectedEof || bytes.len() < MAGIC.len() + 2 {
-        return "truncated: the file ends inside the .npy header".into();
+        return TRUNCATED.into();
     }
     // A syntax error quotes the header over several lines; the first says where it is.
     let message = e.to_string();
@@ -345,7 +360,9 @@ mod tests {
     }
 
     #[test]
-    fn lying_shape_allocates_nothing() {
+    fn lying_sizes_allocate_nothing() {
+        assert!(err(b"\x93NUMPY\x02\x00\xff\xff\xff\xff{'descr'").contains("truncated"));
+        assert!(err(b"\x93NUMPY\x03\x00\x00\x00\x00\x10{").contains("truncated"));
         let huge = "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }";
         assert!(err(&npy(1, huge, &[0; 8])).contains("but 8 data bytes follow"));
         let overflow = "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }";

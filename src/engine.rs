@@ -124,17 +124,6 @@ impl Block {
         let (_, rows, bias) = self.rows(model);
         rows * model.p + if bias { rows } else { 0 }
     }
-    /// The block's entries of a full parameter vector θ.
-    pub fn extract(&self, model: &Model, theta: &[f32]) -> Vec<f32> {
-        let (c0, rows, bias) = self.rows(model);
-        let p = model.p;
-        let mut out = theta[c0 * p..(c0 + rows) * p].to_vec();
-        if bias {
-            let b0 = model.outputs * p + c0;
-            out.extend_from_slice(&theta[b0..b0 + rows]);
-        }
-        out
-    }
 }
 
 /// K perturbed copies of θ for each of B batches, and their batch gradients.

@@ -420,6 +420,57 @@ fn test_data_must_suit_the_model() {
 
 /// Rates beyond f32 or underflowing to 0 are refused before anything is written, in short
 /// numbers; a schedule directory is named as one.
+/// A `.npy` file npyz cannot read or steplens cannot use, as user data: one sentence that names
+/// the file and says what is wrong with it, exit code 1.
+#[test]
+fn bad_npy_files_get_one_sentence_naming_the_file() {
+    use steplens::data::npy::f32_bytes;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    // Version 1.0 with the header dict as given.
+    let npy = |dict: &str, data: &[u8]| {
+        let header = format!("{dict}\n");
+        let mut v = b"\x93NUMPY\x01\x00".to_vec();
+        v.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        v.extend_from_slice(header.as_bytes());
+        v.extend_from_slice(data);
+        v
+    };
+    let dict = |descr: &str, fortran: &str, shape: &str| {
+        format!("{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}")
+    };
+    let good_x = f32_bytes(&[4, 2], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+    let good_y = f32_bytes(&[4], &[0.0, 1.0, 0.0, 1.0]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("not-npy", b"PK\x03\x04 a zip file".to_vec(), "X.npy is not valid: it is not a .npy file"),
+        ("truncated-header", good_x[..30].to_vec(), "X.npy is not valid: truncated"),
+        ("truncated-data", good_x[..good_x.len() - 3].to_vec(), "but 29 data bytes follow"),
+        (
+            "corrupt-header",
+            npy(&dict("'<f4'", "Maybe", "(4, 2)"), &[0; 32]),
+            "X.npy is not valid: its .npy header cannot be read (a syntax error",
+        ),
+        ("half", npy(&dict("'<f2'", "False", "(4, 2)"), &[0; 16]), "X.npy is not valid: its dtype '<f2' is not"),
+        ("fortran", npy(&dict("'<f4'", "True", "(4, 2)"), &[0; 32]), "X.npy is not valid: the array is in Fortran"),
+        (
+            "structured",
+            npy(&dict("[('a', '<f4'), ('b', '<f4')]", "False", "(4,)"), &[0; 32]),
+            "X.npy is not valid: its dtype [('a', '<f4'), ('b', '<f4'), ] is structured",
+        ),
+        ("shape", f32_bytes(&[8], &[0.0; 8]), "X.npy is not valid: its shape is (8,)"),
+    ];
+    for (name, x, needle) in cases {
+        let dir = d.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("X.npy"), &x).unwrap();
+        std::fs::write(dir.join("y.npy"), &good_y).unwrap();
+        let data = dir.to_str().unwrap();
+        rejects(&["train", "--model", "lls", "--data", data, "--device", "cpu", "--out", o], 1, needle, &out);
+    }
+}
+
 #[test]
 fn rates_outside_f32_are_refused_in_short_numbers() {
     let tmp = tempfile::tempdir().unwrap();

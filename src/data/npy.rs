@@ -1,20 +1,28 @@
-//! `.npy` files (NumPy's array format): reading user data and writing results.
+//! `.npy` files (NumPy's array format), read and written with the `npyz` crate.
 //!
-//! The reader takes versions 1.0, 2.0 and 3.0, arrays in C order (or 1-D, where the order does
-//! not matter) of the dtypes `f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1`, little- or big-endian, and
-//! converts the values to f32. The header is parsed as the Python literal it is, and the shape
-//! is checked against the bytes that follow before anything is allocated.
+//! The reader takes what npyz parses (versions 1.0, 2.0 and 3.0) and what steplens can use: arrays
+//! of the dtypes `f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1`, little- or big-endian, in C order (or 1-D,
+//! where the order does not matter), their values converted to f32. It refuses structured dtypes,
+//! Fortran order and a shape that does not match the bytes that follow (checked before the
+//! values are read), each in one sentence that names the file.
+//!
+//! Two guards against lying files that npyz lacks: it allocates the header length a version 2
+//! or 3 preamble states (up to 4 GiB) before reading the header, so a file too short for it is
+//! refused first; and it multiplies the shape's dimensions unchecked, so `Cargo.toml` turns its
+//! overflow checks off in dev builds, as they are in release builds, and [`parse`] rejects the
+//! shape by its checked size.
 //!
 //! A directory of user data holds `X.npy` (shape `[n, p]`) and `y.npy` (`[n]` or `[n, 1]`), and
 //! optionally `X_test.npy` and `y_test.npy`, the test set.
 
-use std::path::Path;
+use std::{io, path::Path};
 
-mod header;
+use npyz::{DType, NpyFile, NpyHeader, Order, TypeChar, TypeStr, WriterBuilder};
 
-use self::header::MAGIC;
 use super::{Dataset, Features, detect_classes};
 use crate::error::DataError;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// An array read from a `.npy` file, its values converted to f32, in C order.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,22 +50,89 @@ pub fn parse(bytes: &[u8], name: impl AsRef<Path>) -> Result<Array, DataError> {
 }
 
 fn parse_reason(bytes: &[u8]) -> Result<Array, String> {
-    let (dtype, shape, data) = header::read(bytes)?;
-    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let size = count.and_then(|c| c.checked_mul(dtype.size));
-    match size {
-        Some(s) if s == data.len() => {}
-        _ => {
-            let shape = shape_tuple(&shape);
-            return Err(format!(
-                "its header says shape {shape} of {} but {} data bytes follow",
-                dtype.descr,
-                data.len()
-            ));
-        }
+    if header_overruns(bytes) {
+        return Err(TRUNCATED.into());
     }
-    let data = data.chunks_exact(dtype.size).map(|c| dtype.value(c)).collect();
+    let mut data = bytes;
+    let header = NpyHeader::from_reader(&mut data).map_err(|e| header_reason(bytes, &e))?;
+    let dtype = match header.dtype() {
+        DType::Plain(t) => t,
+        other => {
+            return Err(format!("its dtype {} is structured; only plain numeric arrays are supported", other.descr()));
+        }
+    };
+    let convert = converter(&dtype)
+        .ok_or_else(|| format!("its dtype '{dtype}' is not supported (use float32/64, int8..64, uint8..64 or bool)"))?;
+    // usize is 64 bits wherever steplens runs; a dimension that does not fit cannot match the bytes.
+    let shape: Vec<usize> = header.shape().iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+    if header.order() == Order::Fortran && shape.iter().filter(|&&d| d > 1).count() > 1 {
+        return Err("the array is in Fortran order; save it in C order (numpy.ascontiguousarray)".into());
+    }
+    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let size = count.zip(dtype.num_bytes()).and_then(|(c, s)| c.checked_mul(s));
+    if size != Some(data.len()) {
+        let shape = shape_tuple(&shape);
+        return Err(format!("its header says shape {shape} of {dtype} but {} data bytes follow", data.len()));
+    }
+    let data = convert(NpyFile::with_header(header, data)).map_err(|e| format!("its data cannot be read ({e})"))?;
     Ok(Array { shape, data })
+}
+
+const TRUNCATED: &str = "truncated: the file ends inside the .npy header";
+
+/// Whether a version 2 or 3 preamble states a header longer than the rest of the file.
+fn header_overruns(bytes: &[u8]) -> bool {
+    match bytes.get(MAGIC.len()..12) {
+        Some(&[2 | 3, _, a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize > bytes.len() - 12,
+        _ => false,
+    }
+}
+
+/// What is wrong with a header npyz refused, in words.
+fn header_reason(bytes: &[u8], e: &io::Error) -> String {
+    if !bytes.starts_with(MAGIC) {
+        return "it is not a .npy file (it does not start with \\x93NUMPY)".into();
+    }
+    // npyz calls a file too short for its version bytes one without the magic.
+    if e.kind() == io::ErrorKind::UnexpectedEof || bytes.len() < MAGIC.len() + 2 {
+        return TRUNCATED.into();
+    }
+    // A syntax error quotes the header over several lines; the first says where it is.
+    let message = e.to_string();
+    let first = message.lines().next().unwrap_or_default();
+    match first.split_once("syntax error:") {
+        Some((_, at)) => {
+            let at = at.trim().trim_start_matches("-->").trim();
+            format!("its .npy header cannot be read (a syntax error at line:column {at})")
+        }
+        None => format!("its .npy header cannot be read ({first})"),
+    }
+}
+
+/// Reads an array's values as f32.
+type Convert = fn(NpyFile<&[u8]>) -> io::Result<Vec<f32>>;
+
+/// The conversion of a supported dtype's values to f32.
+fn converter(dtype: &TypeStr) -> Option<Convert> {
+    use TypeChar::{Bool, Float, Int, Uint};
+    Some(match (dtype.type_char(), dtype.size_field()) {
+        (Float, 4) => |f| values(f, |v: f32| v),
+        (Float, 8) => |f| values(f, |v: f64| v as f32),
+        (Int, 1) => |f| values(f, |v: i8| v as f32),
+        (Int, 2) => |f| values(f, |v: i16| v as f32),
+        (Int, 4) => |f| values(f, |v: i32| v as f32),
+        (Int, 8) => |f| values(f, |v: i64| v as f32),
+        (Uint, 1) => |f| values(f, |v: u8| v as f32),
+        (Uint, 2) => |f| values(f, |v: u16| v as f32),
+        (Uint, 4) => |f| values(f, |v: u32| v as f32),
+        (Uint, 8) => |f| values(f, |v: u64| v as f32),
+        (Bool, 1) => |f| values(f, |v: bool| v as u8 as f32),
+        _ => return None,
+    })
+}
+
+fn values<T: npyz::Deserialize>(file: NpyFile<&[u8]>, to_f32: fn(T) -> f32) -> io::Result<Vec<f32>> {
+    file.data::<T>().map_err(io::Error::other)?.map(|v| v.map(to_f32)).collect()
 }
 
 /// Read the user data in `dir`: `X.npy` and `y.npy`, and the test set `X_test.npy` and
@@ -130,45 +205,34 @@ fn shape_tuple(shape: &[usize]) -> String {
     }
 }
 
-/// An f32 array as `.npy` bytes (version 1.0, little-endian, C order).
+/// An f32 array as `.npy` bytes (little-endian on the machines steplens runs on, C order).
 ///
 /// # Panics
 /// If `data` does not hold the number of elements `shape` implies (a bug in the caller).
 pub fn f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    npy_bytes("<f4", shape, data.len(), data.iter().flat_map(|v| v.to_le_bytes()))
+    npy_bytes(shape, data)
 }
 
-/// A u32 array as `.npy` bytes (version 1.0, little-endian, C order).
+/// A u32 array as `.npy` bytes (little-endian on the machines steplens runs on, C order).
 ///
 /// # Panics
 /// If `data` does not hold the number of elements `shape` implies (a bug in the caller).
 pub fn u32_bytes(shape: &[usize], data: &[u32]) -> Vec<u8> {
-    npy_bytes("<u4", shape, data.len(), data.iter().flat_map(|v| v.to_le_bytes()))
+    npy_bytes(shape, data)
 }
 
-/// The preamble and header as NumPy writes them (the header padded with spaces and ended by a
-/// newline so that the data starts at a multiple of 64 bytes), then the data.
-fn npy_bytes(descr: &str, shape: &[usize], len: usize, data: impl Iterator<Item = u8>) -> Vec<u8> {
-    assert_eq!(shape.iter().product::<usize>(), len, "the shape does not match the number of elements");
-    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {}, }}", shape_tuple(shape));
-    // Version 1.0 stores the header length in 2 bytes; only an absurd number of dimensions
-    // needs version 2.0's 4.
-    let v1 = 10 + dict.len() < u16::MAX as usize - 64;
-    let preamble = if v1 { 10 } else { 12 };
-    let padded = (preamble + dict.len() + 1).div_ceil(64) * 64 - preamble;
-    let mut out = Vec::with_capacity(preamble + padded + len * 4);
-    out.extend_from_slice(MAGIC);
-    if v1 {
-        out.extend_from_slice(&[1, 0]);
-        out.extend_from_slice(&(padded as u16).to_le_bytes());
-    } else {
-        out.extend_from_slice(&[2, 0]);
-        out.extend_from_slice(&(padded as u32).to_le_bytes());
-    }
-    out.extend_from_slice(dict.as_bytes());
-    out.resize(preamble + padded - 1, b' ');
-    out.push(b'\n');
-    out.extend(data);
+/// The file as NumPy writes it: the header padded so that the data starts at a multiple of 64
+/// bytes, then the data.
+fn npy_bytes<T: npyz::AutoSerialize + Copy>(shape: &[usize], data: &[T]) -> Vec<u8> {
+    assert_eq!(shape.iter().product::<usize>(), data.len(), "the shape does not match the number of elements");
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut out = Vec::new();
+    let write = |out: &mut Vec<u8>| -> io::Result<()> {
+        let mut writer = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(out).begin_nd()?;
+        writer.extend(data.iter().copied())?;
+        writer.finish()
+    };
+    write(&mut out).expect("writing to memory does not fail");
     out
 }
 
@@ -194,6 +258,7 @@ mod tests {
     fn err(bytes: &[u8]) -> String {
         let e = parse(bytes, "a.npy").unwrap_err().to_string();
         assert!(e.starts_with("a.npy is not valid: "), "{e}");
+        assert!(!e.contains('\n') && e.len() < 200, "one short sentence: {e}");
         e
     }
 
@@ -209,7 +274,7 @@ mod tests {
         }
         let bytes = f32_bytes(&[3], &[1.0, 2.0, 3.0]);
         let header = String::from_utf8(bytes[10..bytes.len() - 12].to_vec()).unwrap();
-        assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"), "{header}");
+        assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (3, ), }"), "{header}");
     }
 
     #[test]
@@ -252,7 +317,7 @@ mod tests {
         for (major, dict) in [
             (1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1)}"),
             (2, "{\"shape\": [1, 1], \"descr\": \"<f4\", \"fortran_order\": False, \"extra\": None}"),
-            (3, "{ 'descr' : '<f4' ,\n 'fortran_order' : True , 'shape' : ( 1L , 1L , ) , }   "),
+            (3, "{ 'descr' : '<f4' , 'fortran_order' : True , 'shape' : ( 1 , 1 , ) , }   "),
         ] {
             let a = parse(&npy(major, dict, &one), "a.npy").unwrap();
             assert_eq!(a, Array { shape: vec![1, 1], data: vec![3.0] }, "{dict}");
@@ -267,32 +332,41 @@ mod tests {
         assert!(err(b"PK\x03\x04 a zip file").contains("not a .npy file"));
         assert!(err(b"\x93NUMPY\x01").contains("truncated"));
         assert!(err(b"\x93NUMPY\x01\x00\xff\x00{'descr'").contains("truncated"));
-        assert!(err(&npy(4, &d("<f4", "False", "(1,)"), &[0; 4])).contains("version 4.0"));
+        assert!(err(&npy(4, &d("<f4", "False", "(1,)"), &[0; 4])).contains("unsupported version: (4, 0)"));
         assert!(err(&npy(1, &d("<f2", "False", "(1,)"), &[0; 2])).contains("dtype '<f2' is not supported"));
         assert!(err(&npy(1, &d("|O", "False", "(1,)"), &[0; 8])).contains("dtype '|O' is not supported"));
-        assert!(err(&npy(1, &d("|f4", "False", "(1,)"), &[0; 4])).contains("not supported"));
+        assert!(err(&npy(1, &d("|f4", "False", "(1,)"), &[0; 4])).contains("'|f4' has invalid endianness"));
+        assert!(err(&npy(1, &d("=f4", "False", "(1,)"), &[0; 4])).contains("invalid type string"));
+        assert!(
+            err(&npy(1, &d("|b1", "False", "(1,)"), &[2]))
+                .contains("its data cannot be read (invalid value for bool: 2)")
+        );
         assert!(err(&npy(1, &d("<f4", "True", "(2, 2)"), &[0; 16])).contains("Fortran order"));
         assert!(err(&npy(1, &d("<f4", "False", "(2, 2)"), &[0; 12])).contains("shape (2, 2) of <f4 but 12 data bytes"));
         assert!(err(&npy(1, &d("<f4", "False", "(1,)"), &[0; 5])).contains("but 5 data bytes"));
-        assert!(err(&npy(1, &d("<f4", "False", "(-1,)"), &[])).contains("unexpected '-'"));
-        assert!(err(&npy(1, &d("<f4", "Maybe", "(1,)"), &[0; 4])).contains("unexpected 'M'"));
-        assert!(err(&npy(1, "{'descr': '<f4', 'shape': (1,)}", &[0; 4])).contains("no 'fortran_order'"));
-        assert!(err(&npy(1, "['descr', '<f4']", &[])).contains("not a Python dict"));
-        assert!(err(&npy(1, "{'descr': '<f4'", &[])).contains("ends too early"));
+        assert!(err(&npy(1, &d("<f4", "False", "(-1,)"), &[])).contains("dimension cannot be negative"));
+        assert!(err(&npy(1, &d("<f4", "Maybe", "(1,)"), &[0; 4])).contains("a syntax error at line:column 1:35"));
+        assert!(err(&npy(1, "{'descr': '<f4', 'shape': (1,)}", &[0; 4])).contains("missing key 'fortran_order'"));
+        assert!(err(&npy(1, "['descr', '<f4']", &[])).contains("expected a python dict literal"));
+        assert!(err(&npy(1, "{'descr': '<f4'", &[])).contains("a syntax error at line:column 1:15"));
         let descr = "[('a', '<f4')]";
         assert!(
             err(&npy(1, &format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (1,)}}"), &[0; 4]))
                 .contains("structured")
         );
-        assert!(err(&npy(1, &format!("{}{}", "(".repeat(100), ")".repeat(100)), &[])).contains("nested too deeply"));
+        // npyz's parser stops at a nesting limit instead of running out of stack.
+        let deep = format!("{}{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(err(&npy(2, &deep, &[])).contains("a syntax error at line:column 1:"));
     }
 
     #[test]
-    fn lying_shape_allocates_nothing() {
+    fn lying_sizes_allocate_nothing() {
+        assert!(err(b"\x93NUMPY\x02\x00\xff\xff\xff\xff{'descr'").contains("truncated"));
+        assert!(err(b"\x93NUMPY\x03\x00\x00\x00\x00\x10{").contains("truncated"));
         let huge = "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }";
         assert!(err(&npy(1, huge, &[0; 8])).contains("but 8 data bytes follow"));
         let overflow = "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }";
-        assert!(err(&npy(1, overflow, &[0; 8])).contains("too large"));
+        assert!(err(&npy(1, overflow, &[0; 8])).contains("dimension cannot be larger than u64"));
     }
 
     fn write_dir(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {

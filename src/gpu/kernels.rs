@@ -79,10 +79,23 @@ impl TilePair {
         Ok(TilePair { single: (with_tiles(single)?, single), tiled: with_tiles([MAX_TILE; 2])? })
     }
 
-    /// The variant for `rows` and its tile sizes (sets, other).
-    fn pick(&self, rows: &RowGroups) -> (&Kernel, [u32; 2]) {
+    /// Add a dispatch of the variant for `rows` (the tiled one where enough sets share enough
+    /// rows): one invocation per tile of sets and per `per_set(tile)` of what each set needs,
+    /// `tile` the variant's other tile size.
+    fn dispatch<'a, P: Pod>(
+        &'a self,
+        rec: &mut Recording<'a>,
+        data: &'a wgpu::BindGroup,
+        rows: &RowGroups,
+        prm: P,
+        buffers: &[&'a wgpu::Buffer],
+        per_set: impl Fn(u32) -> u32,
+    ) -> Result<()> {
         let big = rows.sets_per_group >= MAX_TILE && rows.rows >= MAX_TILE;
-        if big { (&self.tiled, [MAX_TILE; 2]) } else { (&self.single.0, self.single.1) }
+        let (kernel, [set_tile, tile]) =
+            if big { (&self.tiled, [MAX_TILE; 2]) } else { (&self.single.0, self.single.1) };
+        let invocations = rows.groups * rows.sets_per_group.div_ceil(set_tile) * per_set(tile);
+        rec.dispatch(kernel, &prm, buffers, Some(data), linear_groups(invocations as usize))
     }
 }
 
@@ -132,10 +145,7 @@ impl Logits {
             sets: rows.sets(),
             _pad2: 0,
         };
-        let (kernel, [set_tile, row_tile]) = self.0.pick(&rows);
-        let invocations = rows.groups * rows.sets_per_group.div_ceil(set_tile) * rows.rows.div_ceil(row_tile);
-        let wg = linear_groups(invocations as usize);
-        rec.dispatch(kernel, &prm, &[theta, table, logits], Some(data), wg)
+        self.0.dispatch(rec, data, &rows, prm, &[theta, table, logits], |row_tile| rows.rows.div_ceil(row_tile))
     }
 }
 
@@ -241,11 +251,9 @@ impl WeightGrad {
             _pad1: 0,
             _pad2: 0,
         };
-        // Tiles of `set_tile` sets × `tile` features of one row of W, and one per (set tile, bias).
-        let (kernel, [set_tile, tile]) = self.0.pick(&rows);
-        let per_set = block.nrows * block.p.div_ceil(tile) + if block.with_bias { block.nrows } else { 0 };
-        let invocations = rows.groups * rows.sets_per_group.div_ceil(set_tile) * per_set;
-        rec.dispatch(kernel, &prm, &[dlogits, table, grads], Some(data), linear_groups(invocations as usize))
+        // Tiles of `tile` features of one row of W, and one per bias.
+        let per_set = |tile: u32| block.nrows * block.p.div_ceil(tile) + if block.with_bias { block.nrows } else { 0 };
+        self.0.dispatch(rec, data, &rows, prm, &[dlogits, table, grads], per_set)
     }
 }
 

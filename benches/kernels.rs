@@ -12,7 +12,7 @@ use steplens::{
         AdapterRequest, GpuContext, GpuEngine, KernelPath,
         engine::GpuData,
         kernel::{Recording, data_layout},
-        kernels::{Logits, Perturb, PerturbParams, Project, ProjectParams, Specialisation, WeightGrad},
+        kernels::{Logits, Perturb, PerturbParams, Project, ProjectParams, Rows, Specialisation, WeightGrad},
     },
     model::{InitKind, LossKind, Model, ModelKind},
     train::Batching,
@@ -40,10 +40,11 @@ fn kernels(c: &mut Criterion) {
         let rb = ctx.buffer_init("rows", bytemuck::cast_slice(&table), usage).unwrap();
         let zb = ctx.buffer("z", sets as u64 * 64 * 2 * 4).unwrap();
         let gb = ctx.buffer("g", sets as u64 * 1570 * 4).unwrap();
+        let at = Rows { data: &gpu_data.bind, table: &rb, groups: rows, classes: 2 };
         c.bench_function(&format!("logits {sets} sets x 64 rows x 784"), |b| {
             b.iter(|| {
                 let mut rec = Recording::new(&ctx);
-                logits.encode(&mut rec, &gpu_data.bind, rows, 2, 1570, &tb, &rb, &zb).unwrap();
+                logits.encode(&mut rec, at, 1570, &tb, &zb).unwrap();
                 let mut enc = ctx.encoder();
                 rec.encode(&ctx, &mut enc, None).unwrap();
                 ctx.submit_and_wait(enc).unwrap();
@@ -53,7 +54,7 @@ fn kernels(c: &mut Criterion) {
         c.bench_function(&format!("weight_grad {sets} sets x 64 rows x 1570"), |b| {
             b.iter(|| {
                 let mut rec = Recording::new(&ctx);
-                weight_grad.encode(&mut rec, &gpu_data.bind, rows, 2, block, &zb, &rb, &gb).unwrap();
+                weight_grad.encode(&mut rec, at, block, &zb, &gb).unwrap();
                 let mut enc = ctx.encoder();
                 rec.encode(&ctx, &mut enc, None).unwrap();
                 ctx.submit_and_wait(enc).unwrap();

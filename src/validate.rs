@@ -13,7 +13,9 @@ use crate::{
         GpuContext,
         engine::GpuData,
         kernel::{Recording, data_layout},
-        kernels::{Dlogits, Evaluate, EvaluationBindings, Logits, SgdParams, SgdUpdate, Specialisation, WeightGrad},
+        kernels::{
+            Dlogits, Evaluate, EvaluationBindings, Logits, Rows, SgdParams, SgdUpdate, Specialisation, WeightGrad,
+        },
     },
     model::LossCode,
     prng,
@@ -207,7 +209,8 @@ fn check_logits(
     );
     let kernel = Logits::new(ctx, &b.layout, &b.spec)?;
     let mut rec = Recording::new(ctx);
-    kernel.encode(&mut rec, &b.gpu_data.bind, rg, classes as u32, dim as u32, &tb, &rb, &ob)?;
+    let at = Rows { data: &b.gpu_data.bind, table: &rb, groups: rg, classes: classes as u32 };
+    kernel.encode(&mut rec, at, dim as u32, &tb, &ob)?;
     let got = b.run(rec, &[(&ob, len)])?;
     let want = twin::logits(&b.data, &f64s(&theta), rg, classes, dim, &tab);
     Ok(Check::compare(format!("logits (shape {k})"), &got[0], &want, KERNEL_TOL))
@@ -236,7 +239,8 @@ fn check_dlogits(
     let kernel = Dlogits::new(ctx, &b.layout, &b.spec)?;
     let mut rec = Recording::new(ctx);
     let scale = 1.0 / 3.0;
-    kernel.encode(&mut rec, &b.gpu_data.bind, rg, classes as u32, scale, &zb, &rb, &db, (&lb, at as u32))?;
+    let rows = Rows { data: &b.gpu_data.bind, table: &rb, groups: rg, classes: classes as u32 };
+    kernel.encode(&mut rec, rows, scale, (&zb, &db), (&lb, at as u32))?;
     let got = b.run(rec, &[(&db, len * classes), (&lb, at + len)])?;
     let (want_dz, want_loss) = twin::dlogits(code, &b.data, &f64s(&z), rg, classes, scale as f64, &tab);
     let mut all_got = got[0].clone();
@@ -266,7 +270,8 @@ fn check_weight_grad(
         let (db, rb, gb) =
             (b.storage("dz", cast_slice(&dz))?, b.storage("table", cast_slice(&tab))?, b.storage("g", &poison(len))?);
         let mut rec = Recording::new(ctx);
-        kernel.encode(&mut rec, &b.gpu_data.bind, rg, classes as u32, block, &db, &rb, &gb)?;
+        let at = Rows { data: &b.gpu_data.bind, table: &rb, groups: rg, classes: classes as u32 };
+        kernel.encode(&mut rec, at, block, &db, &gb)?;
         let got = b.run(rec, &[(&gb, len)])?;
         let want = twin::weight_grad(&b.data, &f64s(&dz), rg, classes, block, &tab);
         let what = if block.with_bias { "all rows" } else { "one row" };

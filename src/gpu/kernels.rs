@@ -54,6 +54,17 @@ fn compile<P>(
     Kernel::new(ctx, data, name, std::mem::size_of::<P>(), &spec.constants())
 }
 
+/// What the per-sample kernels (logits, dlogits, weight_grad) read besides their own buffers: the
+/// resident dataset's bind group, the table of training-set rows, which of its rows each group of
+/// parameter sets takes, and the model's classes.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub data: &'a wgpu::BindGroup,
+    pub table: &'a wgpu::Buffer,
+    pub groups: RowGroups,
+    pub classes: u32,
+}
+
 /// A kernel compiled twice from one shader: `single` for dispatches where each set has its own rows
 /// (training one run), and [`MAX_TILE`]² tiles (overrides SET_TILE = TILE = MAX_TILE) where at least
 /// that many parameter sets share their rows (the analysis, sweeps).
@@ -85,17 +96,17 @@ impl TilePair {
     fn dispatch<'a, P: Pod>(
         &'a self,
         rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        rows: &RowGroups,
+        at: Rows<'a>,
         prm: P,
         buffers: &[&'a wgpu::Buffer],
         per_set: impl Fn(u32) -> u32,
     ) -> Result<()> {
+        let rows = at.groups;
         let big = rows.sets_per_group >= MAX_TILE && rows.rows >= MAX_TILE;
         let (kernel, [set_tile, tile]) =
             if big { (&self.tiled, [MAX_TILE; 2]) } else { (&self.single.0, self.single.1) };
         let invocations = rows.groups * rows.sets_per_group.div_ceil(set_tile) * per_set(tile);
-        rec.dispatch(kernel, &prm, buffers, Some(data), linear_groups(invocations as usize))
+        rec.dispatch(kernel, &prm, buffers, Some(at.data), linear_groups(invocations as usize))
     }
 }
 
@@ -122,30 +133,27 @@ impl Logits {
         Ok(Logits(TilePair::new::<LogitsParams>(ctx, data, "logits", spec, [1, 1])?))
     }
 
-    /// logits[set, row, class] for `sets` (sets × dim) on the rows of `table`.
-    #[allow(clippy::too_many_arguments)]
+    /// logits[set, row, class] for the parameter sets `theta` (sets × dim) on the rows `at`.
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        rows: RowGroups,
-        classes: u32,
+        at: Rows<'a>,
         dim: u32,
         theta: &'a wgpu::Buffer,
-        table: &'a wgpu::Buffer,
         logits: &'a wgpu::Buffer,
     ) -> Result<()> {
+        let g = at.groups;
         let prm = LogitsParams {
-            sets_per_group: rows.sets_per_group,
-            rows: rows.rows,
-            classes,
+            sets_per_group: g.sets_per_group,
+            rows: g.rows,
+            classes: at.classes,
             dim,
-            table_offset: rows.offset,
-            group_stride: rows.stride,
-            sets: rows.sets(),
+            table_offset: g.offset,
+            group_stride: g.stride,
+            sets: g.sets(),
             _pad2: 0,
         };
-        self.0.dispatch(rec, data, &rows, prm, &[theta, table, logits], |row_tile| rows.rows.div_ceil(row_tile))
+        self.0.dispatch(rec, at, prm, &[theta, at.table, logits], |row_tile| g.rows.div_ceil(row_tile))
     }
 }
 
@@ -171,31 +179,29 @@ impl Dlogits {
         Ok(Dlogits(compile::<DlogitsParams>(ctx, data, "dlogits", spec)?))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// scale · d loss / d z of `logits` on the rows `at` into `dlogits`, and each sample's loss
+    /// into `losses` from the given element on.
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        rows: RowGroups,
-        classes: u32,
+        at: Rows<'a>,
         scale: f32,
-        logits: &'a wgpu::Buffer,
-        table: &'a wgpu::Buffer,
-        dlogits: &'a wgpu::Buffer,
+        (logits, dlogits): (&'a wgpu::Buffer, &'a wgpu::Buffer),
         (losses, loss_offset): (&'a wgpu::Buffer, u32),
     ) -> Result<()> {
+        let g = at.groups;
         let prm = DlogitsParams {
-            sets_per_group: rows.sets_per_group,
-            rows: rows.rows,
-            classes,
-            table_offset: rows.offset,
-            sets: rows.sets(),
+            sets_per_group: g.sets_per_group,
+            rows: g.rows,
+            classes: at.classes,
+            table_offset: g.offset,
+            sets: g.sets(),
             scale,
-            group_stride: rows.stride,
+            group_stride: g.stride,
             loss_offset,
         };
-        let wg = linear_groups((rows.sets() * rows.rows) as usize);
-        rec.dispatch(&self.0, &prm, &[logits, table, dlogits, losses], Some(data), wg)
+        let wg = linear_groups((g.sets() * g.rows) as usize);
+        rec.dispatch(&self.0, &prm, &[logits, at.table, dlogits, losses], Some(at.data), wg)
     }
 }
 
@@ -225,35 +231,33 @@ impl WeightGrad {
         Ok(WeightGrad(TilePair::new::<WeightGradParams>(ctx, data, "weight_grad", spec, [1, 4])?))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The gradients of `block` from `dlogits` on the rows `at` into `grads`.
     pub fn encode<'a>(
         &'a self,
         rec: &mut Recording<'a>,
-        data: &'a wgpu::BindGroup,
-        rows: RowGroups,
-        classes: u32,
+        at: Rows<'a>,
         block: GradBlock,
         dlogits: &'a wgpu::Buffer,
-        table: &'a wgpu::Buffer,
         grads: &'a wgpu::Buffer,
     ) -> Result<()> {
+        let g = at.groups;
         let prm = WeightGradParams {
-            sets_per_group: rows.sets_per_group,
-            rows: rows.rows,
-            classes,
-            table_offset: rows.offset,
+            sets_per_group: g.sets_per_group,
+            rows: g.rows,
+            classes: at.classes,
+            table_offset: g.offset,
             c0: block.c0,
             nrows: block.nrows,
             with_bias: block.with_bias as u32,
             out_dim: block.dim(),
-            group_stride: rows.stride,
-            sets: rows.sets(),
+            group_stride: g.stride,
+            sets: g.sets(),
             _pad1: 0,
             _pad2: 0,
         };
         // Tiles of `tile` features of one row of W, and one per bias.
         let per_set = |tile: u32| block.nrows * block.p.div_ceil(tile) + if block.with_bias { block.nrows } else { 0 };
-        self.0.dispatch(rec, data, &rows, prm, &[dlogits, table, grads], per_set)
+        self.0.dispatch(rec, at, prm, &[dlogits, at.table, grads], per_set)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::{
     gpu::{
         context::GpuContext,
         kernel::Recording,
-        kernels::{PerturbParams, ProjectParams, ResidualParams, Residuals, Specialisation},
+        kernels::{PerturbParams, ProjectParams, ResidualParams, Residuals, Rows, Specialisation},
         subgroup::{self, LOOP_CAP},
     },
     model::Model,
@@ -120,7 +120,8 @@ impl GpuEngine {
             // Every row of the part as one group of one parameter set: θ·x̃ once per sample.
             let rows = RowGroups { groups: 1, sets_per_group: 1, rows: groups * b, offset: 0, stride: groups * b };
             let data = &self.train.bind;
-            self.kernels.logits.encode(&mut rec, data, rows, classes, dim, &theta, &table, &base)?;
+            let at = Rows { data, table: &table, groups: rows, classes };
+            self.kernels.logits.encode(&mut rec, at, dim, &theta, &base)?;
             let prm = ResidualParams::new(
                 groups,
                 k,
@@ -287,12 +288,15 @@ impl GpuEngine {
         bufs: &'a AnalysisBuffers,
     ) -> Result<()> {
         self.record_residuals(rec, req, bufs)?;
-        let (groups, k, b) = (req.count() as u32, req.points as u32, req.batch_size as u32);
-        let rows = RowGroups { groups, sets_per_group: k, rows: b, offset: 0, stride: b };
         let block = req.block.grad_block(&self.model);
-        let classes = self.model.outputs as u32;
-        let data = &self.train.bind;
-        self.kernels.weight_grad.encode(rec, data, rows, classes, block, &bufs.dlogits, &bufs.table, &bufs.grads)
+        self.kernels.weight_grad.encode(rec, self.rows_of(req, bufs), block, &bufs.dlogits, &bufs.grads)
+    }
+
+    /// The rows of the request's batches, each taken by its K parameter sets.
+    fn rows_of<'a>(&'a self, req: &PerturbedRequest, bufs: &'a AnalysisBuffers) -> Rows<'a> {
+        let (groups, k, b) = (req.count() as u32, req.points as u32, req.batch_size as u32);
+        let groups = RowGroups { groups, sets_per_group: k, rows: b, offset: 0, stride: b };
+        Rows { data: &self.train.bind, table: &bufs.table, groups, classes: self.model.outputs as u32 }
     }
 
     /// Logits and their scaled derivatives (grad_scale/b · ∂loss/∂z) of the parameter sets in
@@ -303,15 +307,10 @@ impl GpuEngine {
         req: &PerturbedRequest,
         bufs: &'a AnalysisBuffers,
     ) -> Result<()> {
-        let (groups, k, b) = (req.count() as u32, req.points as u32, req.batch_size as u32);
-        let (classes, dim) = (self.model.outputs as u32, self.model.dim() as u32);
-        let kn = &self.kernels;
-        let rows = RowGroups { groups, sets_per_group: k, rows: b, offset: 0, stride: b };
-        let data = &self.train.bind;
-        kn.logits.encode(rec, data, rows, classes, dim, &bufs.perturbed, &bufs.table, &bufs.logits)?;
-        let scale = req.grad_scale / b as f32;
-        let (logits, table, dlogits) = (&bufs.logits, &bufs.table, &bufs.dlogits);
-        kn.dlogits.encode(rec, data, rows, classes, scale, logits, table, dlogits, (&bufs.losses, 0))
+        let (kn, at) = (&self.kernels, self.rows_of(req, bufs));
+        kn.logits.encode(rec, at, self.model.dim() as u32, &bufs.perturbed, &bufs.logits)?;
+        let scale = req.grad_scale / req.batch_size as f32;
+        kn.dlogits.encode(rec, at, scale, (&bufs.logits, &bufs.dlogits), (&bufs.losses, 0))
     }
 
     fn record_projection<'a>(

@@ -10,7 +10,7 @@ use crate::{
     engine::{EpochOutcome, EpochPlan, GradBlock, MAX_BACKTRACKS, RowGroups, StepRule, StepStat, check_plan},
     gpu::{
         kernel::Recording,
-        kernels::{EpochBindings, EpochParams, SgdParams},
+        kernels::{EpochBindings, EpochParams, Rows, SgdParams},
         subgroup::{self, SubgroupTrain},
     },
 };
@@ -147,11 +147,10 @@ impl GpuEngine {
                 offset: s * b,
                 stride: plan.steps as u32 * b,
             };
-            let data = &self.train.bind;
-            k.logits.encode(rec, data, rows, classes, dim, &self.theta, table, logits)?;
-            let loss_at = (losses, s * runs * b);
-            k.dlogits.encode(rec, data, rows, classes, 1.0 / b as f32, logits, table, dz, loss_at)?;
-            k.weight_grad.encode(rec, data, rows, classes, block, dz, table, &self.grads)?;
+            let at = Rows { data: &self.train.bind, table, groups: rows, classes };
+            k.logits.encode(rec, at, dim, &self.theta, logits)?;
+            k.dlogits.encode(rec, at, 1.0 / b as f32, (logits, dz), (losses, s * runs * b))?;
+            k.weight_grad.encode(rec, at, block, dz, &self.grads)?;
             let prm = SgdParams { sets: runs, dim, lr_stride: plan.steps as u32, lr_index: s };
             k.sgd.encode(rec, prm, &self.theta, &self.grads, lrs)?;
         }

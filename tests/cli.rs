@@ -370,6 +370,39 @@ fn counts_at_zero_and_absurd_values_are_usage_errors() {
     }
 }
 
+/// `bench --anchors FILE` takes the PyTorch figures `scripts/anchors.py` measured on this machine:
+/// a missing, malformed or nonsensical file is refused before anything is measured, and a good
+/// one replaces the built-in anchors in the table and the JSON (the ratio is against it).
+#[test]
+fn bench_takes_anchors_measured_here() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let json = d.join("bench.json");
+    let j = json.to_str().unwrap();
+    let good = r#"{"date": "2026-12-01T11:30:28Z", "torch": "2.15.0", "threads": 2, "train_epoch_ms": 123.0, "analysis_ms": 4567.0, "load_average": [0.5, 0.4, 0.3]}"#;
+    let bad = [
+        (d.join("missing.json").display().to_string(), "missing.json"),
+        (write(d, "text.json", "not json"), "not the JSON scripts/anchors.py writes"),
+        (write(d, "partial.json", r#"{"date": "x", "torch": "2", "threads": 2, "train_epoch_ms": 3}"#), "analysis_ms"),
+        (write(d, "negative.json", &good.replace("123.0", "-1")), "train_epoch_ms must be a positive"),
+    ];
+    for (file, needle) in &bad {
+        rejects(&["bench", "--no-analysis", "--anchors", file, "--json", j], 2, needle, &json);
+    }
+    let file = write(d, "anchors.json", good);
+    let args = ["bench", "--device", "gpu", "--no-analysis", "--repeats", "1", "--sweep-runs", "1"];
+    let (code, stdout, err) = steplens(&[&args[..], &["--anchors", &file, "--json", j]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("PyTorch anchors measured on this machine (torch 2.15.0, 2 threads"), "{stdout}");
+    let row = stdout.lines().find(|l| l.starts_with("train epoch")).unwrap();
+    assert!(row.contains("the notebook's PyTorch loop, measured here") && row.contains(" 123 "), "{row}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["measured_anchors"]["train_epoch_ms"], 123.0);
+    assert_eq!(report["measured_anchors"]["analysis_ms"], 4567.0);
+    let speedup = 123.0 / report["train_epoch_ms"].as_f64().unwrap();
+    assert!(row.ends_with(&format!("×{}", steplens::report::table::fmt_num(speedup, 3))), "{row} against {speedup}");
+}
+
 /// Test data must suit the model as training data must: classes for the classifiers, and no
 /// class the model does not have (CSV test files and npy `y_test` alike).
 #[test]

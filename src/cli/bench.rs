@@ -5,7 +5,7 @@
 use std::{path::PathBuf, time::Instant};
 
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::DeviceArgs;
 use crate::{
@@ -39,6 +39,38 @@ pub struct BenchArgs {
     /// Write the figures as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// PyTorch anchors measured on this machine (`scripts/anchors.py --json FILE`) instead of the
+    /// figures measured elsewhere: ratios between two programs run side by side.
+    #[arg(long, value_name = "FILE")]
+    pub anchors: Option<PathBuf>,
+}
+
+/// The PyTorch anchors `scripts/anchors.py` measured on this machine (other fields it writes are
+/// kept in its file, not here).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MeasuredAnchors {
+    pub date: String,
+    pub torch: String,
+    pub threads: u32,
+    /// The notebook's training loop, one epoch of MNIST 0/1 at b = 64.
+    pub train_epoch_ms: f64,
+    /// The analysis vectorised by hand, 395 batches at b = 32, K = 100.
+    pub analysis_ms: f64,
+}
+
+impl MeasuredAnchors {
+    fn read(path: &std::path::Path) -> Result<Self> {
+        let what = path.display();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("--anchors {what}: {e}")))?;
+        let a: MeasuredAnchors = serde_json::from_str(&text)
+            .map_err(|e| Error::usage(format!("--anchors {what} is not the JSON scripts/anchors.py writes: {e}")))?;
+        for (name, v) in [("train_epoch_ms", a.train_epoch_ms), ("analysis_ms", a.analysis_ms)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::usage(format!("--anchors {what}: {name} must be a positive number of ms, not {v}")));
+            }
+        }
+        Ok(a)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +104,9 @@ pub struct BenchReport {
     pub sweep_1024_epoch_ms: Option<f64>,
     /// All 395 batches at b = 32, K = 100 (the default, residual path).
     pub analysis_all_batches_ms: Option<f64>,
+    /// The warm-up analysis, with the residual kernel's compilation (Mesa's shader cache makes
+    /// later starts fast).
+    pub analysis_first_ms: Option<f64>,
     /// Of that: the host's f64 work (QR, SVD, q and the projection pairs; the rest).
     pub analysis_host_ms: Option<f64>,
     /// Of that: the device's residuals of both perturbation sets and their read-back.
@@ -81,6 +116,8 @@ pub struct BenchReport {
     pub analysis_device_cpu_s: Option<f64>,
     /// The kernel that computed the residuals, and why it was chosen.
     pub analysis_kernel: Option<String>,
+    /// `--anchors`: the PyTorch figures measured on this machine that the ratios are against.
+    pub measured_anchors: Option<MeasuredAnchors>,
     pub copy_gb_per_s: f64,
 }
 
@@ -106,6 +143,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         return Err(Error::usage("--sweep-runs must be at least 1"));
     }
     args.device.check()?;
+    let measured_anchors = args.anchors.as_deref().map(MeasuredAnchors::read).transpose()?;
     if args.device.device == super::DeviceChoice::Cpu {
         return Err(Error::usage(
             "bench measures a GPU adapter against the anchors; the f64 CPU reference (--device cpu) is not benchmarked",
@@ -172,11 +210,13 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         sweep_runs: runs,
         sweep_epoch_ms: sweep_ms,
         sweep_1024_epoch_ms: (runs == 1024).then_some(sweep_ms),
-        analysis_all_batches_ms: analysis.map(|a| a.0),
-        analysis_host_ms: analysis.map(|a| a.0 - a.1),
-        analysis_gpu_and_readback_ms: analysis.map(|a| a.1),
-        analysis_device_cpu_s: analysis.and_then(|a| a.2),
+        analysis_all_batches_ms: analysis.map(|a| a.total),
+        analysis_first_ms: analysis.map(|a| a.first),
+        analysis_host_ms: analysis.map(|a| a.total - a.device),
+        analysis_gpu_and_readback_ms: analysis.map(|a| a.device),
+        analysis_device_cpu_s: analysis.and_then(|a| a.device_cpu_s),
         analysis_kernel: (!args.no_analysis).then(|| engine.residual_kernel_choice()),
+        measured_anchors,
         copy_gb_per_s,
     };
     print_report(&report, is_cpu);
@@ -236,14 +276,26 @@ fn time_evaluation(engine: &mut GpuEngine, repeats: usize) -> Result<f64> {
     Ok(median(wall))
 }
 
-/// (total ms, device ms, device CPU-seconds) of the whole analysis, medians: the device's share is
-/// its residuals of both perturbation sets in the analysis' chunks of 64 batches, read back.
+/// The whole analysis' figures, medians after a warm-up.
+#[derive(Debug, Clone, Copy)]
+struct AnalysisTimes {
+    total: f64,
+    /// The device's share: its residuals of both perturbation sets in the analysis' chunks of 64
+    /// batches, read back.
+    device: f64,
+    /// CPU-seconds of the process during the device's share.
+    device_cpu_s: Option<f64>,
+    /// The warm-up, with the residual kernel's compilation.
+    first: f64,
+}
+
+/// [`AnalysisTimes`] of the 395 batches at b = 32, K = 100.
 fn time_analysis(
     engine: &mut GpuEngine,
     data: &crate::data::Data,
     repeats: usize,
     bar: &Progress,
-) -> Result<(f64, f64, Option<f64>)> {
+) -> Result<AnalysisTimes> {
     let batching = Batching::new(data.train.n, 32, 0, false)?;
     let table = batching.epoch(1);
     let batches = Batches { table: &table, batch_size: 32, n: data.train.n };
@@ -251,6 +303,10 @@ fn time_analysis(
     let settings = Settings::notebook(0);
     let theta = engine.model().init(InitKind::Xavier, 0);
     let (mut total, mut device, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    // A warm-up first: it compiles the residual kernel (from Mesa's shader cache on later starts).
+    let t = Instant::now();
+    analysis::analyze(engine, &theta, &batches, &which, &settings, 64, &mut |_| {})?;
+    let first = t.elapsed().as_secs_f64() * 1e3;
     for _ in 0..repeats {
         check_stop()?;
         let t = Instant::now();
@@ -280,7 +336,12 @@ fn time_analysis(
         cpu.extend(cpu0.zip(process_cpu_seconds()).map(|(a, b)| b - a));
         bar.inc(1);
     }
-    Ok((median(total), median(device), (!cpu.is_empty()).then(|| median(cpu))))
+    Ok(AnalysisTimes {
+        total: median(total),
+        device: median(device),
+        device_cpu_s: (!cpu.is_empty()).then(|| median(cpu)),
+        first,
+    })
 }
 
 /// User and system CPU-seconds of this process, its threads included (the adapter's, on a CPU
@@ -317,8 +378,9 @@ fn copy_bandwidth(ctx: &GpuContext) -> Result<f64> {
 }
 
 fn print_report(r: &BenchReport, cpu: bool) {
-    // The anchors: (H200, 2-core CPU), measured elsewhere with the same data and settings.
-    let (train_anchor, burn_anchor, sweep_anchor, analysis_anchor) = if cpu {
+    // The anchors: (H200, 2-core CPU), measured elsewhere with the same data and settings, unless
+    // measured here (`--anchors`).
+    let (mut train_anchor, burn_anchor, sweep_anchor, mut analysis_anchor) = if cpu {
         (
             ("the notebook's PyTorch loop on 2 CPU cores", 44.0),
             ("Burn 0.22 on wgpu, lavapipe 2 cores", 860.0),
@@ -333,8 +395,16 @@ fn print_report(r: &BenchReport, cpu: bool) {
             ("PyTorch vectorised on an H200", 2200.0),
         )
     };
+    if let Some(a) = &r.measured_anchors {
+        train_anchor = ("the notebook's PyTorch loop, measured here", a.train_epoch_ms);
+        analysis_anchor = ("PyTorch vectorised, measured here", a.analysis_ms);
+    }
     let kernels = format!("{:?}", r.kernels).to_lowercase();
     println!("{} ({}, {}), {}, --kernels {kernels}", r.adapter, r.backend, r.driver, r.date);
+    if let Some(a) = &r.measured_anchors {
+        let at = format!("torch {}, {} threads, {}", a.torch, a.threads, a.date);
+        println!("PyTorch anchors measured on this machine ({at}); Burn's measured elsewhere");
+    }
     println!("kernels: {}; first epoch (with compiling) {} ms", r.kernels_why, fmt_num(r.train_first_epoch_ms, 4));
     let mut t = Table::new(["work", "ms", "GPU ms", "anchor", "anchor ms", "speed-up"]);
     let ratio = |anchor: f64, ms: f64| format!("×{}", fmt_num(anchor / ms, 3));
@@ -392,6 +462,9 @@ fn print_report(r: &BenchReport, cpu: bool) {
         println!("analysis: {} ms device work and read-back{cpu}, {} ms host f64 work", fmt_num(g, 4), fmt_num(e, 4));
     }
     if let Some(k) = &r.analysis_kernel {
-        println!("analysis kernel: {k}");
+        let first = r
+            .analysis_first_ms
+            .map_or(String::new(), |f| format!("; first analysis (with compiling) {} ms", fmt_num(f, 4)));
+        println!("analysis kernel: {k}{first}");
     }
 }

@@ -187,6 +187,10 @@ pub trait Engine {
     fn kernel_choice(&self, _rule: StepRule, _steps: usize, _batch_size: usize) -> Option<KernelChoice> {
         None
     }
+    /// The kernel the analysis' residuals take, and why (`None`: the f64 reference).
+    fn analysis_kernel(&self) -> Option<KernelChoice> {
+        None
+    }
     /// Train one epoch and evaluate at its end.
     fn run_epoch(&mut self, plan: &EpochPlan) -> Result<EpochOutcome>;
     /// The perturbed gradients G_i (B × K × block_dim), for the reference SVD path and tests.

@@ -222,10 +222,10 @@ fn residuals_match_the_twins_on_every_device_path() {
             let kernel = match (p, path) {
                 (5000, _) if cpu => "perturb + logits + dlogits",
                 (_, KernelPath::Auto) if subgroups => "residuals_subgroup",
-                _ => "residuals:",
+                _ => "residuals",
             };
             let choice = g.residual_kernel_choice();
-            assert!(choice.starts_with(kernel), "p={p} {path:?}: expected {kernel}, the engine chose {choice}");
+            assert_eq!(choice.path, kernel, "p={p} {path:?}: {}", choice.why);
             let got: Vec<f32> = g.perturbed_residuals(&req).unwrap().iter().map(|&v| v as f32).collect();
             let want = twin::perturbed_residuals(&model, &d.train, &req);
             assert_close(&format!("residuals p={p} classes={classes} u8={u8} {kernel}"), &got, &want, 1e-5);

@@ -260,6 +260,13 @@ fn embedded_datasets_and_standardize() {
     let s = &config["standardization"];
     assert_eq!(s["mean"].as_array().unwrap().len(), 10);
     assert!((s["target_mean"].as_f64().unwrap() - 152.133).abs() < 1e-3, "{s}");
+    // The run record every command writes: the analysis' kernel as resolved, no training fields.
+    let path = config["kernels_resolved"]["path"].as_str().unwrap();
+    assert!(["residuals_subgroup", "residuals"].contains(&path), "{config}");
+    assert_eq!(config["command"], "analyze");
+    assert_eq!(config["batches"], 2);
+    assert_eq!(config["settings"]["points"], 8);
+    assert!(config.get("epochs").is_none() && config.get("reshuffle").is_none(), "{config}");
 }
 
 /// An existing directory that cannot be written fails before any work, as a usage error.

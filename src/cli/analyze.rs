@@ -6,14 +6,12 @@ use std::{path::PathBuf, time::Instant};
 use crate::data::Standardization;
 
 use clap::Args;
-use serde::Serialize;
 
 use super::{DataArgs, OutArgs, ProblemArgs, args::AnalysisArgs, interrupted};
 use crate::{
     Error, Result,
-    analysis::{self, BatchAnalysis, Batches, Settings},
+    analysis::{self, BatchAnalysis, Batches},
     data::npy,
-    engine::EngineInfo,
     model::Model,
     report::{
         files::{OutDir, csv_num},
@@ -22,7 +20,10 @@ use crate::{
     },
     train::Batching,
 };
-use crate::{report::record::DataSummary, stats::quantile};
+use crate::{
+    report::record::{DataSummary, RunRecord},
+    stats::quantile,
+};
 
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
@@ -187,20 +188,6 @@ fn run_setup(
     Ok((data, standardization, m, run.theta))
 }
 
-#[derive(Serialize)]
-struct AnalyzeConfig<'a> {
-    command: &'a str,
-    version: &'a str,
-    model: Model,
-    weights: Option<String>,
-    data: DataSummary,
-    standardization: Option<crate::data::Standardization>,
-    batch_size: usize,
-    batches: usize,
-    settings: &'a Settings,
-    engine: EngineInfo,
-}
-
 pub const ANALYSIS_HEADER: &[&str] =
     &["batch", "sigma1", "sigma2", "sigma3", "explained1", "alpha", "beta", "r2", "lambda", "sigma2_over_sigma1"];
 
@@ -246,18 +233,26 @@ pub fn run(args: &AnalyzeArgs, quiet: bool) -> Result<()> {
     }
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();
-    let config = AnalyzeConfig {
-        command: "analyze",
+    let config = RunRecord {
+        command: "analyze".into(),
         version: env!("CARGO_PKG_VERSION"),
         model,
-        weights: args.weights.as_ref().map(|p| p.display().to_string()),
+        init: args.weights.is_none().then_some(args.problem.model.init),
         data: DataSummary::of(&data),
         standardization,
+        epochs: None,
         batch_size: args.batch_size,
-        batches: results.len(),
-        settings: &settings,
-        engine: engine.info(),
-    };
+        steps_per_epoch: None,
+        seed: settings.seed,
+        reshuffle: None,
+        kernels: args.problem.device.kernels,
+        kernels_resolved: engine.analysis_kernel(),
+        engine: Some(engine.info()),
+        details: serde_json::Map::new(),
+    }
+    .with("weights", args.weights.as_ref().map(|p| p.display().to_string()))
+    .with("batches", results.len())
+    .with("settings", &settings);
     out.write_json("config.json", &config)?;
     write_analysis(&out, &results, &table, args.batch_size)?;
     plot_analysis(&out, &results, &model, &data.train.name)?;

@@ -115,7 +115,7 @@ pub struct BenchReport {
     /// adapter's own work, which other load on the machine slows less than it slows wall time.
     pub analysis_device_cpu_s: Option<f64>,
     /// The kernel that computed the residuals, and why it was chosen.
-    pub analysis_kernel: Option<String>,
+    pub analysis_kernel: Option<crate::engine::KernelChoice>,
     /// `--anchors`: the PyTorch figures measured on this machine that the ratios are against.
     pub measured_anchors: Option<MeasuredAnchors>,
     pub copy_gb_per_s: f64,
@@ -465,6 +465,6 @@ fn print_report(r: &BenchReport, cpu: bool) {
         let first = r
             .analysis_first_ms
             .map_or(String::new(), |f| format!("; first analysis (with compiling) {} ms", fmt_num(f, 4)));
-        println!("analysis kernel: {k}{first}");
+        println!("analysis kernel: {}: {}{first}", k.path, k.why);
     }
 }

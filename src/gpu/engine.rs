@@ -89,6 +89,10 @@ impl Engine for GpuEngine {
         Some(crate::engine::KernelChoice { path, why })
     }
 
+    fn analysis_kernel(&self) -> Option<crate::engine::KernelChoice> {
+        Some(self.residual_kernel_choice())
+    }
+
     fn info(&self) -> EngineInfo {
         self.ctx.engine_info()
     }

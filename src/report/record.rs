@@ -41,25 +41,32 @@ impl DataSummary {
 }
 
 /// Every resolved setting of a run, written as config.json by every command. The settings
-/// only one command has (a schedule, a sweep's rates, a procedure, a comparison's roster) go
-/// into `details`, flattened into the same object.
+/// only one command has (a schedule, a sweep's rates, a procedure, a comparison's roster, an
+/// analysis' settings) go into `details`, flattened into the same object; what only training has
+/// (epochs, steps, reshuffling) is absent from `analyze`'s, as is `init` when it analyses given
+/// weights.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
     pub command: String,
     pub version: &'static str,
     pub model: Model,
-    pub init: InitKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitKind>,
     pub data: DataSummary,
     /// The z-scores `--standardize` applied (absent without it).
     pub standardization: Option<crate::data::Standardization>,
-    pub epochs: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
     pub batch_size: usize,
-    pub steps_per_epoch: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps_per_epoch: Option<usize>,
     pub seed: u64,
-    pub reshuffle: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reshuffle: Option<bool>,
     /// `--kernels` as asked.
     pub kernels: crate::gpu::KernelPath,
-    /// What it resolved to on this adapter for the run's rates, and why (absent on the CPU reference).
+    /// What it resolved to on this adapter for the run's rates (for `analyze`: the analysis'
+    /// residual kernel), and why (absent on the CPU reference).
     pub kernels_resolved: Option<crate::engine::KernelChoice>,
     /// The engine the run computed on (absent for commands that open several).
     pub engine: Option<EngineInfo>,

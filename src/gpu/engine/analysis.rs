@@ -8,7 +8,7 @@ use bytemuck::cast_slice;
 use super::{GpuEngine, KernelPath};
 use crate::{
     Error, Result,
-    engine::{PerturbedRequest, RowGroups, check_gradients, check_perturbed},
+    engine::{KernelChoice, PerturbedRequest, RowGroups, check_gradients, check_perturbed},
     gpu::{
         context::GpuContext,
         kernel::Recording,
@@ -152,19 +152,23 @@ impl GpuEngine {
         }
     }
 
-    /// The kernel the analysis' residuals take on this engine, and why, in words (for `bench`).
-    pub fn residual_kernel_choice(&self) -> String {
+    /// The kernel the analysis' residuals take on this engine, and why, in words (for `bench` and
+    /// `analyze`'s config.json).
+    pub fn residual_kernel_choice(&self) -> KernelChoice {
         let broadcast = self.residuals_broadcast();
         let adapter = format!("{:?} adapter ({:?})", self.ctx.info.device_type, self.ctx.info.backend);
-        match (self.fused_residuals_fit(broadcast), broadcast) {
-            (false, _) => {
-                format!("perturb + logits + dlogits: {adapter}, one invocation's loop passes would near llvmpipe's cap")
-            }
-            (true, true) => {
-                format!("residuals_subgroup: {adapter} with subgroups of 8: each pixel load shared by 8 perturbations")
-            }
-            (true, false) => format!("residuals: {adapter}: one invocation per (tile of samples, perturbation)"),
-        }
+        let (path, why) = match (self.fused_residuals_fit(broadcast), broadcast) {
+            (false, _) => (
+                "perturb + logits + dlogits",
+                format!("{adapter}: one invocation's loop passes would near llvmpipe's cap"),
+            ),
+            (true, true) => (
+                "residuals_subgroup",
+                format!("{adapter} with subgroups of 8: each pixel load shared by 8 perturbations"),
+            ),
+            (true, false) => ("residuals", format!("{adapter}: one invocation per (tile of samples, perturbation)")),
+        };
+        KernelChoice { path: path.to_string(), why }
     }
 
     /// Whether the residual kernel stays under llvmpipe's loop cap on this adapter, with a fifth

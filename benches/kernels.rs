@@ -28,7 +28,7 @@ fn kernels(c: &mut Criterion) {
     let ctx = context();
     let layout = data_layout(&ctx);
     let gpu_data = GpuData::upload(&ctx, &layout, &data.train).unwrap();
-    let spec = Specialisation { model: 0, x_u8: true };
+    let spec = Specialisation { model: 0, x_u8: true, textured: true };
     let logits = Logits::new(&ctx, &layout, &spec).unwrap();
     let weight_grad = WeightGrad::new(&ctx, &layout, &spec).unwrap();
     let usage = wgpu::BufferUsages::STORAGE;

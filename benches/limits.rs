@@ -1,7 +1,9 @@
 //! What the adapter can do at best, to read the kernel figures against: the cost of one
-//! dependent dispatch (an empty kernel, many dispatches in one pass, one submit) and the ALU peak
-//! (a chain of vec4 FMAs in registers, no memory traffic). These are probes, not shipped kernels,
-//! so their WGSL lives here. BENCHMARKS.md explains the figures on lavapipe with them.
+//! dependent dispatch (an empty kernel, many dispatches in one pass, one submit), the ALU peak
+//! (a chain of vec4 FMAs in registers, no memory traffic) and what a lane's load costs by where
+//! the data lives (a storage buffer, a uniform buffer, a texture; each lane its own address).
+//! These are probes, not shipped kernels, so their WGSL lives here. BENCHMARKS.md explains the
+//! figures on lavapipe with them.
 
 use std::time::Duration;
 
@@ -31,16 +33,56 @@ fn fma_chain(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     out[gid.x] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
 }
+
+// The same LOAD_VEC4S vec4<u32> (64 KiB) three ways; every lane reads its own vec4 each
+// iteration. llvmpipe (Mesa 22.3) loads storage (and workgroup) memory one lane at a time,
+// inserting each word at a variable lane index; uniform buffers and textures go through its
+// gather code instead.
+@group(0) @binding(2) var<storage, read> s_words: array<vec4<u32>>;
+@group(0) @binding(3) var<uniform> u_words: array<vec4<u32>, 4096>;
+@group(0) @binding(4) var t_words: texture_2d<u32>;
+
+fn load_at(lane: u32, i: u32) -> u32 {
+    return (lane * 97u + i * 61u) & 4095u;
+}
+
+@compute @workgroup_size(64)
+fn load_storage(@builtin(global_invocation_id) gid: vec3<u32>) {
+    var acc = vec4<u32>(0u);
+    for (var i = 0u; i < prm.iters; i++) { acc ^= s_words[load_at(gid.x, i)]; }
+    out[gid.x] = vec4<f32>(acc);
+}
+
+@compute @workgroup_size(64)
+fn load_uniform(@builtin(global_invocation_id) gid: vec3<u32>) {
+    var acc = vec4<u32>(0u);
+    for (var i = 0u; i < prm.iters; i++) { acc ^= u_words[load_at(gid.x, i)]; }
+    out[gid.x] = vec4<f32>(acc);
+}
+
+@compute @workgroup_size(64)
+fn load_texture(@builtin(global_invocation_id) gid: vec3<u32>) {
+    var acc = vec4<u32>(0u);
+    for (var i = 0u; i < prm.iters; i++) {
+        let k = load_at(gid.x, i);
+        acc ^= textureLoad(t_words, vec2<u32>(k & 63u, k >> 6u), 0);
+    }
+    out[gid.x] = vec4<f32>(acc);
+}
 "#;
 
 const INVOCATIONS: u32 = 64 * 256;
 const ITERS: u32 = 1024;
 const DISPATCHES: u32 = 200;
+/// The load probes' data: 4,096 vec4<u32> (a 64 × 64 texture), and their workgroups of 64.
+const LOAD_VEC4S: u32 = 4096;
+const LOAD_GROUPS: u32 = 16;
 
 struct Probe {
     ctx: GpuContext,
     empty: (wgpu::ComputePipeline, wgpu::BindGroup),
     fma: (wgpu::ComputePipeline, wgpu::BindGroup),
+    loads: Vec<(&'static str, (wgpu::ComputePipeline, wgpu::BindGroup))>,
 }
 
 impl Probe {
@@ -54,8 +96,15 @@ impl Probe {
             .buffer_init("probe params", bytemuck::cast_slice(&[ITERS, 0, 0, 0]), wgpu::BufferUsages::UNIFORM)
             .unwrap();
         let out = ctx.buffer("probe out", INVOCATIONS as u64 * 16).unwrap();
-        // Each entry point gets its own derived layout, hence its own bind group.
-        let pipeline = |entry: &str| {
+        let words: Vec<u32> = (0..LOAD_VEC4S * 4).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+        let bytes: &[u8] = bytemuck::cast_slice(&words);
+        let storage = ctx.buffer_init("probe storage words", bytes, wgpu::BufferUsages::STORAGE).unwrap();
+        let uniform = ctx.buffer_init("probe uniform words", bytes, wgpu::BufferUsages::UNIFORM).unwrap();
+        let side = (LOAD_VEC4S as f64).sqrt() as u32;
+        let view = ctx.texel_words("probe texture words", side, side, bytes).create_view(&Default::default());
+        // Each entry point gets its own derived layout, hence its own bind group, with the
+        // bindings it uses.
+        let pipeline = |entry: &str, data: Option<wgpu::BindGroupEntry>| {
             let pipeline = ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
                 layout: None,
@@ -64,18 +113,43 @@ impl Probe {
                 compilation_options: Default::default(),
                 cache: None,
             });
+            let mut entries = vec![
+                wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: out.as_entire_binding() },
+            ];
+            entries.extend(data);
             let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(entry),
                 layout: &pipeline.get_bind_group_layout(0),
-                entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: out.as_entire_binding() },
-                ],
+                entries: &entries,
             });
             (pipeline, bind)
         };
-        let (empty, fma) = (pipeline("empty"), pipeline("fma_chain"));
-        Probe { ctx, empty, fma }
+        let (empty, fma) = (pipeline("empty", None), pipeline("fma_chain", None));
+        let loads = vec![
+            (
+                "storage buffer",
+                pipeline(
+                    "load_storage",
+                    Some(wgpu::BindGroupEntry { binding: 2, resource: storage.as_entire_binding() }),
+                ),
+            ),
+            (
+                "uniform buffer",
+                pipeline(
+                    "load_uniform",
+                    Some(wgpu::BindGroupEntry { binding: 3, resource: uniform.as_entire_binding() }),
+                ),
+            ),
+            (
+                "texture",
+                pipeline(
+                    "load_texture",
+                    Some(wgpu::BindGroupEntry { binding: 4, resource: wgpu::BindingResource::TextureView(&view) }),
+                ),
+            ),
+        ];
+        Probe { ctx, empty, fma, loads }
     }
 
     /// `dispatches` dispatches of `groups` workgroups in one pass and one submit, then a wait.
@@ -103,6 +177,10 @@ fn limits(c: &mut Criterion) {
     });
     group.throughput(Throughput::Elements(INVOCATIONS as u64 * ITERS as u64 * 64));
     group.bench_function("vec4 FMA chains (flops)", |b| b.iter(|| probe.run(&probe.fma, 1, INVOCATIONS / 64)));
+    group.throughput(Throughput::Elements(LOAD_GROUPS as u64 * 64 * ITERS as u64));
+    for (name, load) in &probe.loads {
+        group.bench_function(format!("vec4 lane loads, {name}"), |b| b.iter(|| probe.run(load, 1, LOAD_GROUPS)));
+    }
     group.finish();
 }
 

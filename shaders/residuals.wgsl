@@ -5,7 +5,8 @@
 // read, and one word of four u8 pixels feeds 4·CLASSES multiply-adds (logits.wgsl's tiles: 8
 // loads per 64). The block gradient G = X̃ᵀR is never formed: the host takes σ and q from R and
 // the batch's features (`crate::residual`). Adapters with subgroups of at least 8 lanes take
-// residuals_subgroup.wgsl, which shares each pixel load between 8 lanes.
+// the generated residuals_subgroup (src/shader_source/residuals.rs), which shares each pixel load
+// between 8 lanes.
 //! import residual
 
 // Workgroups: linear_groups(groups·⌈rows/SAMPLES⌉·K, 64); id = (g·tiles + tile)·K + k, so the

@@ -129,7 +129,13 @@ impl<'c> Bench<'c> {
         let layout = data_layout(ctx);
         let x_u8 = matches!(data.features, Features::U8(_));
         let gpu_data = GpuData::upload(ctx, &layout, &data)?;
-        Ok(Bench { ctx, layout, spec: Specialisation { model: code as u32, x_u8 }, data, gpu_data })
+        Ok(Bench {
+            ctx,
+            layout,
+            spec: Specialisation { model: code as u32, x_u8, textured: gpu_data.textured },
+            data,
+            gpu_data,
+        })
     }
 
     fn storage(&self, label: &str, bytes: &[u8]) -> crate::Result<wgpu::Buffer> {

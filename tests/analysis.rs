@@ -199,7 +199,7 @@ fn lls_slope_is_the_exact_curvature_along_q() {
 
 /// The engine's residuals against the f64 twins (perturb → logits → dlogits) on every device
 /// path, each named by the engine's own choice: MNIST-like rows (784 u8 features, whole-word
-/// loads) and unaligned f32 rows through `residuals_subgroup.wgsl` (`auto` on an adapter with
+/// loads) and unaligned f32 rows through the generated `residuals_subgroup` (`auto` on an adapter with
 /// subgroups of 8, as lavapipe) and `residuals.wgsl` (`--kernels fused`); 5,000 features × 10
 /// classes, where either kernel's loop passes would near llvmpipe's cap and a CPU adapter takes
 /// perturb + logits + dlogits instead.

@@ -379,7 +379,8 @@ fn counts_at_zero_and_absurd_values_are_usage_errors() {
 
 /// `bench --anchors FILE` takes the PyTorch figures `scripts/anchors.py` measured on this machine:
 /// a missing, malformed or nonsensical file is refused before anything is measured, and a good
-/// one replaces the built-in anchors in the table and the JSON (the ratio is against it).
+/// one replaces the built-in anchors in the table and the JSON (the ratio is against it), beside
+/// the host CPU they were measured on.
 #[test]
 fn bench_takes_anchors_measured_here() {
     let tmp = tempfile::tempdir().unwrap();
@@ -406,6 +407,11 @@ fn bench_takes_anchors_measured_here() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["measured_anchors"]["train_epoch_ms"], 123.0);
     assert_eq!(report["measured_anchors"]["analysis_ms"], 4567.0);
+    // The host CPU the figures are of (on a CPU adapter, the CPU's own).
+    let threads = std::thread::available_parallelism().unwrap().get();
+    let host = report["host"].as_str().unwrap();
+    assert!(host.contains(&format!(", {threads} threads, ")), "{host}");
+    assert!(stdout.contains(&format!("host: {host}\n")), "{stdout}");
     let speedup = 123.0 / report["train_epoch_ms"].as_f64().unwrap();
     assert!(row.ends_with(&format!("×{}", steplens::report::table::fmt_num(speedup, 3))), "{row} against {speedup}");
 }

@@ -94,15 +94,15 @@ fn every_shader_translates_to_every_backend() {
 }
 
 /// The kernels with subgroup operations: the generated subgroup training kernel, one
-/// specialisation per load mode and loss, and `residuals_subgroup.wgsl` with every loss, feature
-/// encoding and perturbation, validated with naga's subgroup capability and translated to SPIR-V
+/// specialisation per load mode and loss, and the generated `residuals_subgroup` with every loss,
+/// feature encoding and perturbation, validated with naga's subgroup capability and translated to SPIR-V
 /// (read back and validated again), MSL 2.1 and HLSL SM 6.0 (the first versions with subgroup
 /// operations). GL has no subgroups: the engine never takes these kernels there.
 #[test]
 fn subgroup_kernels_translate() {
     use steplens::{
-        gpu::kernel::{composed, composed_generated, parse},
-        shader_source::{SubgroupSpec, subgroup_train},
+        gpu::kernel::{composed_generated, parse},
+        shader_source::{SubgroupSpec, residuals_subgroup, subgroup_train},
     };
     let mut cases = Vec::new();
     let specs = [(784, 2, 0, true), (36, 3, 1, true), (36, 1, 2, false), (5, 1, 3, true), (33, 10, 0, false)];
@@ -112,16 +112,20 @@ fn subgroup_kernels_translate() {
         cases.push((format!("{spec:?}"), "train_subgroup", composed, vec![("MODEL", model as f64)]));
     }
     for (model, x_u8) in loss_codes().flat_map(|m| [false, true].map(|x| (m, x))) {
+        // Two classes (16 samples a subgroup) and three (10: a remainder of the accumulators).
+        let classes = 2 + model % 2;
+        let samples = steplens::shader_source::codes::RESIDUAL_ACC / classes;
         let overrides = vec![
             ("MODEL", model as f64),
             ("X_U8", x_u8 as u8 as f64),
-            ("CLASSES", 2.0),
-            ("SAMPLES", 16.0),
+            ("CLASSES", classes as f64),
+            ("SAMPLES", samples as f64),
             ("ALIGNED", x_u8 as u8 as f64),
             ("GAUSSIAN", (model % 2) as f64),
         ];
         let what = format!("residuals_subgroup (MODEL {model}, X_U8 {x_u8})");
-        cases.push((what, "residuals_subgroup", composed("residuals_subgroup").unwrap(), overrides));
+        let composed = composed_generated("residuals_subgroup", &residuals_subgroup(classes, samples)).unwrap();
+        cases.push((what, "residuals_subgroup", composed, overrides));
     }
     for (what, name, composed, overrides) in cases {
         translate_with_subgroups(&what, &parse(name, &composed).unwrap(), &composed.source, &overrides);

@@ -1,6 +1,10 @@
 // The dataset resident on the device: bind group 1, shared by every kernel that reads samples.
 // Features are 32-bit words: four u8 pixels per word (standing for value/255, so full MNIST fits
 // the storage-binding limit) or the bits of an f32, chosen per pipeline by the override X_U8.
+// The same words are also a texture (x_texels, `GpuData::upload`): on llvmpipe a storage load
+// fills a vector one lane at a time through the stack, where a texel fetch is a gather
+// (BENCHMARKS.md: ×7–9 the lane loads a second on an AVX2 CPU).
+//! import codes
 
 override X_U8: bool = true;
 
@@ -16,6 +20,13 @@ struct DataInfo {
 @group(1) @binding(0) var<uniform> data_info: DataInfo;
 @group(1) @binding(1) var<storage, read> x_words: array<u32>;
 @group(1) @binding(2) var<storage, read> targets: array<f32>;
+// Texel t = vec4<u32> word t of x_words as array<vec4<u32>>, at (t % width, t / width).
+@group(1) @binding(3) var x_texels: texture_2d<u32>;
+
+// Four words of x_words from the texture: words 4t .. 4t + 3.
+fn x_texel(t: u32) -> vec4<u32> {
+    return textureLoad(x_texels, vec2<u32>(t % DATA_TEXTURE_WIDTH, t / DATA_TEXTURE_WIDTH), 0);
+}
 
 // Feature `col` of sample `row`.
 fn feature(row: u32, col: u32) -> f32 {

@@ -79,6 +79,8 @@ pub struct BenchReport {
     pub backend: String,
     pub driver: String,
     pub device_type: String,
+    /// The host's CPU (on a CPU adapter the figures are its: BENCHMARKS.md).
+    pub host: String,
     pub date: String,
     pub version: String,
     pub repeats: usize,
@@ -193,6 +195,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
         backend: info.backend,
         driver: info.driver,
         device_type: info.device_type,
+        host: host_cpu(),
         date: crate::report::files::utc_stamp(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         ),
@@ -344,6 +347,30 @@ fn time_analysis(
     })
 }
 
+/// The host's CPU in words: model, threads, and its widest x86 vector extension where Linux says.
+/// On a CPU adapter the figures are the CPU's: lavapipe's storage loads, for one, went through
+/// the stack one lane at a time on an AVX2 host without AVX-512 (BENCHMARKS.md, 2026-12-02).
+fn host_cpu() -> String {
+    let threads = std::thread::available_parallelism().map_or(0, |t| t.get());
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().to_string()))
+    };
+    let model = field("model name").unwrap_or_else(|| "an unknown CPU".into());
+    let flags = field("flags").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let vectors = if flags.is_empty() {
+        "vector extensions unknown"
+    } else if has("avx512f") {
+        "AVX-512"
+    } else if has("avx2") {
+        "AVX2, no AVX-512"
+    } else {
+        "no AVX2"
+    };
+    format!("{model}, {threads} threads, {vectors}")
+}
+
 /// User and system CPU-seconds of this process, its threads included (the adapter's, on a CPU
 /// adapter), where the platform says.
 fn process_cpu_seconds() -> Option<f64> {
@@ -401,6 +428,7 @@ fn print_report(r: &BenchReport, cpu: bool) {
     }
     let kernels = format!("{:?}", r.kernels).to_lowercase();
     println!("{} ({}, {}), {}, --kernels {kernels}", r.adapter, r.backend, r.driver, r.date);
+    println!("host: {}", r.host);
     if let Some(a) = &r.measured_anchors {
         let at = format!("torch {}, {} threads, {}", a.torch, a.threads, a.date);
         println!("PyTorch anchors measured on this machine ({at}); Burn's measured elsewhere");

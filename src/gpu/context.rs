@@ -308,6 +308,23 @@ impl GpuContext {
         Ok(buffer)
     }
 
+    /// A `width` × `height` texture of vec4<u32> texels (Rgba32Uint, read by `textureLoad`)
+    /// holding `data`, 16 bytes a texel, row after row.
+    pub fn texel_words(&self, label: &str, width: u32, height: u32, data: &[u8]) -> wgpu::Texture {
+        use wgpu::util::DeviceExt;
+        let desc = wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Uint,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING,
+            view_formats: &[],
+        };
+        self.device.create_texture_with_data(&self.queue, &desc, wgpu::util::TextureDataOrder::LayerMajor, data)
+    }
+
     /// A storage buffer of `size` bytes (at least 4), usable as copy source and destination.
     pub fn buffer(&self, label: &str, size: u64) -> Result<wgpu::Buffer> {
         self.check_size(label, size)?;

@@ -49,6 +49,17 @@ pub fn data_layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
         layout_entry(0, wgpu::BufferBindingType::Uniform, false, None),
         layout_entry(1, wgpu::BufferBindingType::Storage { read_only: true }, false, None),
         layout_entry(2, wgpu::BufferBindingType::Storage { read_only: true }, false, None),
+        // The features again as a texture (`GpuData::upload`), for the subgroup kernels.
+        wgpu::BindGroupLayoutEntry {
+            binding: 3,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Uint,
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+            count: None,
+        },
     ];
     ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("data"), entries: &entries })
 }

@@ -42,9 +42,13 @@ const _: () = assert!(EPOCH_CHUNK * EPOCH_PARTS == WG_WIDE);
 /// The tile (sets × rows or features) of the tiled variant of logits and weight_grad, and the
 /// bound of their TILE and SET_TILE overrides.
 pub const MAX_TILE: u32 = 4;
+/// Texels per row of the dataset's texture (`gpu::engine::GpuData`): vec4<u32> word i of the
+/// features is texel (i % width, i / width). A power of two within every adapter's 2-D limit
+/// (WebGPU's downlevel minimum is 2,048).
+pub const DATA_TEXTURE_WIDTH: u32 = 2048;
 
 /// Every shared number by its WGSL name.
-pub const ALL: [(&str, u32); 19] = [
+pub const ALL: [(&str, u32); 20] = [
     ("LOSS_SOFTMAX_CE", LOSS_SOFTMAX_CE),
     ("LOSS_SOFTMAX_SEED_COMPAT", LOSS_SOFTMAX_SEED_COMPAT),
     ("LOSS_LOGISTIC", LOSS_LOGISTIC),
@@ -64,6 +68,7 @@ pub const ALL: [(&str, u32); 19] = [
     ("EPOCH_PARTS", EPOCH_PARTS),
     ("EPOCH_CLASS_GROUP", EPOCH_CLASS_GROUP),
     ("MAX_TILE", MAX_TILE),
+    ("DATA_TEXTURE_WIDTH", DATA_TEXTURE_WIDTH),
 ];
 
 /// The generated module `codes`: [`ALL`] as WGSL constants, and the flat invocation id

@@ -5,8 +5,10 @@
 
 pub mod codes;
 mod compose;
+mod residuals;
 mod subgroup;
 
 pub use codes::wgsl as codes_wgsl;
 pub use compose::{Composed, SHARED, compose, compose_generated, library};
+pub use residuals::residuals_subgroup;
 pub use subgroup::{FeatureLoad, SUBGROUP_LANES, SubgroupSpec, subgroup_evaluate, subgroup_train};

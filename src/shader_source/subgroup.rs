@@ -313,19 +313,19 @@ fn sample(w: &mut String, spec: &SubgroupSpec, scale: &str, trial: bool, from_ba
         match spec.load() {
             FeatureLoad::U8Vec4 => {
                 out!("var xr_{kk} = vec4<u32>(0u);");
-                out!("if u_{kk} < NU {{ xr_{kk} = x_vec[row * NU + u_{kk}]; }}");
+                out!("if u_{kk} < NU {{ xr_{kk} = x_unit(row * NU + u_{kk}); }}");
                 for (qq, comp) in ["x", "y", "z", "w"].iter().enumerate() {
                     out!("let x_{kk}_{qq} = vec4<f32>((vec4<u32>(xr_{kk}.{comp}) >> SH) & vec4<u32>(255u));");
                 }
             }
             FeatureLoad::U8Word => {
                 out!("var xw_{kk} = 0u;");
-                out!("if u_{kk} < NU {{ let wi = row * NU + u_{kk}; xw_{kk} = x_vec[wi >> 2u][wi & 3u]; }}");
+                out!("if u_{kk} < NU {{ let wi = row * NU + u_{kk}; xw_{kk} = x_unit(wi >> 2u)[wi & 3u]; }}");
                 out!("let x_{kk}_0 = vec4<f32>((vec4<u32>(xw_{kk}) >> SH) & vec4<u32>(255u));");
             }
             FeatureLoad::F32Vec4 => {
                 out!("var x_{kk}_0 = vec4<f32>(0.0);");
-                out!("if u_{kk} < NU {{ x_{kk}_0 = bitcast<vec4<f32>>(x_vec[row * NU + u_{kk}]); }}");
+                out!("if u_{kk} < NU {{ x_{kk}_0 = bitcast<vec4<f32>>(x_unit(row * NU + u_{kk})); }}");
             }
             FeatureLoad::Scalar => {
                 out!("var x_{kk}_0 = vec4<f32>(0.0);");
@@ -463,6 +463,12 @@ fn data_bindings(w: &mut String, spec: &SubgroupSpec) {
     out!("@group(1) @binding(0) var<uniform> data_info: DataInfo;");
     out!("@group(1) @binding(1) var<storage, read> x_vec: array<vec4<u32>>;");
     out!("@group(1) @binding(2) var<storage, read> targets: array<f32>;");
+    out!("// The same words as a texture: on llvmpipe a texel fetch is a gather, a storage load fills");
+    out!("// the vector one lane at a time through the stack (BENCHMARKS.md).");
+    out!("@group(1) @binding(3) var x_texels: texture_2d<u32>;");
+    out!(
+        "fn x_unit(i: u32) -> vec4<u32> {{ return textureLoad(x_texels, vec2<u32>(i % DATA_TEXTURE_WIDTH, i / DATA_TEXTURE_WIDTH), 0); }}"
+    );
     out!("// θ entry i holding feature j of a row of W (0 past the row's end: units no lane has).");
     out!("fn w_at(i: u32, j: u32) -> f32 {{ if j < P {{ return theta[i]; }} return 0.0; }}");
     if spec.x_u8 {

@@ -32,13 +32,13 @@ pub const RESIDUAL_SHAPES: &[(usize, usize, usize, usize, usize, usize, bool, Lo
     (40, 33, 65, 3, 4, 1, true, LossCode::Squares, true),
 ];
 
-/// The name of residual check `k` (`broadcast`: of `residuals_subgroup.wgsl`).
+/// The name of residual check `k` (`broadcast`: of the generated `residuals_subgroup`).
 pub(super) fn residuals_check_name(k: usize, broadcast: bool) -> String {
     let kernel = if broadcast { "residuals_subgroup" } else { "residuals" };
     format!("{kernel} {:?} (shape {k})", RESIDUAL_SHAPES[k].7)
 }
 
-/// `residuals.wgsl` (or, `broadcast`, `residuals_subgroup.wgsl`, whose K of 1, 3, 5, 7, 9 and 100
+/// `residuals.wgsl` (or, `broadcast`, the generated `residuals_subgroup`, whose K of 1, 3, 5, 7, 9 and 100
 /// leave partial subgroups) against its twin: random base logits, δ drawn on both sides.
 pub(super) fn check_residuals(ctx: &GpuContext, k: usize, broadcast: bool) -> crate::Result<Check> {
     let (n, p, rows, points, groups, classes, u8, code, gaussian) = RESIDUAL_SHAPES[k];

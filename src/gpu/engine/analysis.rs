@@ -99,7 +99,8 @@ impl GpuEngine {
         }
         let kind = PerturbParams::new(0, 0, 0, req.perturbation, 0, 0).kind;
         if self.kernels.residuals.as_ref().is_none_or(|r| r.kind != kind) {
-            let spec = Specialisation { model: self.model.loss_code() as u32, x_u8: self.x_u8 };
+            let spec =
+                Specialisation { model: self.model.loss_code() as u32, x_u8: self.x_u8, textured: self.train.textured };
             let sizes = (self.model.outputs as u32, self.model.p as u32);
             let kernel = Residuals::new(&self.ctx, &self.data_layout, &spec, sizes, kind, broadcast)?;
             self.kernels.residuals = Some(kernel);
@@ -140,7 +141,8 @@ impl GpuEngine {
         Ok(out)
     }
 
-    /// Whether the residuals share pixel loads across a subgroup (`residuals_subgroup.wgsl`): with
+    /// Whether the residuals share pixel loads across a subgroup (the generated
+    /// `residuals_subgroup`, `shader_source::residuals_subgroup`): with
     /// `--kernels subgroup`, and with `auto` where the subgroup training kernel would be chosen
     /// (CPU adapters with subgroups of exactly 8 lanes: on a GPU, workgroups of 8 would leave most
     /// of each SIMD unit idle).

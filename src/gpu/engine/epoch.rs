@@ -47,7 +47,7 @@ impl GpuEngine {
         }
         let per_subgroup_dispatch = if path == KernelPath::Subgroup {
             let spec = self.subgroup_spec();
-            if let Some(why) = subgroup::sizes_unsupported(&spec, plan.rule, plan.batch_size, MAX_BACKTRACKS) {
+            if let Some(why) = self.subgroup_unsupported(plan.rule, plan.batch_size) {
                 return Err(Error::usage(format!("--kernels subgroup: {why}")));
             }
             let group = subgroup::runs_per_group(&spec, self.runs, plan.tables());
@@ -172,6 +172,13 @@ impl GpuEngine {
         self.kernel_choice(rule, tables, steps, batch_size).0
     }
 
+    /// Why the subgroup training kernel cannot train this engine's model and data with `rule` at
+    /// `batch_size`, if it cannot.
+    fn subgroup_unsupported(&self, rule: StepRule, batch_size: usize) -> Option<String> {
+        subgroup::sizes_unsupported(&self.subgroup_spec(), rule, batch_size, MAX_BACKTRACKS)
+            .or_else(|| (!self.textured()).then(|| "the dataset is larger than this adapter's 2-D textures".into()))
+    }
+
     /// [`GpuEngine::kernel_path`] and why, in words (for `bench` and the run's records).
     pub fn kernel_choice(
         &self,
@@ -186,7 +193,7 @@ impl GpuEngine {
             && losses_bytes <= self.ctx.limits.max_storage_buffer_binding_size;
         let info = &self.ctx.info;
         let cpu = info.device_type == wgpu::DeviceType::Cpu;
-        let sizes = subgroup::sizes_unsupported(&self.subgroup_spec(), rule, batch_size, MAX_BACKTRACKS);
+        let sizes = self.subgroup_unsupported(rule, batch_size);
         let subgroups = match self.ctx.subgroup_sizes() {
             Some((min, max)) => format!("subgroups of {min}..{max} lanes"),
             None => "no subgroups".into(),

@@ -30,6 +30,7 @@ impl GpuEngine {
         matches!(self.path, KernelPath::Auto | KernelPath::Subgroup)
             && subgroup::adapter_prefers(&self.ctx)
             && self.subgroup_spec().lane_weights() <= subgroup::MAX_LANE_WEIGHTS
+            && self.textured()
     }
 
     /// Compile the subgroup evaluation if evaluations run on it and it is not compiled yet.

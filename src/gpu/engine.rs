@@ -1,5 +1,7 @@
 //! [`GpuEngine`]: the [`Engine`] on a wgpu device.
 
+use std::sync::OnceLock;
+
 use bytemuck::cast_slice;
 
 use super::{
@@ -24,33 +26,71 @@ mod evaluation;
 pub use buffers::GpuData;
 pub use epoch::{KernelPath, epoch_params};
 
+/// The engine's kernels, each compiled on its first use: a command pays for the pipelines it
+/// runs, not for all of them (lavapipe translates every pipeline it creates, Mesa's shader cache
+/// or not: most of `train`'s start-up, BENCHMARKS.md).
 struct Kernels {
-    logits: Logits,
-    dlogits: Dlogits,
-    weight_grad: WeightGrad,
-    sgd: SgdUpdate,
-    evaluate: Evaluate,
-    train_epoch: TrainEpoch,
-    perturb: Perturb,
-    project: Project,
-    /// The analysis' fused residuals, compiled on the first analysis (specialised per model).
+    spec: Specialisation,
+    logits: OnceLock<Logits>,
+    dlogits: OnceLock<Dlogits>,
+    weight_grad: OnceLock<WeightGrad>,
+    sgd: OnceLock<SgdUpdate>,
+    evaluate: OnceLock<Evaluate>,
+    train_epoch: OnceLock<TrainEpoch>,
+    perturb: OnceLock<Perturb>,
+    project: OnceLock<Project>,
+    /// The analysis' fused residuals (specialised per model and perturbation kind).
     residuals: Option<Residuals>,
 }
 
 impl Kernels {
-    fn new(ctx: &GpuContext, layout: &wgpu::BindGroupLayout, spec: &Specialisation) -> Result<Kernels> {
-        Ok(Kernels {
-            logits: Logits::new(ctx, layout, spec)?,
-            dlogits: Dlogits::new(ctx, layout, spec)?,
-            weight_grad: WeightGrad::new(ctx, layout, spec)?,
-            sgd: SgdUpdate::new(ctx, layout, spec)?,
-            evaluate: Evaluate::new(ctx, layout, spec)?,
-            train_epoch: TrainEpoch::new(ctx, layout, spec)?,
-            perturb: Perturb::new(ctx, layout, spec)?,
-            project: Project::new(ctx, layout, spec)?,
+    fn new(spec: Specialisation) -> Kernels {
+        Kernels {
+            spec,
+            logits: OnceLock::new(),
+            dlogits: OnceLock::new(),
+            weight_grad: OnceLock::new(),
+            sgd: OnceLock::new(),
+            evaluate: OnceLock::new(),
+            train_epoch: OnceLock::new(),
+            perturb: OnceLock::new(),
+            project: OnceLock::new(),
             residuals: None,
-        })
+        }
     }
+}
+
+/// The kernel in `cell`, compiled by `make` the first time.
+fn compiled<K>(cell: &OnceLock<K>, make: impl FnOnce() -> Result<K>) -> Result<&K> {
+    match cell.get() {
+        Some(kernel) => Ok(kernel),
+        None => {
+            let kernel = make()?;
+            Ok(cell.get_or_init(|| kernel))
+        }
+    }
+}
+
+/// `fn NAME(&self) -> Result<&KIND>`: the engine's kernel in `kernels.FIELD`, compiled on first use.
+macro_rules! kernel_accessors {
+    ($($name:ident: $field:ident, $kind:ty;)*) => {
+        impl GpuEngine {
+            $(fn $name(&self) -> Result<&$kind> {
+                compiled(&self.kernels.$field, || <$kind>::new(&self.ctx, &self.data_layout, &self.kernels.spec))
+            })*
+        }
+    };
+}
+
+kernel_accessors! {
+    logits_kernel: logits, Logits;
+    dlogits_kernel: dlogits, Dlogits;
+    weight_grad_kernel: weight_grad, WeightGrad;
+    sgd_kernel: sgd, SgdUpdate;
+    evaluate_kernel: evaluate, Evaluate;
+    train_epoch_kernel: train_epoch, TrainEpoch;
+    perturb_kernel: perturb, Perturb;
+    project_kernel: project, Project;
 }
 
 pub struct GpuEngine {

@@ -122,7 +122,7 @@ impl GpuEngine {
             let rows = RowGroups { groups: 1, sets_per_group: 1, rows: groups * b, offset: 0, stride: groups * b };
             let data = &self.train.bind;
             let at = Rows { data, table: &table, groups: rows, classes };
-            self.kernels.logits.encode(&mut rec, at, dim, &theta, &base)?;
+            self.logits_kernel()?.encode(&mut rec, at, dim, &theta, &base)?;
             let prm = ResidualParams::new(
                 groups,
                 k,
@@ -283,7 +283,7 @@ impl GpuEngine {
     ) -> Result<()> {
         let (groups, k) = (req.count() as u32, req.points as u32);
         let prm = PerturbParams::new(groups * k, k, self.model.dim() as u32, req.perturbation, req.seed, req.stream);
-        self.kernels.perturb.encode(rec, prm, &bufs.theta, &bufs.ids, &bufs.perturbed)
+        self.perturb_kernel()?.encode(rec, prm, &bufs.theta, &bufs.ids, &bufs.perturbed)
     }
 
     /// Logits, derivatives and block gradients of the parameter sets already in `bufs.perturbed`.
@@ -295,7 +295,7 @@ impl GpuEngine {
     ) -> Result<()> {
         self.record_residuals(rec, req, bufs)?;
         let block = req.block.grad_block(&self.model);
-        self.kernels.weight_grad.encode(rec, self.rows_of(req, bufs), block, &bufs.dlogits, &bufs.grads)
+        self.weight_grad_kernel()?.encode(rec, self.rows_of(req, bufs), block, &bufs.dlogits, &bufs.grads)
     }
 
     /// The rows of the request's batches, each taken by its K parameter sets.
@@ -313,10 +313,10 @@ impl GpuEngine {
         req: &PerturbedRequest,
         bufs: &'a AnalysisBuffers,
     ) -> Result<()> {
-        let (kn, at) = (&self.kernels, self.rows_of(req, bufs));
-        kn.logits.encode(rec, at, self.model.dim() as u32, &bufs.perturbed, &bufs.logits)?;
+        let at = self.rows_of(req, bufs);
+        self.logits_kernel()?.encode(rec, at, self.model.dim() as u32, &bufs.perturbed, &bufs.logits)?;
         let scale = req.grad_scale / req.batch_size as f32;
-        kn.dlogits.encode(rec, at, scale, (&bufs.logits, &bufs.dlogits), (&bufs.losses, 0))
+        self.dlogits_kernel()?.encode(rec, at, scale, (&bufs.logits, &bufs.dlogits), (&bufs.losses, 0))
     }
 
     fn record_projection<'a>(
@@ -337,6 +337,6 @@ impl GpuEngine {
             nrows: nrows as u32,
             sets: (req.count() * req.points) as u32,
         };
-        self.kernels.project.encode(rec, prm, q, &bufs.perturbed, &bufs.grads, &bufs.pairs)
+        self.project_kernel()?.encode(rec, prm, q, &bufs.perturbed, &bufs.grads, &bufs.pairs)
     }
 }

@@ -100,7 +100,7 @@ impl GpuEngine {
         let train = GpuData::upload(&ctx, &layout, &data.train)?;
         let test = data.test.as_ref().map(|t| GpuData::upload(&ctx, &layout, t)).transpose()?;
         let spec = Specialisation { model: model.loss_code() as u32, x_u8, textured: train.textured };
-        let kernels = Kernels::new(&ctx, &layout, &spec)?;
+        let kernels = Kernels::new(spec);
         let params_bytes = (runs * model.dim() * 4) as u64;
         let n_max = data.train.n.max(test.as_ref().map_or(0, |t| t.n));
         let theta = ctx.buffer("parameters", params_bytes)?;

@@ -86,7 +86,7 @@ impl GpuEngine {
                 let per =
                     steps_per_dispatch(plan.rule, self.model.p, self.model.outputs, plan.batch_size, self.loop_cap)
                         .min(plan.steps);
-                self.kernels.train_epoch.encode(&mut rec, (prm, per), bufs, &self.grads)?;
+                self.train_epoch_kernel()?.encode(&mut rec, (prm, per), bufs, &self.grads)?;
             }
             Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch, &stats)?,
         }
@@ -138,7 +138,8 @@ impl GpuEngine {
         }
         let b = plan.batch_size as u32;
         let block = GradBlock { c0: 0, nrows: classes, with_bias: true, p: self.model.p as u32 };
-        let k = &self.kernels;
+        let (logits_k, dlogits_k, weight_grad_k, sgd_k) =
+            (self.logits_kernel()?, self.dlogits_kernel()?, self.weight_grad_kernel()?, self.sgd_kernel()?);
         for s in 0..plan.steps as u32 {
             let rows = RowGroups {
                 groups: tables,
@@ -148,11 +149,11 @@ impl GpuEngine {
                 stride: plan.steps as u32 * b,
             };
             let at = Rows { data: &self.train.bind, table, groups: rows, classes };
-            k.logits.encode(rec, at, dim, &self.theta, logits)?;
-            k.dlogits.encode(rec, at, 1.0 / b as f32, (logits, dz), (losses, s * runs * b))?;
-            k.weight_grad.encode(rec, at, block, dz, &self.grads)?;
+            logits_k.encode(rec, at, dim, &self.theta, logits)?;
+            dlogits_k.encode(rec, at, 1.0 / b as f32, (logits, dz), (losses, s * runs * b))?;
+            weight_grad_k.encode(rec, at, block, dz, &self.grads)?;
             let prm = SgdParams { sets: runs, dim, lr_stride: plan.steps as u32, lr_index: s };
-            k.sgd.encode(rec, prm, &self.theta, &self.grads, lrs)?;
+            sgd_k.encode(rec, prm, &self.theta, &self.grads, lrs)?;
         }
         Ok(())
     }

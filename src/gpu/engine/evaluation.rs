@@ -45,7 +45,7 @@ impl GpuEngine {
     /// partial sums are reused: dispatches in one pass run in order).
     pub(super) fn record_evaluation<'a>(&'a self, rec: &mut Recording<'a>) -> Result<()> {
         let (runs, classes, dim) = self.dims();
-        let k = &self.kernels.evaluate;
+        let k = self.evaluate_kernel()?;
         let sub = self.subgroup_eval.as_ref().filter(|_| self.subgroup_evaluation());
         let test = self.test.as_ref().map(|t| (t, &self.totals_test));
         for (set, totals) in std::iter::once((&self.train, &self.totals_train)).chain(test) {

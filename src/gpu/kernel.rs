@@ -49,7 +49,8 @@ pub fn data_layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
         layout_entry(0, wgpu::BufferBindingType::Uniform, false, None),
         layout_entry(1, wgpu::BufferBindingType::Storage { read_only: true }, false, None),
         layout_entry(2, wgpu::BufferBindingType::Storage { read_only: true }, false, None),
-        // The features again as a texture (`GpuData::upload`), for the subgroup kernels.
+        // The features again as a texture (`GpuData::upload`): the subgroup kernels and the
+        // residuals fetch from it.
         wgpu::BindGroupLayoutEntry {
             binding: 3,
             visibility: wgpu::ShaderStages::COMPUTE,

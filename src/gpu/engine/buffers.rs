@@ -138,12 +138,12 @@ impl GpuEngine {
         self.loop_cap = cap;
     }
 
-    /// The subgroup kernel's specialisation for this engine's model and data.
     /// Whether every set's features are in its texture (what the subgroup kernels fetch).
     pub(super) fn textured(&self) -> bool {
         self.train.textured && self.test.as_ref().is_none_or(|t| t.textured)
     }
 
+    /// The subgroup kernel's specialisation for this engine's model and data.
     pub(super) fn subgroup_spec(&self) -> SubgroupSpec {
         SubgroupSpec {
             p: self.model.p as u32,

@@ -12,7 +12,7 @@ use crate::{
     gpu::{
         context::GpuContext,
         kernel::Recording,
-        kernels::{PerturbParams, ProjectParams, ResidualParams, Residuals, Rows, Specialisation},
+        kernels::{PerturbParams, ProjectParams, ResidualParams, Residuals, Rows},
         subgroup::{self, LOOP_CAP},
     },
     model::Model,
@@ -99,10 +99,8 @@ impl GpuEngine {
         }
         let kind = PerturbParams::new(0, 0, 0, req.perturbation, 0, 0).kind;
         if self.kernels.residuals.as_ref().is_none_or(|r| r.kind != kind) {
-            let spec =
-                Specialisation { model: self.model.loss_code() as u32, x_u8: self.x_u8, textured: self.train.textured };
             let sizes = (self.model.outputs as u32, self.model.p as u32);
-            let kernel = Residuals::new(&self.ctx, &self.data_layout, &spec, sizes, kind, broadcast)?;
+            let kernel = Residuals::new(&self.ctx, &self.data_layout, &self.kernels.spec, sizes, kind, broadcast)?;
             self.kernels.residuals = Some(kernel);
         }
         let kernel = self.kernels.residuals.as_ref().ok_or_else(|| Error::gpu("the residual kernel is missing"))?;

@@ -22,8 +22,8 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum SvdMethod {
-    /// Per-sample residuals from the device, the SVD of G = X̃ᵀR through the batch's QR on the
-    /// host in f64 (exact; the default).
+    /// Per-sample residuals from the device, σ and q of G = X̃ᵀR from the small matrices of the
+    /// batch on the host in f64 (exact; the default).
     Residual,
     /// Read G back, nalgebra's SVD (the reference).
     Full,
@@ -138,14 +138,16 @@ pub fn analyze(
                 let per = settings.points * batches.batch_size * model.outputs;
                 let b = batches.batch_size;
                 let data = engine.train_set();
+                let bias = settings.block.rows(&model).2;
                 let outcomes = parallel(ids.len(), |j| {
+                    let xt = residual::features_t(data, &rows[j * b..(j + 1) * b], bias);
                     let input = residual::BatchInput {
-                        rows: &rows[j * b..(j + 1) * b],
+                        xt: &xt,
                         batch_id: batch_ids[j],
                         residuals: &r[j * per..(j + 1) * per],
                         fresh: &fresh[j * per..(j + 1) * per],
                     };
-                    residual::analyze_batch(data, &shape, &input)
+                    residual::analyze_batch(&shape, &input)
                 });
                 let mut q = Vec::with_capacity(ids.len() * bd);
                 let (mut sigmas, mut pairs) = (Vec::new(), Vec::new());

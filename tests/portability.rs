@@ -41,9 +41,11 @@ fn every_shader_translates_to_every_backend() {
                     "X_U8" => x_u8,
                     "TILE" => tile,
                     "SET_TILE" => set_tile,
-                    // residuals.wgsl: two rows of W, 16 samples an invocation (MNIST 0/1's softmax).
+                    // residuals.wgsl: two rows of W, as the engine sets them for the loss (the
+                    // two-class softmax's one sum for 32 samples, else 16 samples).
                     "CLASSES" => 2.0,
-                    "SAMPLES" => 16.0,
+                    "SAMPLES" => steplens::gpu::kernels::Residuals::samples(model, 2) as f64,
+                    "PAIR" => steplens::shader_source::codes::two_class_softmax(model, 2) as u8 as f64,
                     "ALIGNED" => x_u8,
                     "GAUSSIAN" => (model % 2) as f64,
                     other => panic!("{name}: an override the engine does not set: {other}"),
@@ -112,19 +114,22 @@ fn subgroup_kernels_translate() {
         cases.push((format!("{spec:?}"), "train_subgroup", composed, vec![("MODEL", model as f64)]));
     }
     for (model, x_u8) in loss_codes().flat_map(|m| [false, true].map(|x| (m, x))) {
-        // Two classes (16 samples a subgroup) and three (10: a remainder of the accumulators).
+        // Two classes (the two-class softmax: one sum for 32 samples; else 16 samples) and three
+        // (10: a remainder of the accumulators).
         let classes = 2 + model % 2;
-        let samples = steplens::shader_source::codes::RESIDUAL_ACC / classes;
+        let pair = steplens::shader_source::codes::two_class_softmax(model, classes);
+        let samples = steplens::gpu::kernels::Residuals::samples(model, classes);
         let overrides = vec![
             ("MODEL", model as f64),
             ("X_U8", x_u8 as u8 as f64),
             ("CLASSES", classes as f64),
             ("SAMPLES", samples as f64),
+            ("PAIR", pair as u8 as f64),
             ("ALIGNED", x_u8 as u8 as f64),
             ("GAUSSIAN", (model % 2) as f64),
         ];
         let what = format!("residuals_subgroup (MODEL {model}, X_U8 {x_u8})");
-        let composed = composed_generated("residuals_subgroup", &residuals_subgroup(classes, samples)).unwrap();
+        let composed = composed_generated("residuals_subgroup", &residuals_subgroup(classes, samples, pair)).unwrap();
         cases.push((what, "residuals_subgroup", composed, overrides));
     }
     for (what, name, composed, overrides) in cases {

@@ -38,12 +38,17 @@ struct ResidualParams {
 // [groups·K, rows, CLASSES].
 @group(0) @binding(4) var<storage, read_write> residuals: array<f32>;
 
-// The model's rows of W and the samples one invocation accumulates (SAMPLES·CLASSES ≤
+// The model's rows of W and the samples one invocation accumulates (SAMPLES·SUMS ≤
 // RESIDUAL_ACC, set from Rust): constants at pipeline creation, so the loops over them unroll
 // and the accumulators stay in registers, and an invocation's loop passes stay far under
 // llvmpipe's cap of 65,535 an invocation (counted by the host).
 override CLASSES: u32 = 1u;
 override SAMPLES: u32 = 1u;
+// The two-class softmax (either loss): its loss depends on z₁ − z₀ alone, so one sum per sample,
+// Σ_j (δ_k[1, j] − δ_k[0, j]) x_j, added to class 1's logit, gives the same residuals as two:
+// half the multiply-adds, and twice the samples per invocation for the same registers, so each
+// δ is drawn for twice the samples.
+override PAIR: bool = false;
 // u8 pixels whose rows start on a word (p a multiple of 4, as MNIST's 784) and a dataset the
 // texture holds: four features are always one word, fetched from the texture. A constant
 // because llvmpipe runs both sides of a branch under a mask: features4_raw's runtime test would
@@ -100,7 +105,8 @@ fn tile_rows(g: u32, i0: u32) -> array<u32, RESIDUAL_ACC> {
     return rows;
 }
 
-// The residuals of perturbation k for the tile's samples, from acc[c·SAMPLES + t] = Σ_j δ·x_raw.
+// The residuals of perturbation k for the tile's samples, from acc[c·SAMPLES + t] = Σ_j δ·x_raw
+// (with PAIR, acc[t] = Σ_j (δ[1, j] − δ[0, j]) x_raw: class 1's logit takes it, class 0's nothing).
 fn write_residuals(g: u32, k: u32, i0: u32, prefix: u32, rows: ptr<function, array<u32, RESIDUAL_ACC>>, acc: ptr<function, array<f32, RESIDUAL_ACC>>) {
     let p = data_info.p;
     for (var t = 0u; t < SAMPLES; t++) {
@@ -111,7 +117,13 @@ fn write_residuals(g: u32, k: u32, i0: u32, prefix: u32, rows: ptr<function, arr
         var z: array<f32, MAX_CLASSES>;
         for (var c = 0u; c < CLASSES; c++) {
             let bias = delta(prefix, CLASSES * p + c);
-            z[c] = base[(g * prm.rows + i) * CLASSES + c] + (*acc)[c * SAMPLES + t] * feature_scale() + bias;
+            var sum = 0.0;
+            if !PAIR {
+                sum = (*acc)[c * SAMPLES + t];
+            } else if c == 1u {
+                sum = (*acc)[t];
+            }
+            z[c] = base[(g * prm.rows + i) * CLASSES + c] + sum * feature_scale() + bias;
         }
         _ = loss_and_dlogits(&z, CLASSES, targets[(*rows)[t]]);
         let out = ((g * prm.points + k) * prm.rows + i) * CLASSES;

@@ -109,7 +109,7 @@ pub struct BenchReport {
     /// The warm-up analysis, with the residual kernel's compilation (Mesa's shader cache makes
     /// later starts fast).
     pub analysis_first_ms: Option<f64>,
-    /// Of that: the host's f64 work (QR, SVD, q and the projection pairs; the rest).
+    /// Of that: the host's f64 work (the small eigendecompositions, q and the projection pairs; the rest).
     pub analysis_host_ms: Option<f64>,
     /// Of that: the device's residuals of both perturbation sets and their read-back.
     pub analysis_gpu_and_readback_ms: Option<f64>,

@@ -14,6 +14,7 @@ use crate::{
     shader_source::{
         codes::{
             DISPATCH_ROW, MAX_TILE, PERTURB_GAUSSIAN, PERTURB_UNIFORM, RESIDUAL_ACC, SUBGROUP_LANES, WG_1D, WG_WIDE,
+            two_class_softmax,
         },
         residuals_subgroup,
     },
@@ -435,9 +436,10 @@ pub struct Residuals {
 }
 
 impl Residuals {
-    /// Specialised for a model with `classes` rows of W (SAMPLES = RESIDUAL_ACC / classes samples
-    /// per invocation) and `p` features a sample, drawing perturbations of `kind`
-    /// (`ResidualParams::kind`); `broadcast`: the subgroup kernel.
+    /// Specialised for a model with `classes` rows of W and `p` features a sample (SAMPLES per
+    /// invocation from [`Residuals::samples`]), drawing perturbations of `kind`
+    /// (`ResidualParams::kind`); `broadcast`: the subgroup kernel. The two-class softmax takes
+    /// the `PAIR` form: one sum per sample instead of two.
     pub fn new(
         ctx: &GpuContext,
         data: &wgpu::BindGroupLayout,
@@ -446,20 +448,22 @@ impl Residuals {
         kind: u32,
         broadcast: bool,
     ) -> Result<Self> {
-        let samples = Self::samples(classes);
+        let pair = two_class_softmax(spec.model, classes);
+        let samples = Self::samples(spec.model, classes);
         // u8 rows that start on a word: whole words from the texture (shaders/shared/residual.wgsl).
         let aligned = spec.x_u8 && p.is_multiple_of(4) && spec.textured;
         let mut constants = spec.constants().to_vec();
         constants.extend([
             ("CLASSES", classes as f64),
             ("SAMPLES", samples as f64),
+            ("PAIR", if pair { 1.0 } else { 0.0 }),
             ("ALIGNED", if aligned { 1.0 } else { 0.0 }),
             ("GAUSSIAN", if kind == PERTURB_GAUSSIAN { 1.0 } else { 0.0 }),
         ]);
         let size = std::mem::size_of::<ResidualParams>();
         let kernel = if broadcast {
             let name = "residuals_subgroup";
-            let source = composed_generated(name, &residuals_subgroup(classes, samples))?;
+            let source = composed_generated(name, &residuals_subgroup(classes, samples, pair))?;
             Kernel::from_source(ctx, data, name, source, size, &constants)?
         } else {
             Kernel::new(ctx, data, "residuals", size, &constants)?
@@ -467,17 +471,23 @@ impl Residuals {
         Ok(Residuals { kernel, samples, broadcast, kind })
     }
 
-    /// Samples one invocation accumulates for `classes` rows of W.
-    pub fn samples(classes: u32) -> u32 {
-        (RESIDUAL_ACC / classes.max(1)).max(1)
+    /// Sums an invocation keeps per sample for loss `code` and `classes` rows of W: one per
+    /// class, or one for the two-class softmax (`PAIR`).
+    pub fn sums(code: u32, classes: u32) -> u32 {
+        if two_class_softmax(code, classes) { 1 } else { classes.max(1) }
+    }
+
+    /// Samples one invocation accumulates: RESIDUAL_ACC accumulators shared by its sums.
+    pub fn samples(code: u32, classes: u32) -> u32 {
+        (RESIDUAL_ACC / Self::sums(code, classes)).max(1)
     }
 
     /// Loop passes of one invocation, counted as if no loop over a constant were unrolled (what
     /// llvmpipe's cap of 65,535 an invocation counts against).
-    pub fn loop_passes(classes: u32, p: u32, broadcast: bool) -> u64 {
-        let (c, s) = (classes as u64, Self::samples(classes) as u64);
-        // Per 4 features: the classes' draws, and per sample a load (or a broadcast) and the classes.
-        let per_word = c + 1 + s * (c + 2);
+    pub fn loop_passes(code: u32, classes: u32, p: u32, broadcast: bool) -> u64 {
+        let (c, s) = (classes as u64, Self::samples(code, classes) as u64);
+        // Per 4 features: the classes' draws, and per sample a load (or a broadcast) and its sums.
+        let per_word = c + 1 + s * (Self::sums(code, classes) as u64 + 2);
         let words = (p as u64).div_ceil(4);
         let body = if broadcast {
             let lanes = SUBGROUP_LANES as u64;

@@ -7,6 +7,12 @@ pub const LOSS_SOFTMAX_CE: u32 = 0;
 pub const LOSS_SOFTMAX_SEED_COMPAT: u32 = 1;
 pub const LOSS_LOGISTIC: u32 = 2;
 pub const LOSS_SQUARES: u32 = 3;
+/// Whether a model of loss `code` with `classes` rows of W is the two-class softmax (either
+/// loss): its loss depends on the logits' difference alone, which the subgroup training kernels
+/// and the residual kernels exploit (they keep or sum W₁ − W₀, δ₁ − δ₀ alone).
+pub fn two_class_softmax(code: u32, classes: u32) -> bool {
+    classes == 2 && matches!(code, LOSS_SOFTMAX_CE | LOSS_SOFTMAX_SEED_COMPAT)
+}
 /// Step-rule codes of the epoch kernels' parameters (`engine::StepRule::code`).
 pub const RULE_TABLE: u32 = 0;
 pub const RULE_POLYAK: u32 = 1;

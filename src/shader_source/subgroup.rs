@@ -60,7 +60,7 @@ impl SubgroupSpec {
     /// logits' difference, its derivatives are opposite (d₀ = −d₁), so SGD leaves W₀ + W₁ as it
     /// is and moves W₁ − W₀ by −2h·g₁. The kernels keep that difference alone in registers.
     pub fn pair(&self) -> bool {
-        self.classes == 2 && self.model <= 1
+        codes::two_class_softmax(self.model, self.classes)
     }
 
     /// Rows of W the kernels keep in registers: 1 for the two-class softmax, else every row.

@@ -20,8 +20,9 @@ use crate::{
 
 /// (samples, features, b, K, batches, classes, u8 pixels, loss, perturbation) of the fused
 /// residual checks: 1, 33, 784 and 785 features, one and many batches, b = 1, 17, 33, 65 (not
-/// multiples of the samples an invocation takes, RESIDUAL_ACC / classes), 1 to 10 classes, every
-/// loss, both perturbations.
+/// multiples of the samples an invocation takes, `Residuals::samples`), 1 to 10 classes, every
+/// loss, both perturbations; the two-class softmax's one sum (`PAIR`) under both losses, with a
+/// whole tile of 32 samples and a partial one, on aligned u8 rows and unaligned ones.
 #[allow(clippy::type_complexity)]
 pub const RESIDUAL_SHAPES: &[(usize, usize, usize, usize, usize, usize, bool, LossCode, bool)] = &[
     (5, 1, 1, 1, 1, 2, false, LossCode::SoftmaxCe, false),
@@ -30,6 +31,8 @@ pub const RESIDUAL_SHAPES: &[(usize, usize, usize, usize, usize, usize, bool, Lo
     (90, 784, 32, 100, 2, 2, true, LossCode::SoftmaxCe, false),
     (60, 785, 33, 9, 5, 10, true, LossCode::SoftmaxCe, true),
     (40, 33, 65, 3, 4, 1, true, LossCode::Squares, true),
+    (80, 784, 33, 13, 3, 2, true, LossCode::SoftmaxSeedCompat, false),
+    (45, 785, 35, 9, 2, 2, true, LossCode::SoftmaxCe, true),
 ];
 
 /// The name of residual check `k` (`broadcast`: of the generated `residuals_subgroup`).

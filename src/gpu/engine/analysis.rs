@@ -16,6 +16,7 @@ use crate::{
         subgroup::{self, LOOP_CAP},
     },
     model::Model,
+    residual,
 };
 
 impl GpuEngine {
@@ -86,9 +87,9 @@ impl GpuEngine {
     }
 
     /// The per-sample residuals of K perturbed copies of θ per batch, read back: B × K × b ×
-    /// classes, one submit per part of the request. The batches' base logits θ·x̃ (logits.wgsl,
-    /// one set over all the part's rows) and then `residuals.wgsl`, which draws δ itself; where
-    /// its loop passes could reach llvmpipe's cap (thousands of features), the perturbed copies
+    /// classes, one submit per part of the request. The batches' base logits θ·x̃ (on the host,
+    /// see below) and then `residuals.wgsl`, which draws δ itself; where its loop passes could
+    /// reach llvmpipe's cap (thousands of features), the perturbed copies
     /// through perturb, logits and dlogits instead. No block gradient is formed: the host
     /// multiplies by the batch's features itself (`crate::residual`).
     pub(super) fn perturbed_residuals(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>> {
@@ -104,23 +105,19 @@ impl GpuEngine {
             self.kernels.residuals = Some(kernel);
         }
         let kernel = self.kernels.residuals.as_ref().ok_or_else(|| Error::gpu("the residual kernel is missing"))?;
-        let (classes, dim) = (self.model.outputs as u32, self.model.dim() as u32);
+        let classes = self.model.outputs as u32;
         let storage = wgpu::BufferUsages::STORAGE;
-        let theta = self.ctx.buffer_init("base parameters", cast_slice(req.theta), storage)?;
         let mut out = Vec::new();
         for part in parts {
             let (groups, k, b) = (part.count() as u32, part.points as u32, part.batch_size as u32);
             let ids = self.ctx.buffer_init("batch ids", cast_slice(part.batch_ids), storage)?;
             let table = self.ctx.buffer_init("batch rows", cast_slice(part.batches), storage)?;
-            let base = self.ctx.buffer("base logits", (groups * b * classes) as u64 * 4)?;
+            let base = residual::base_logits(&self.host_train, req.theta, part.batches, classes as usize);
+            let base = self.ctx.buffer_init("base logits", cast_slice(&base), storage)?;
             let bytes = (groups * k * b * classes) as u64 * 4;
             let residuals = self.ctx.buffer("residuals", bytes)?;
             let mut rec = Recording::new(&self.ctx);
-            // Every row of the part as one group of one parameter set: θ·x̃ once per sample.
-            let rows = RowGroups { groups: 1, sets_per_group: 1, rows: groups * b, offset: 0, stride: groups * b };
             let data = &self.train.bind;
-            let at = Rows { data, table: &table, groups: rows, classes };
-            self.logits_kernel()?.encode(&mut rec, at, dim, &theta, &base)?;
             let prm = ResidualParams::new(
                 groups,
                 k,
@@ -177,7 +174,8 @@ impl GpuEngine {
         if self.ctx.info.device_type != wgpu::DeviceType::Cpu {
             return true;
         }
-        let passes = Residuals::loop_passes(self.model.outputs as u32, self.model.p as u32, broadcast);
+        let passes =
+            Residuals::loop_passes(self.kernels.spec.model, self.model.outputs as u32, self.model.p as u32, broadcast);
         passes <= LOOP_CAP - LOOP_CAP / 5
     }
 

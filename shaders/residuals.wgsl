@@ -1,9 +1,9 @@
 // The analysis' per-sample residuals of K perturbed copies of θ, in one pass (the sums are in
 // shared/residual.wgsl), with δ_k drawn here from the counter PRNG and base = θ·x̃ of the batch
 // computed once by the host (`residual::base_logits`). Why: on CPU adapters (lavapipe) every
-// per-lane storage load is a gather and loads set the speed. Drawing δ costs no load, no perturbed copy of θ is written or
-// read, and one word of four u8 pixels feeds 4·CLASSES multiply-adds (logits.wgsl's tiles: 8
-// loads per 64). The block gradient G = X̃ᵀR is never formed: the host takes σ and q from R and
+// per-lane storage load is a gather and loads set the speed. Drawing δ costs no load, no
+// perturbed copy of θ is written or read, and one word of four u8 pixels feeds 4·CLASSES
+// multiply-adds (logits.wgsl's tiles: 8 loads per 64). The block gradient G = X̃ᵀR is never formed: the host takes σ and q from R and
 // the batch's features (`crate::residual`). Adapters with subgroups of at least 8 lanes take
 // the generated residuals_subgroup (src/shader_source/residuals.rs), which shares each pixel load
 // between 8 lanes.

@@ -38,8 +38,8 @@ struct ResidualParams {
 // [groups·K, rows, CLASSES].
 @group(0) @binding(4) var<storage, read_write> residuals: array<f32>;
 
-// The model's rows of W and the samples one invocation accumulates (SAMPLES·SUMS ≤
-// RESIDUAL_ACC, set from Rust): constants at pipeline creation, so the loops over them unroll
+// The model's rows of W and the samples one invocation accumulates (SAMPLES times the sums a
+// sample keeps, CLASSES or PAIR's one, ≤ RESIDUAL_ACC; set from Rust): constants at pipeline creation, so the loops over them unroll
 // and the accumulators stay in registers, and an invocation's loop passes stay far under
 // llvmpipe's cap of 65,535 an invocation (counted by the host).
 override CLASSES: u32 = 1u;

@@ -87,10 +87,10 @@ impl GpuEngine {
     }
 
     /// The per-sample residuals of K perturbed copies of θ per batch, read back: B × K × b ×
-    /// classes, one submit per part of the request. The batches' base logits θ·x̃ (on the host,
-    /// see below) and then `residuals.wgsl`, which draws δ itself; where its loop passes could
-    /// reach llvmpipe's cap (thousands of features), the perturbed copies
-    /// through perturb, logits and dlogits instead. No block gradient is formed: the host
+    /// classes, one submit per part of the request. The batches' base logits θ·x̃ (on the host:
+    /// [`residual::base_logits`]) and then `residuals.wgsl`, which draws δ itself; where its loop
+    /// passes could reach llvmpipe's cap (thousands of features), the perturbed copies through
+    /// perturb, logits and dlogits instead. No block gradient is formed: the host
     /// multiplies by the batch's features itself (`crate::residual`).
     pub(super) fn perturbed_residuals(&mut self, req: &PerturbedRequest) -> Result<Vec<f32>> {
         let parts = self.split(req)?;

@@ -7,13 +7,14 @@
 //! With any F such that FᵀF = X̃X̃ᵀ (b × b; here Λ^{1/2}Vᵀ from the eigendecomposition of the
 //! batch's sample Gram matrix), GᵀG = Σ_c R_cᵀX̃X̃ᵀR_c = MᵀM for M = [F R_c]_c, a matrix of
 //! nrows·b rows and K columns: the singular values and right singular vectors of G (dim × K,
-//! rows stacked) are M's, and q = G v₁/σ₁ follows from one small product. Everything is f64 from the residuals' f32 values: where an f32 Gram matrix GᵀG
-//! loses every σ below ~1e-3·σ₁ (its rounding is ε₃₂·σ₁²), the f64 eigendecompositions here
-//! (of the b × b Gram matrices of X̃ and of M) keep σ_k to ~ε₆₄·σ₁²/σ_k, below the f32
-//! residuals' own rounding over the whole spectrum, and return exact zeros past the rank of G
-//! (at most nrows·b: b samples per row of W). Negative eigenvalues of a singular X̃X̃ᵀ (repeated
-//! samples, b > p + 1) are rounding and count as zero. (A QR of X̃ᵀ and an SVD of M avoid the squaring;
-//! they took a fifth more host time: BENCHMARKS.md.)
+//! rows stacked) are M's, and q = G v₁/σ₁ follows from one small product. Everything is f64
+//! from the residuals' f32 values: where an f32 Gram matrix GᵀG loses every σ below ~1e-3·σ₁
+//! (its rounding is ε₃₂·σ₁²), the f64 eigendecompositions here (of X̃X̃ᵀ and of the smaller
+//! Gram matrix of M) keep σ_k to ~ε₆₄·σ₁²/σ_k, below the f32 residuals' own rounding over the
+//! whole spectrum, and return exact zeros past the rank of G (at most nrows·b: b samples per
+//! row of W). Negative eigenvalues of a singular X̃X̃ᵀ (repeated samples, b > p + 1) are
+//! rounding and count as zero. (A QR of X̃ᵀ and an SVD of M avoid the squaring; they took a
+//! fifth more host time: BENCHMARKS.md.)
 
 use nalgebra::{DMatrix, DVector};
 
@@ -65,8 +66,8 @@ pub struct BatchOutcome {
 /// The base logits θ·x̃ (`classes` per row, in order) of the training-set rows `rows`, in f64
 /// and then f32: what the residual kernels add each perturbation's share to. Computed here
 /// rather than by the logits kernel: one product per sample next to the kernel's K, and on
-/// lavapipe the logits kernel's per-lane storage loads cost as much as a third of the residuals
-/// (BENCHMARKS.md). Four partial sums, so that the sum is not one chain of dependent adds.
+/// lavapipe the logits kernel's per-lane storage loads took 19% of the analysis' samples against
+/// the residual kernel's 35% (BENCHMARKS.md). Four partial sums, so that the sum is not one chain of dependent adds.
 pub fn base_logits(data: &Dataset, theta: &[f32], rows: &[u32], classes: usize) -> Vec<f32> {
     let p = data.p;
     let mut x = vec![0.0f64; p];
@@ -156,8 +157,8 @@ fn gram_factor(xt: &DMatrix<f64>) -> DMatrix<f64> {
 
 /// The singular values of M (descending, min(rows, columns) of them) and a unit right singular
 /// vector of the largest, from the eigendecomposition of the smaller of MMᵀ and MᵀM in f64:
-/// for the notebook's block that is 32 × 32 where M is 32 × 100, several times cheaper than
-/// M's SVD. σ_k² carries an error of a few ε·σ₁², so σ_k one of ~ε·σ₁²/σ_k: 1e-9·σ₁ at
+/// for the notebook's block that is 32 × 32 where M is 32 × 100 (with the Gram factor above,
+/// 10–30% less host time than the QR and M's SVD: BENCHMARKS.md). σ_k² carries an error of a few ε·σ₁², so σ_k one of ~ε·σ₁²/σ_k: 1e-9·σ₁ at
 /// σ_k = 1e-6·σ₁, far below the f32 residuals' own rounding (~1e-7·σ₁).
 fn top_singular(m: &DMatrix<f64>) -> (Vec<f64>, DVector<f64>) {
     let wide = m.nrows() <= m.ncols();

@@ -23,7 +23,7 @@ mod buffers;
 mod epoch;
 mod evaluation;
 
-pub use buffers::GpuData;
+pub use buffers::{GpuData, texture_rows};
 pub use epoch::{KernelPath, epoch_params};
 
 /// The engine's kernels, each compiled on its first use: a command pays for the pipelines it

@@ -4,8 +4,9 @@
 //! one uniform arena bound at dynamic offsets.
 //!
 //! Binding conventions of every shader: group 0, binding 0 is the kernel's parameter struct
-//! (a uniform read at a dynamic offset); group 0, bindings 1.. are its buffers in order; group 1
-//! is the resident dataset (`shaders/shared/data.wgsl`).
+//! (a uniform read at a dynamic offset); group 0, bindings 1.. are its buffers in order, then at
+//! most one `texture_2d<u32>` (the subgroup kernel's batch table); group 1 is the resident dataset
+//! (`shaders/shared/data.wgsl`).
 
 use std::collections::HashMap;
 
@@ -51,18 +52,23 @@ pub fn data_layout(ctx: &GpuContext) -> wgpu::BindGroupLayout {
         layout_entry(2, wgpu::BufferBindingType::Storage { read_only: true }, false, None),
         // The features again as a texture (`GpuData::upload`): the subgroup kernels and the
         // residuals fetch from it.
-        wgpu::BindGroupLayoutEntry {
-            binding: 3,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Texture {
-                sample_type: wgpu::TextureSampleType::Uint,
-                view_dimension: wgpu::TextureViewDimension::D2,
-                multisampled: false,
-            },
-            count: None,
-        },
+        texture_entry(3),
     ];
     ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("data"), entries: &entries })
+}
+
+/// A `texture_2d<u32>` binding (texel words: the features, the subgroup kernel's batch table).
+fn texture_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Texture {
+            sample_type: wgpu::TextureSampleType::Uint,
+            view_dimension: wgpu::TextureViewDimension::D2,
+            multisampled: false,
+        },
+        count: None,
+    }
 }
 
 fn layout_entry(
@@ -91,6 +97,8 @@ pub struct Kernel {
     layout0: wgpu::BindGroupLayout,
     /// Storage buffers of group 0 (bindings 1..=buffers).
     buffers: u32,
+    /// Group 0 ends with a texture (binding buffers + 1).
+    reads_texture: bool,
     params_size: u64,
     uses_data: bool,
     pub workgroup_size: [u32; 3],
@@ -121,6 +129,7 @@ impl Kernel {
         let module = parse(name, &composed)?;
         let source = composed.source;
         let (entries0, uses_data) = reflect_group0(&module, name, params_size as u64)?;
+        let reads_texture = entries0.last().is_some_and(|e| matches!(e.ty, wgpu::BindingType::Texture { .. }));
         let workgroup_size = module
             .entry_points
             .iter()
@@ -166,7 +175,8 @@ impl Kernel {
             name,
             pipeline,
             layout0,
-            buffers: entries0.len() as u32 - 1,
+            buffers: entries0.len() as u32 - 1 - reads_texture as u32,
+            reads_texture,
             params_size: params_size as u64,
             uses_data,
             workgroup_size,
@@ -188,6 +198,14 @@ fn reflect_group0(
             uses_data = true;
             continue;
         }
+        if let naga::TypeInner::Image { class, dim, arrayed } = module.types[var.ty].inner {
+            let uint = matches!(class, naga::ImageClass::Sampled { kind: naga::ScalarKind::Uint, multi: false });
+            if binding.group != 0 || !uint || dim != naga::ImageDimension::D2 || arrayed {
+                return Err(Error::gpu(format!("shaders/{name}.wgsl: a texture of group 0 must be a texture_2d<u32>")));
+            }
+            entries.push(texture_entry(binding.binding));
+            continue;
+        }
         let ty = match var.space {
             naga::AddressSpace::Uniform => wgpu::BufferBindingType::Uniform,
             naga::AddressSpace::Storage { access } => {
@@ -207,6 +225,10 @@ fn reflect_group0(
     let contiguous = entries.iter().enumerate().all(|(i, e)| e.binding == i as u32);
     if entries.is_empty() || !contiguous {
         return Err(Error::gpu(format!("shaders/{name}.wgsl: group 0 bindings must be 0, 1, 2, … without gaps")));
+    }
+    let texture = |e: &wgpu::BindGroupLayoutEntry| matches!(e.ty, wgpu::BindingType::Texture { .. });
+    if entries.iter().rev().skip(1).any(texture) {
+        return Err(Error::gpu(format!("shaders/{name}.wgsl: a texture must be group 0's last binding")));
     }
     Ok((entries, uses_data))
 }
@@ -234,6 +256,7 @@ struct Op<'a> {
     kernel: &'a Kernel,
     offset: u32,
     buffers: Vec<&'a wgpu::Buffer>,
+    texture: Option<&'a wgpu::TextureView>,
     data: Option<&'a wgpu::BindGroup>,
     workgroups: [u32; 3],
 }
@@ -265,8 +288,22 @@ impl<'a> Recording<'a> {
         data: Option<&'a wgpu::BindGroup>,
         workgroups: [u32; 3],
     ) -> Result<()> {
+        self.dispatch_reading(kernel, params, (buffers, None), data, workgroups)
+    }
+
+    /// [`Recording::dispatch`] for a kernel whose group 0 ends with a texture: `texture` is bound
+    /// after the buffers.
+    pub fn dispatch_reading<P: Pod>(
+        &mut self,
+        kernel: &'a Kernel,
+        params: &P,
+        (buffers, texture): (&[&'a wgpu::Buffer], Option<&'a wgpu::TextureView>),
+        data: Option<&'a wgpu::BindGroup>,
+        workgroups: [u32; 3],
+    ) -> Result<()> {
         if std::mem::size_of::<P>() as u64 != kernel.params_size
             || buffers.len() as u32 != kernel.buffers
+            || texture.is_some() != kernel.reads_texture
             || data.is_some() != kernel.uses_data
         {
             return Err(Error::gpu(format!("{}: dispatch does not match the kernel's bindings", kernel.name)));
@@ -280,7 +317,7 @@ impl<'a> Recording<'a> {
         let offset = self.arena.len().next_multiple_of(self.align);
         self.arena.resize(offset, 0);
         self.arena.extend_from_slice(bytemuck::bytes_of(params));
-        self.ops.push(Op { kernel, offset: offset as u32, buffers: buffers.to_vec(), data, workgroups });
+        self.ops.push(Op { kernel, offset: offset as u32, buffers: buffers.to_vec(), texture, data, workgroups });
         Ok(())
     }
 
@@ -295,19 +332,17 @@ impl<'a> Recording<'a> {
             return Ok(());
         }
         let arena = ctx.buffer_init("params", &self.arena, wgpu::BufferUsages::UNIFORM)?;
-        // A buffer's hash and equality are its identity, which never changes.
+        // A buffer's or view's hash and equality are its identity, which never changes.
         #[allow(clippy::mutable_key_type)]
-        let mut groups: HashMap<(usize, Vec<wgpu::Buffer>), wgpu::BindGroup> = HashMap::new();
+        let mut groups: HashMap<GroupKey, wgpu::BindGroup> = HashMap::new();
         for op in &self.ops {
-            let key = (op.kernel as *const Kernel as usize, op.buffers.iter().map(|b| (*b).clone()).collect());
-            groups.entry(key).or_insert_with(|| bind_group(ctx, op, &arena));
+            groups.entry(op.key()).or_insert_with(|| bind_group(ctx, op, &arena));
         }
         let mut pass = encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steplens"), timestamp_writes: timestamps });
         for op in &self.ops {
-            let key = (op.kernel as *const Kernel as usize, op.buffers.iter().map(|b| (*b).clone()).collect());
             pass.set_pipeline(&op.kernel.pipeline);
-            pass.set_bind_group(0, &groups[&key], &[op.offset]);
+            pass.set_bind_group(0, &groups[&op.key()], &[op.offset]);
             if let Some(data) = op.data {
                 pass.set_bind_group(1, data, &[]);
             }
@@ -316,6 +351,16 @@ impl<'a> Recording<'a> {
         }
         drop(pass);
         ctx.check()
+    }
+}
+
+/// What one group-0 bind group is made of: the kernel, its buffers and its texture.
+type GroupKey = (usize, Vec<wgpu::Buffer>, Option<wgpu::TextureView>);
+
+impl Op<'_> {
+    fn key(&self) -> GroupKey {
+        let buffers = self.buffers.iter().map(|b| (*b).clone()).collect();
+        (self.kernel as *const Kernel as usize, buffers, self.texture.cloned())
     }
 }
 
@@ -331,6 +376,10 @@ fn bind_group(ctx: &GpuContext, op: &Op, arena: &wgpu::Buffer) -> wgpu::BindGrou
     for (i, b) in op.buffers.iter().enumerate() {
         entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
     }
+    if let Some(view) = op.texture {
+        let binding = op.buffers.len() as u32 + 1;
+        entries.push(wgpu::BindGroupEntry { binding, resource: wgpu::BindingResource::TextureView(view) });
+    }
     ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(op.kernel.name),
         layout: &op.kernel.layout0,
@@ -341,4 +390,37 @@ fn bind_group(ctx: &GpuContext, op: &Op, arena: &wgpu::Buffer) -> wgpu::BindGrou
 /// ⌈n / d⌉ as a workgroup count.
 pub fn groups_for(n: usize, d: u32) -> u32 {
     n.div_ceil(d as usize) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group0(bindings: &str) -> Result<Vec<wgpu::BindGroupLayoutEntry>> {
+        let src = format!(
+            "struct P {{ n: u32 }}\n@group(0) @binding(0) var<uniform> prm: P;\n{bindings}\n\
+             @compute @workgroup_size(1) fn main() {{}}"
+        );
+        let module = naga::front::wgsl::parse_str(&src).expect("test WGSL parses");
+        reflect_group0(&module, "test", 4).map(|(entries, _)| entries)
+    }
+
+    #[test]
+    fn group0_may_end_with_one_u32_texture() {
+        let entries = group0(
+            "@group(0) @binding(1) var<storage, read> a: array<u32>;\n\
+             @group(0) @binding(2) var t: texture_2d<u32>;",
+        )
+        .unwrap();
+        assert_eq!(entries.len(), 3);
+        assert!(matches!(entries[1].ty, wgpu::BindingType::Buffer { .. }));
+        assert!(matches!(entries[2].ty, wgpu::BindingType::Texture { sample_type: wgpu::TextureSampleType::Uint, .. }));
+        let before_a_buffer = group0(
+            "@group(0) @binding(1) var t: texture_2d<u32>;\n\
+             @group(0) @binding(2) var<storage, read> a: array<u32>;",
+        );
+        assert!(before_a_buffer.unwrap_err().to_string().contains("last binding"));
+        let floats = group0("@group(0) @binding(1) var t: texture_2d<f32>;");
+        assert!(floats.unwrap_err().to_string().contains("texture_2d<u32>"));
+    }
 }

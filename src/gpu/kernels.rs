@@ -23,7 +23,7 @@ use crate::{
 mod epoch;
 mod evaluate;
 
-pub use epoch::{EpochBindings, EpochParams, TrainEpoch};
+pub use epoch::{BatchTable, EpochBindings, EpochParams, TrainEpoch};
 pub use evaluate::{Evaluate, EvaluateParams, EvaluationBindings, ReduceParams};
 
 /// Workgroups for `n` invocations of a 1-D kernel (`WG_1D` invocations each): x up to

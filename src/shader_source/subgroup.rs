@@ -82,9 +82,10 @@ impl SubgroupSpec {
 /// more for sweeps whose runs share their batches: they share each sample's loads) through the
 /// dispatch's steps without barriers or workgroup memory: lane l keeps W's entries of the
 /// features of its units in registers, forms partial logits that `subgroupAdd` completes, every
-/// lane computes the same loss derivatives, and each lane updates its own slice. The parameters,
-/// bindings and per-step statistics are those of shaders/train_epoch.wgsl; workgroup g trains
-/// runs g·runs .. g·runs + runs − 1 (those below `prm.runs`).
+/// lane computes the same loss derivatives, and each lane updates its own slice. The parameters
+/// and per-step statistics are those of shaders/train_epoch.wgsl, its bindings too but for the
+/// batch tables, which come as texels with each row's target (`gpu::kernels::BatchTable`);
+/// workgroup g trains runs g·runs .. g·runs + runs − 1 (those below `prm.runs`).
 pub fn subgroup_train(spec: &SubgroupSpec, runs: u32) -> String {
     use std::fmt::Write;
     let SubgroupSpec { p, classes: c, model, x_u8 } = *spec;
@@ -102,9 +103,10 @@ pub fn subgroup_train(spec: &SubgroupSpec, runs: u32) -> String {
     );
     out!("@group(0) @binding(0) var<uniform> prm: EpochParams;");
     out!("@group(0) @binding(1) var<storage, read_write> theta: array<f32>;");
-    out!("@group(0) @binding(2) var<storage, read> batches: array<u32>;");
-    out!("@group(0) @binding(3) var<storage, read> lrs: array<f32>;");
-    out!("@group(0) @binding(4) var<storage, read_write> stats: array<f32>;");
+    out!("@group(0) @binding(2) var<storage, read> lrs: array<f32>;");
+    out!("@group(0) @binding(3) var<storage, read_write> stats: array<f32>;");
+    out!("// The batch tables: texel j = (row, bits of its target, 0, 0) of entry j (gpu::kernels::BatchTable).");
+    out!("@group(0) @binding(4) var batch_texels: texture_2d<u32>;");
     data_bindings(w, spec);
     out!("fn w_put(i: u32, j: u32, v: f32) {{ if j < P {{ theta[i] = v; }} }}");
     let scale = if x_u8 { "(1.0 / 255.0)" } else { "1.0" };
@@ -298,7 +300,7 @@ pub fn subgroup_train(spec: &SubgroupSpec, runs: u32) -> String {
 /// One sample of the batch loop: its features (shared by the group's runs), then per run R its
 /// logits (at θ − hh·g when `trial`), `loss{R}`, `correct{R}` (1 when the prediction is right;
 /// the evaluation's) and d loss / d z as `d{R}_0 .. d{R}_{C-1}`. With `from_batch`, the sample
-/// is `batches[row_base + i]`, else the loop's `row`.
+/// is entry `row_base + i` of the batch tables, else the loop's `row`.
 fn sample(w: &mut String, spec: &SubgroupSpec, scale: &str, trial: bool, from_batch: bool, runs: u32) {
     use std::fmt::Write;
     let SubgroupSpec { classes: c, model, .. } = *spec;
@@ -306,9 +308,13 @@ fn sample(w: &mut String, spec: &SubgroupSpec, scale: &str, trial: bool, from_ba
     let pad = if trial { "                    " } else { "            " };
     macro_rules! out { ($($t:tt)*) => { let _ = write!(w, "{pad}"); let _ = writeln!(w, $($t)*); } }
     if from_batch {
-        out!("let row = batches[row_base + i];");
+        // Every lane fetches the same texel: one gather, where a storage load is eight.
+        out!("let entry = texel_at(batch_texels, row_base + i);");
+        out!("let row = entry.x;");
+        out!("let t = bitcast<f32>(entry.y);");
+    } else {
+        out!("let t = targets[row];");
     }
-    out!("let t = targets[row];");
     for kk in 0..k {
         match spec.load() {
             FeatureLoad::U8Vec4 => {
@@ -467,8 +473,9 @@ fn data_bindings(w: &mut String, spec: &SubgroupSpec) {
     out!("// the vector one lane at a time through the stack (BENCHMARKS.md).");
     out!("@group(1) @binding(3) var x_texels: texture_2d<u32>;");
     out!(
-        "fn x_unit(i: u32) -> vec4<u32> {{ return textureLoad(x_texels, vec2<u32>(i % DATA_TEXTURE_WIDTH, i / DATA_TEXTURE_WIDTH), 0); }}"
+        "fn texel_at(t: texture_2d<u32>, i: u32) -> vec4<u32> {{ return textureLoad(t, vec2<u32>(i % DATA_TEXTURE_WIDTH, i / DATA_TEXTURE_WIDTH), 0); }}"
     );
+    out!("fn x_unit(i: u32) -> vec4<u32> {{ return texel_at(x_texels, i); }}");
     out!("// θ entry i holding feature j of a row of W (0 past the row's end: units no lane has).");
     out!("fn w_at(i: u32, j: u32) -> f32 {{ if j < P {{ return theta[i]; }} return 0.0; }}");
     if spec.x_u8 {

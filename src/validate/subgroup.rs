@@ -10,7 +10,11 @@ use super::{
 use crate::{
     cpu::kernels as twin,
     engine::{EpochPlan, StepRule},
-    gpu::{GpuContext, KernelPath, kernel::Recording, kernels::EpochBindings},
+    gpu::{
+        GpuContext, KernelPath,
+        kernel::Recording,
+        kernels::{BatchTable, EpochBindings},
+    },
     model::{LossCode, ModelKind},
 };
 
@@ -168,15 +172,12 @@ pub fn run_subgroup_case(ctx: &GpuContext, c: &SubgroupCase) -> crate::Result<Su
         read_params: true,
         evaluate: false,
     };
-    let (tb, bb, lb) = (
-        b.storage("theta", cast_slice(&theta))?,
-        b.storage("batches", cast_slice(&batches))?,
-        b.storage("lrs", cast_slice(&lrs))?,
-    );
+    let (tb, lb) = (b.storage("theta", cast_slice(&theta))?, b.storage("lrs", cast_slice(&lrs))?);
+    let table = BatchTable::texels(ctx, &batches, &b.data.targets)?;
     let sb = b.storage("stats", &poison(c.runs * c.steps * 4))?;
     let prm = crate::gpu::engine::epoch_params(&plan, c.runs as u32, outputs as u32, dim as u32);
     let mut rec = Recording::new(ctx);
-    let bufs = EpochBindings { data: &b.gpu_data.bind, theta: &tb, batches: &bb, lrs: &lb, stats: &sb };
+    let bufs = EpochBindings { data: &b.gpu_data.bind, theta: &tb, batches: &table, lrs: &lb, stats: &sb };
     kernel.encode(&mut rec, (prm, c.per), bufs)?;
     let got = b.run(rec, &[(&tb, c.runs * dim), (&sb, c.runs * c.steps * 4)])?;
     let mut want = f64s(&theta);

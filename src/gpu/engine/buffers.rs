@@ -79,7 +79,7 @@ fn features_texture(ctx: &GpuContext, words: &[u8]) -> (wgpu::Texture, bool) {
 
 /// Rows of the features texture for `bytes` of feature words (at least one), if the adapter's
 /// 2-D textures (`max_dim` texels a side) hold them.
-fn texture_rows(bytes: usize, max_dim: u32) -> Option<u32> {
+pub fn texture_rows(bytes: usize, max_dim: u32) -> Option<u32> {
     let rows = bytes.div_ceil(16).div_ceil(DATA_TEXTURE_WIDTH as usize).max(1);
     (DATA_TEXTURE_WIDTH <= max_dim && rows <= max_dim as usize).then_some(rows as u32)
 }

@@ -10,7 +10,7 @@ use crate::{
     engine::{EpochOutcome, EpochPlan, GradBlock, MAX_BACKTRACKS, RowGroups, StepRule, StepStat, check_plan},
     gpu::{
         kernel::Recording,
-        kernels::{EpochBindings, EpochParams, Rows, SgdParams},
+        kernels::{BatchTable, EpochBindings, EpochParams, Rows, SgdParams},
         subgroup::{self, SubgroupTrain},
     },
 };
@@ -39,9 +39,13 @@ impl GpuEngine {
         check_plan(plan, self.runs, self.train.n)?;
         let (runs, classes, dim) = self.dims();
         let storage = wgpu::BufferUsages::STORAGE;
-        let table = self.ctx.buffer_init("batches", cast_slice(plan.batches), storage)?;
         let lrs = self.ctx.buffer_init("learning rates", cast_slice(plan.lrs), storage)?;
         let path = self.path_for(plan);
+        // The subgroup kernel reads the table, with each row's target, as texels; the others a buffer.
+        let table = match path {
+            KernelPath::Subgroup => BatchTable::texels(&self.ctx, plan.batches, &self.host_train.targets)?,
+            _ => BatchTable::buffer(&self.ctx, plan.batches)?,
+        };
         if plan.evaluate {
             self.prepare_evaluation()?;
         }
@@ -88,7 +92,7 @@ impl GpuEngine {
                         .min(plan.steps);
                 self.train_epoch_kernel()?.encode(&mut rec, (prm, per), bufs, &self.grads)?;
             }
-            Some(scratch) => self.record_unfused(&mut rec, plan, &table, &lrs, scratch, &stats)?,
+            Some(scratch) => self.record_unfused(&mut rec, plan, table.as_buffer()?, &lrs, scratch, &stats)?,
         }
         if plan.evaluate {
             self.record_evaluation(&mut rec)?;

@@ -5,11 +5,13 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{Specialisation, compile};
 use crate::{
-    Result,
+    Error, Result,
     gpu::{
         context::GpuContext,
+        engine::texture_rows,
         kernel::{Kernel, Recording},
     },
+    shader_source::codes::DATA_TEXTURE_WIDTH,
 };
 
 #[repr(C)]
@@ -52,14 +54,62 @@ impl EpochParams {
 pub struct EpochBindings<'a> {
     pub data: &'a wgpu::BindGroup,
     pub theta: &'a wgpu::Buffer,
-    pub batches: &'a wgpu::Buffer,
+    pub batches: &'a BatchTable,
     pub lrs: &'a wgpu::Buffer,
     pub stats: &'a wgpu::Buffer,
 }
 
+/// The batch tables on the device, as the epoch kernels read them.
+pub enum BatchTable {
+    /// A storage buffer of rows (the fused and unfused kernels).
+    Buffer(wgpu::Buffer),
+    /// A texture of the data texture's layout (texel j at (j % [`DATA_TEXTURE_WIDTH`], j / width)):
+    /// texel j is (row, the bits of its f32 target, 0, 0) of entry j (the subgroup kernel). On
+    /// lavapipe a storage load fills the vector one lane at a time through the stack, where a
+    /// texel fetch is a gather: the subgroup kernel's two storage loads a sample, its row and
+    /// its target, were ~15% of an epoch (BENCHMARKS.md).
+    Texels(wgpu::TextureView),
+}
+
+impl BatchTable {
+    pub fn buffer(ctx: &GpuContext, batches: &[u32]) -> Result<BatchTable> {
+        Ok(BatchTable::Buffer(ctx.buffer_init(
+            "batches",
+            bytemuck::cast_slice(batches),
+            wgpu::BufferUsages::STORAGE,
+        )?))
+    }
+
+    /// The entries of `batches`, rows of a set whose targets are `targets`, as texels.
+    pub fn texels(ctx: &GpuContext, batches: &[u32], targets: &[f32]) -> Result<BatchTable> {
+        let entries = batches.len().max(1);
+        let height = texture_rows(entries * 16, ctx.limits.max_texture_dimension_2d).ok_or_else(|| {
+            Error::usage(format!("{} batch entries an epoch exceed this adapter's 2-D textures", batches.len()))
+        })?;
+        let mut words = vec![0u32; height as usize * DATA_TEXTURE_WIDTH as usize * 4];
+        for (texel, &row) in words.chunks_mut(4).zip(batches) {
+            let target =
+                targets.get(row as usize).ok_or_else(|| Error::gpu(format!("batch row {row} is past the set")))?;
+            texel[..2].copy_from_slice(&[row, target.to_bits()]);
+        }
+        let texture = ctx.texel_words("batch table", DATA_TEXTURE_WIDTH, height, bytemuck::cast_slice(&words));
+        Ok(BatchTable::Texels(texture.create_view(&Default::default())))
+    }
+
+    /// The table's buffer, for kernels that read no other kind.
+    pub fn as_buffer(&self) -> Result<&wgpu::Buffer> {
+        match self {
+            BatchTable::Buffer(b) => Ok(b),
+            BatchTable::Texels(_) => Err(Error::gpu("this kernel reads the batch table from a buffer, not texels")),
+        }
+    }
+}
+
 impl<'a> EpochBindings<'a> {
     /// `prm`'s steps on `kernel` in dispatches of at most `per` steps ([`EpochParams::dispatches`])
-    /// of `groups` workgroups; `scratch` is bound between the rates and the statistics.
+    /// of `groups` workgroups; `scratch` is bound between the rates and the statistics. A table
+    /// in a buffer is bound after θ, one in texels after the statistics (a texture is group 0's
+    /// last binding).
     pub fn record(
         self,
         rec: &mut Recording<'a>,
@@ -67,11 +117,19 @@ impl<'a> EpochBindings<'a> {
         (prm, per, groups): (EpochParams, usize, u32),
         scratch: Option<&'a wgpu::Buffer>,
     ) -> Result<()> {
-        let mut buffers = vec![self.theta, self.batches, self.lrs];
+        let mut buffers = vec![self.theta];
+        let texels = match self.batches {
+            BatchTable::Buffer(table) => {
+                buffers.push(table);
+                None
+            }
+            BatchTable::Texels(view) => Some(view),
+        };
+        buffers.push(self.lrs);
         buffers.extend(scratch);
         buffers.push(self.stats);
         for p in prm.dispatches(per) {
-            rec.dispatch(kernel, &p, &buffers, Some(self.data), [groups, 1, 1])?;
+            rec.dispatch_reading(kernel, &p, (&buffers, texels), Some(self.data), [groups, 1, 1])?;
         }
         Ok(())
     }

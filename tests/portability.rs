@@ -41,10 +41,10 @@ fn every_shader_translates_to_every_backend() {
                     "X_U8" => x_u8,
                     "TILE" => tile,
                     "SET_TILE" => set_tile,
-                    // residuals.wgsl: two rows of W, as the engine sets them for the loss (the
-                    // two-class softmax's one sum for 32 samples, else 16 samples).
+                    // residuals.wgsl: two rows of W and 16 samples, as the engine sets them (the
+                    // two-class softmax with one sum a sample).
                     "CLASSES" => 2.0,
-                    "SAMPLES" => steplens::gpu::kernels::Residuals::samples(model, 2) as f64,
+                    "SAMPLES" => steplens::gpu::kernels::Residuals::samples(model, 2, false) as f64,
                     "PAIR" => steplens::shader_source::codes::two_class_softmax(model, 2) as u8 as f64,
                     "ALIGNED" => x_u8,
                     "GAUSSIAN" => (model % 2) as f64,
@@ -118,7 +118,7 @@ fn subgroup_kernels_translate() {
         // (10: a remainder of the accumulators).
         let classes = 2 + model % 2;
         let pair = steplens::shader_source::codes::two_class_softmax(model, classes);
-        let samples = steplens::gpu::kernels::Residuals::samples(model, classes);
+        let samples = steplens::gpu::kernels::Residuals::samples(model, classes, true);
         let overrides = vec![
             ("MODEL", model as f64),
             ("X_U8", x_u8 as u8 as f64),

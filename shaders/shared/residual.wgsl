@@ -46,8 +46,9 @@ override CLASSES: u32 = 1u;
 override SAMPLES: u32 = 1u;
 // The two-class softmax (either loss): its loss depends on z₁ − z₀ alone, so one sum per sample,
 // Σ_j (δ_k[1, j] − δ_k[0, j]) x_j, added to class 1's logit, gives the same residuals as two:
-// half the multiply-adds, and twice the samples per invocation for the same registers, so each
-// δ is drawn for twice the samples.
+// half the multiply-adds. The subgroup kernel also takes twice the samples per invocation for the
+// same registers (each δ drawn for twice the samples); residuals.wgsl keeps SAMPLES, whose 32
+// unrolled samples llvmpipe's GL driver took over ten minutes to compile (`Residuals::samples`).
 override PAIR: bool = false;
 // u8 pixels whose rows start on a word (p a multiple of 4, as MNIST's 784) and a dataset the
 // texture holds: four features are always one word, fetched from the texture. A constant

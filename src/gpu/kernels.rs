@@ -449,7 +449,7 @@ impl Residuals {
         broadcast: bool,
     ) -> Result<Self> {
         let pair = two_class_softmax(spec.model, classes);
-        let samples = Self::samples(spec.model, classes);
+        let samples = Self::samples(spec.model, classes, broadcast);
         // u8 rows that start on a word: whole words from the texture (shaders/shared/residual.wgsl).
         let aligned = spec.x_u8 && p.is_multiple_of(4) && spec.textured;
         let mut constants = spec.constants().to_vec();
@@ -477,15 +477,19 @@ impl Residuals {
         if two_class_softmax(code, classes) { 1 } else { classes.max(1) }
     }
 
-    /// Samples one invocation accumulates: RESIDUAL_ACC accumulators shared by its sums.
-    pub fn samples(code: u32, classes: u32) -> u32 {
-        (RESIDUAL_ACC / Self::sums(code, classes)).max(1)
+    /// Samples one invocation accumulates: RESIDUAL_ACC accumulators shared by its sums on the
+    /// subgroup kernel (`broadcast`); on `residuals.wgsl` one per class even where `PAIR` keeps
+    /// one sum a sample. Its 32 samples of the two-class softmax, unrolled, took llvmpipe's GL
+    /// driver over ten minutes to compile, against under a minute at 16 (BENCHMARKS.md).
+    pub fn samples(code: u32, classes: u32, broadcast: bool) -> u32 {
+        let per_sample = if broadcast { Self::sums(code, classes) } else { classes.max(1) };
+        (RESIDUAL_ACC / per_sample).max(1)
     }
 
     /// Loop passes of one invocation, counted as if no loop over a constant were unrolled (what
     /// llvmpipe's cap of 65,535 an invocation counts against).
     pub fn loop_passes(code: u32, classes: u32, p: u32, broadcast: bool) -> u64 {
-        let (c, s) = (classes as u64, Self::samples(code, classes) as u64);
+        let (c, s) = (classes as u64, Self::samples(code, classes, broadcast) as u64);
         // Per 4 features: the classes' draws, and per sample a load (or a broadcast) and its sums.
         let per_word = c + 1 + s * (Self::sums(code, classes) as u64 + 2);
         let words = (p as u64).div_ceil(4);

@@ -21,8 +21,9 @@ use crate::{
 /// (samples, features, b, K, batches, classes, u8 pixels, loss, perturbation) of the fused
 /// residual checks: 1, 33, 784 and 785 features, one and many batches, b = 1, 17, 33, 65 (not
 /// multiples of the samples an invocation takes, `Residuals::samples`), 1 to 10 classes, every
-/// loss, both perturbations; the two-class softmax's one sum (`PAIR`) under both losses, with a
-/// whole tile of 32 samples and a partial one, on aligned u8 rows and unaligned ones.
+/// loss, both perturbations; the two-class softmax's one sum (`PAIR`) under both losses, with
+/// whole tiles (32 samples on the subgroup kernel, 16 on residuals.wgsl) and a partial one, on
+/// aligned u8 rows and unaligned ones.
 #[allow(clippy::type_complexity)]
 pub const RESIDUAL_SHAPES: &[(usize, usize, usize, usize, usize, usize, bool, LossCode, bool)] = &[
     (5, 1, 1, 1, 1, 2, false, LossCode::SoftmaxCe, false),

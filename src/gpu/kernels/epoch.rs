@@ -67,11 +67,12 @@ pub enum BatchTable {
     /// texel j is (row, the bits of its f32 target, 0, 0) of entry j (the subgroup kernel). On
     /// lavapipe a storage load fills the vector one lane at a time through the stack, where a
     /// texel fetch is a gather: the subgroup kernel's two storage loads a sample, its row and
-    /// its target, were ~15% of an epoch (BENCHMARKS.md).
+    /// its target, held about a tenth of an epoch's profile (BENCHMARKS.md measures the change).
     Texels(wgpu::TextureView),
 }
 
 impl BatchTable {
+    /// The entries of `batches` as a storage buffer.
     pub fn buffer(ctx: &GpuContext, batches: &[u32]) -> Result<BatchTable> {
         Ok(BatchTable::Buffer(ctx.buffer_init(
             "batches",
